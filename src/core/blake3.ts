@@ -1,0 +1,93 @@
+/**
+ * BLAKE3, natively where the platform has a prebuilt binary (@napi-rs/blake-hash), else the
+ * `blake3` package (WebAssembly). Both give the same digests; CKPT_BLAKE3=wasm forces the
+ * fallback so tests can check that.
+ */
+import { createRequire } from 'node:module';
+
+export interface Hasher {
+  update(data: Uint8Array): Hasher;
+  /** 32-byte digest as lowercase hex. */
+  hex(): string;
+}
+
+interface Backend {
+  name: 'native' | 'wasm';
+  create(key?: Uint8Array): Hasher;
+  deriveKey(context: string): Uint8Array;
+}
+
+const require = createRequire(import.meta.url);
+
+function nativeBackend(): Backend {
+  const mod = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+  const H = mod.Blake3Hasher;
+  const wrap = (h: InstanceType<typeof H>): Hasher => {
+    const w: Hasher = {
+      update(data) {
+        h.update(data);
+        return w;
+      },
+      hex: () => h.digest('hex'),
+    };
+    return w;
+  };
+  return {
+    name: 'native',
+    create: (key) => wrap(key ? H.newKeyed(Buffer.from(key.buffer, key.byteOffset, key.byteLength)) : new H()),
+    deriveKey: (context) => new Uint8Array(H.deriveKey(context, new Uint8Array(0))),
+  };
+}
+
+function wasmBackend(): Backend {
+  const mod = require('blake3') as {
+    createHash(): { update(d: Uint8Array): unknown; digest(enc: 'hex'): string };
+    createKeyed(key: Buffer): { update(d: Uint8Array): unknown; digest(enc: 'hex'): string };
+    deriveKey(context: string, material: Uint8Array): Buffer;
+  };
+  const wrap = (h: { update(d: Uint8Array): unknown; digest(enc: 'hex'): string }): Hasher => {
+    const w: Hasher = {
+      update(data) {
+        h.update(data);
+        return w;
+      },
+      hex: () => h.digest('hex'),
+    };
+    return w;
+  };
+  return {
+    name: 'wasm',
+    create: (key) => wrap(key ? mod.createKeyed(Buffer.from(key)) : mod.createHash()),
+    deriveKey: (context) => new Uint8Array(mod.deriveKey(context, new Uint8Array(0))),
+  };
+}
+
+function pickBackend(): Backend {
+  if (process.env.CKPT_BLAKE3 !== 'wasm') {
+    try {
+      return nativeBackend();
+    } catch {
+      // no prebuilt binary for this platform: fall through to WebAssembly
+    }
+  }
+  return wasmBackend();
+}
+
+const backend = pickBackend();
+
+export const blake3Backend: 'native' | 'wasm' = backend.name;
+
+/** A streaming hasher; keyed when a 32-byte key is given. */
+export function createHasher(key?: Uint8Array): Hasher {
+  return backend.create(key);
+}
+
+/** Plain BLAKE3-256 of bytes, as `b3sum` prints it. */
+export function blake3Hex(data: Uint8Array): string {
+  return backend.create().update(data).hex();
+}
+
+/** BLAKE3 derive-key with empty key material: a fixed 32-byte key per context string. */
+export function deriveKey(context: string): Uint8Array {
+  return backend.deriveKey(context);
+}
