@@ -1,0 +1,58 @@
+/**
+ * Crash-safe file writes (DESIGN invariant 2): write into tmp/, fsync, rename into place, fsync
+ * the directory. A reader sees the old file or the new one, never a torn one.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+
+export function tmpName(tmpDir: string, hint: string): string {
+  return path.join(tmpDir, `${hint}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+export async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, 'r');
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/** Writes `data` to `dest` through a temporary file in `tmpDir` (same filesystem as `dest`). */
+export async function writeFileAtomic(dest: string, data: Uint8Array | string, tmpDir: string): Promise<void> {
+  await fs.mkdir(tmpDir, { recursive: true });
+  const tmp = tmpName(tmpDir, path.basename(dest));
+  const h = await fs.open(tmp, 'w');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await h.close();
+  await renameIntoPlace(tmp, dest);
+}
+
+/** Moves a finished, fsynced temporary file into place and makes the rename durable. */
+export async function renameIntoPlace(tmp: string, dest: string): Promise<void> {
+  await fs.mkdir(path.dirname(dest), { recursive: true });
+  try {
+    await fs.rename(tmp, dest);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(path.dirname(dest));
+}
+
+export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
+  try {
+    return await fs.readFile(p);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
