@@ -8,8 +8,9 @@ import type { Layout } from '../core/layout.js';
 import { assertLayoutCovers } from '../core/layout.js';
 import type { CheckpointFormat, ParseOptions } from './checkpointFormat.js';
 import { opaque } from './opaque.js';
+import { safetensors } from './safetensors.js';
 
-const formats: CheckpointFormat[] = [opaque];
+const formats: CheckpointFormat[] = [safetensors, opaque];
 
 export function formatNames(): string[] {
   return formats.map((f) => f.name);
