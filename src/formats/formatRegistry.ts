@@ -7,10 +7,15 @@ import { UsageError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import { assertLayoutCovers } from '../core/layout.js';
 import type { CheckpointFormat, ParseOptions } from './checkpointFormat.js';
+import { gguf } from './gguf.js';
+import { npy } from './npy.js';
+import { npz } from './npz.js';
 import { opaque } from './opaque.js';
+import { pytorch } from './pytorch.js';
+import { pytorchLegacy } from './pytorchLegacy.js';
 import { safetensors } from './safetensors.js';
 
-const formats: CheckpointFormat[] = [safetensors, opaque];
+const formats: CheckpointFormat[] = [safetensors, gguf, npy, npz, pytorch, pytorchLegacy, opaque];
 
 export function formatNames(): string[] {
   return formats.map((f) => f.name);
