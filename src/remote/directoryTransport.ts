@@ -1,0 +1,267 @@
+/**
+ * A remote that is a folder: a bare store (`objects/`, `refs/` directly inside) or, when
+ * `<dir>/.ckpt` exists, that repository's store. Also the storage engine of the HTTP server, so
+ * both share one implementation of verification, atomic writes and ref compare-and-swap.
+ *
+ * A missing folder reads as an empty remote and is created by the first write, so a push can
+ * start a new remote.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { NotFoundError } from '../core/errors.js';
+import { parseKey } from '../store/objectKeys.js';
+import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from '../store/atomicFile.js';
+import { withLock } from '../store/lockFile.js';
+import {
+  checkRange,
+  decodeRef,
+  encodeRef,
+  keyVerifier,
+  listPrefix,
+  objectKey,
+  readableKey,
+  refConflict,
+  refName,
+  remoteError,
+  streamToVerifiedFile,
+  verifyBytes,
+  writeAll,
+  type KeyInfo,
+  type PutBody,
+  type Transport,
+} from './transport.js';
+
+export interface DirectoryTransportOptions {
+  /** How long casRef waits for another writer's ref lock. */
+  lockTimeoutMs?: number;
+}
+
+const isMissing = (e: unknown) => {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+};
+
+/** Resolves a path or file:// URL to the store directory it designates. */
+export async function resolveStoreDir(location: string): Promise<string> {
+  const dir = path.resolve(location.startsWith('file:') ? fileURLToPath(location) : location);
+  const inner = path.join(dir, '.ckpt');
+  const st = await fs.stat(inner).catch(() => undefined);
+  return st?.isDirectory() ? inner : dir;
+}
+
+export async function openDirectoryTransport(
+  location: string,
+  options: DirectoryTransportOptions = {},
+): Promise<DirectoryTransport> {
+  return new DirectoryTransport(await resolveStoreDir(location), options);
+}
+
+export class DirectoryTransport implements Transport {
+  readonly url: string;
+  private readonly tmpDir: string;
+  private readonly locksDir: string;
+
+  constructor(
+    readonly storeDir: string,
+    private readonly options: DirectoryTransportOptions = {},
+  ) {
+    this.url = pathToFileURL(storeDir).href;
+    this.tmpDir = path.join(storeDir, 'tmp');
+    this.locksDir = path.join(storeDir, 'locks');
+  }
+
+  /** Keys are validated before this is called, so they hold no `..` and no separators but `/`. */
+  private fileFor(key: string): string {
+    return path.join(this.storeDir, ...key.split('/'));
+  }
+
+  private notFound(key: string): NotFoundError {
+    return new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
+  }
+
+  async list(prefix: string): Promise<KeyInfo[]> {
+    listPrefix(prefix);
+    const base = prefix.slice(0, prefix.lastIndexOf('/') + 1);
+    const out: KeyInfo[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(path.join(this.storeDir, ...rel.split('/').filter(Boolean)), { withFileTypes: true });
+      } catch (e) {
+        if (isMissing(e)) return;
+        throw e;
+      }
+      for (const ent of entries) {
+        // dot-files are partial downloads and the like; symlinks could point anywhere
+        if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
+        const key = rel + ent.name;
+        if (ent.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
+        } else if (ent.isFile() && key.startsWith(prefix) && parseKey(key)) {
+          const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
+          if (st) out.push({ key, size: st.size });
+        }
+      }
+    };
+    await walk(base);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async stat(key: string): Promise<KeyInfo | undefined> {
+    readableKey(key);
+    try {
+      const st = await fs.stat(this.fileFor(key));
+      return st.isFile() ? { key, size: st.size } : undefined;
+    } catch (e) {
+      if (isMissing(e)) return undefined;
+      throw e;
+    }
+  }
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
+    readableKey(key);
+    const file = this.fileFor(key);
+    if (!range) {
+      let bytes: Buffer;
+      try {
+        bytes = await fs.readFile(file);
+      } catch (e) {
+        if (isMissing(e)) throw this.notFound(key);
+        throw e;
+      }
+      verifyBytes(key, bytes, this.url);
+      return bytes;
+    }
+    checkRange(range);
+    let h: fs.FileHandle;
+    try {
+      h = await fs.open(file, 'r');
+    } catch (e) {
+      if (isMissing(e)) throw this.notFound(key);
+      throw e;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(range.length);
+      let got = 0;
+      while (got < range.length) {
+        const { bytesRead } = await h.read(buf, got, range.length - got, range.offset + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      if (got !== range.length) {
+        throw remoteError(this.url, `range ${range.offset}+${range.length} runs past the end of ${key}`, { key });
+      }
+      return buf;
+    } finally {
+      await h.close();
+    }
+  }
+
+  async getToFile(key: string, dest: string): Promise<void> {
+    readableKey(key);
+    const file = this.fileFor(key);
+    try {
+      await fs.access(file);
+    } catch (e) {
+      if (isMissing(e)) throw this.notFound(key);
+      throw e;
+    }
+    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20 }), dest, this.url);
+  }
+
+  async put(key: string, body: PutBody): Promise<void> {
+    objectKey(key);
+    if ('bytes' in body) {
+      verifyBytes(key, body.bytes, 'upload');
+      if (await this.stat(key)) return;
+      await writeFileAtomic(this.fileFor(key), body.bytes, this.tmpDir);
+      return;
+    }
+    // an existing object was verified when it was written and is never rewritten
+    if (await this.stat(key)) return;
+    await this.putStream(key, createReadStream(body.file, { highWaterMark: 1 << 20 }));
+  }
+
+  /**
+   * Streams bytes into tmp/ while verifying them against the key, then renames them into place.
+   * Nothing appears under the key unless every byte matched. Resolves to whether the object
+   * was new. The HTTP server feeds request bodies through here.
+   */
+  async putStream(key: string, source: AsyncIterable<Uint8Array>): Promise<'created' | 'exists'> {
+    objectKey(key);
+    await fs.mkdir(this.tmpDir, { recursive: true });
+    const tmp = tmpName(this.tmpDir, key.slice(key.lastIndexOf('/') + 1));
+    const v = keyVerifier(key);
+    const h = await fs.open(tmp, 'w');
+    try {
+      for await (const chunk of source) {
+        v.update(chunk);
+        await writeAll(h, chunk);
+      }
+      v.finish('upload');
+      await h.sync();
+      await h.close();
+    } catch (e) {
+      await h.close().catch(() => undefined);
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+    if (await this.stat(key)) {
+      await fs.rm(tmp, { force: true });
+      return 'exists';
+    }
+    await renameIntoPlace(tmp, this.fileFor(key));
+    return 'created';
+  }
+
+  async delete(key: string): Promise<void> {
+    objectKey(key);
+    const file = this.fileFor(key);
+    try {
+      await fs.rm(file);
+    } catch (e) {
+      if (isMissing(e)) return;
+      throw e;
+    }
+    await fsyncDir(path.dirname(file));
+  }
+
+  async readRef(ref: string): Promise<string | null> {
+    refName(ref);
+    let bytes: Buffer;
+    try {
+      bytes = await fs.readFile(this.fileFor(ref));
+    } catch (e) {
+      if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
+      throw e;
+    }
+    return decodeRef(ref, bytes);
+  }
+
+  /** The lock file of a ref: `locks/refs/heads/main.lock`, the same path a local repo locks. */
+  refLockFile(ref: string): string {
+    return path.join(this.locksDir, ...`${ref}.lock`.split('/'));
+  }
+
+  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+    refName(ref);
+    const data = next === null ? undefined : encodeRef(next);
+    if (expected !== null) encodeRef(expected);
+    await withLock(
+      this.refLockFile(ref),
+      async () => {
+        const current = await this.readRef(ref);
+        if (current !== expected) throw refConflict(ref, expected, current);
+        const file = this.fileFor(ref);
+        if (data) {
+          await writeFileAtomic(file, data, this.tmpDir);
+        } else if (current !== null) {
+          await fs.rm(file, { force: true });
+          await fsyncDir(path.dirname(file));
+        }
+      },
+      this.options.lockTimeoutMs,
+    );
+  }
+}

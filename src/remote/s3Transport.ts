@@ -1,0 +1,390 @@
+/**
+ * A remote in an S3 bucket under a prefix (`s3://bucket/prefix`). S3 is dumb storage, so the
+ * client does the checking: a pack is hashed as it is read for upload and the multipart upload
+ * is completed only when the hash matches its key; downloads are hashed on the way to disk.
+ *
+ * Refs use S3 conditional writes (AWS since 2024, MinIO, moto): create with If-None-Match: *,
+ * update and delete with If-Match: <etag of the value we compared>. A 412 or 409 means another
+ * writer got there first. A store that ignores these headers (s3rver) cannot give
+ * compare-and-swap: two racing writers may both appear to succeed.
+ */
+import { promises as fs } from 'node:fs';
+import type { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type CompletedPart,
+} from '@aws-sdk/client-s3';
+import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
+import { parseKey } from '../store/objectKeys.js';
+import {
+  checkRange,
+  decodeRef,
+  encodeRef,
+  keyVerifier,
+  listPrefix,
+  objectKey,
+  readableKey,
+  refConflict,
+  refName,
+  remoteError,
+  streamToVerifiedFile,
+  verifyBytes,
+  type KeyInfo,
+  type PutBody,
+  type Transport,
+} from './transport.js';
+
+export interface S3Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+}
+
+export interface S3TransportOptions {
+  /** Default us-east-1. */
+  region?: string;
+  /** An S3-compatible server; implies path-style addressing unless forcePathStyle says otherwise. */
+  endpoint?: string;
+  forcePathStyle?: boolean;
+  /** Default: the SDK's standard chain (environment, profile, SSO, instance role). */
+  credentials?: S3Credentials;
+  /** Multipart part size for files larger than this; default 16 MiB (S3's floor is 5 MiB). */
+  partSize?: number;
+  /** Parts uploading at once; memory is about partSize times (this + 1). Default 4. */
+  concurrency?: number;
+}
+
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(url);
+  if (!m) throw new UsageError(`not an s3://bucket/prefix URL: ${url}`);
+  const inner = (m[2] ?? '').replace(/^\/+|\/+$/g, '');
+  if (inner && inner.split('/').some((p) => p === '' || p === '.' || p === '..')) {
+    throw new UsageError(`bad S3 prefix in ${url}`);
+  }
+  return { bucket: m[1], prefix: inner ? `${inner}/` : '' };
+}
+
+interface SdkError {
+  name?: string;
+  message?: string;
+  Code?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+const statusOf = (e: unknown) => (e as SdkError)?.$metadata?.httpStatusCode;
+const isNotFound = (e: unknown) =>
+  statusOf(e) === 404 || (e as SdkError)?.name === 'NoSuchKey' || (e as SdkError)?.name === 'NotFound';
+/** 412: the condition failed; 409: AWS saw a concurrent conditional write to the same key. */
+const isPreconditionFailed = (e: unknown) => statusOf(e) === 412 || statusOf(e) === 409;
+
+export class S3Transport implements Transport {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly partSize: number;
+  private readonly concurrency: number;
+
+  constructor(url: string, options: S3TransportOptions = {}) {
+    ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(url));
+    this.url = `s3://${this.bucket}/${this.prefix}`;
+    this.partSize = options.partSize ?? 16 * 1024 * 1024;
+    if (this.partSize < 5 * 1024 * 1024) throw new UsageError('S3 parts must be at least 5 MiB');
+    this.concurrency = Math.max(1, options.concurrency ?? 4);
+    this.client = new S3Client({
+      region: options.region ?? 'us-east-1',
+      endpoint: options.endpoint,
+      forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+      credentials: options.credentials,
+    });
+  }
+
+  private fail(e: unknown, what: string, key?: string): Error {
+    if (e instanceof CkptError) return e;
+    const err = e as SdkError;
+    const status = statusOf(e);
+    const name = err?.name ?? 'Error';
+    if (status === 401 || status === 403) {
+      return new CkptError('E_AUTH', `${this.url}: ${what}: access denied (${name}); check the S3 credentials`, {
+        url: this.url,
+        key,
+        status,
+      });
+    }
+    if (name === 'NoSuchBucket') return remoteError(this.url, `bucket ${this.bucket} does not exist`, { key });
+    return remoteError(this.url, `${what}: ${name}: ${err?.message ?? String(e)}`, { key, status });
+  }
+
+  private notFound(key: string): NotFoundError {
+    return new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
+  }
+
+  async list(prefix: string): Promise<KeyInfo[]> {
+    listPrefix(prefix);
+    const out: KeyInfo[] = [];
+    let token: string | undefined;
+    do {
+      let page;
+      try {
+        page = await this.client.send(
+          new ListObjectsV2Command({ Bucket: this.bucket, Prefix: this.prefix + prefix, ContinuationToken: token }),
+        );
+      } catch (e) {
+        throw this.fail(e, `list ${prefix}`);
+      }
+      for (const o of page.Contents ?? []) {
+        const key = (o.Key ?? '').slice(this.prefix.length);
+        if (key.startsWith(prefix) && parseKey(key)) out.push({ key, size: o.Size ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async stat(key: string): Promise<KeyInfo | undefined> {
+    readableKey(key);
+    try {
+      const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+      return { key, size: r.ContentLength ?? 0 };
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw this.fail(e, `stat ${key}`, key);
+    }
+  }
+
+  private async getObject(key: string, range?: string) {
+    try {
+      return await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Range: range }));
+    } catch (e) {
+      if (isNotFound(e)) throw this.notFound(key);
+      if (statusOf(e) === 416) throw remoteError(this.url, `range ${range} runs past the end of ${key}`, { key });
+      throw this.fail(e, `get ${key}`, key);
+    }
+  }
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
+    readableKey(key);
+    if (!range) {
+      const r = await this.getObject(key);
+      const bytes = await r.Body!.transformToByteArray();
+      verifyBytes(key, bytes, this.url);
+      return bytes;
+    }
+    checkRange(range);
+    const { offset, length } = range;
+    if (length === 0) {
+      if (!(await this.stat(key))) throw this.notFound(key);
+      return new Uint8Array(0);
+    }
+    const r = await this.getObject(key, `bytes=${offset}-${offset + length - 1}`);
+    const bytes = await r.Body!.transformToByteArray();
+    // S3 answers a range that overhangs the end with what there is
+    if (bytes.byteLength !== length) {
+      throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+    }
+    return bytes;
+  }
+
+  async getToFile(key: string, dest: string): Promise<void> {
+    readableKey(key);
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.getObject(key);
+      try {
+        await streamToVerifiedFile(key, r.Body as Readable, dest, this.url);
+        return;
+      } catch (e) {
+        // the SDK retries requests, not a body cut mid-stream: do that here, twice
+        if (e instanceof CkptError || attempt >= 2) throw this.fail(e, `download ${key}`, key);
+      }
+    }
+  }
+
+  async put(key: string, body: PutBody): Promise<void> {
+    objectKey(key);
+    if ('bytes' in body) {
+      verifyBytes(key, body.bytes, 'upload');
+      await this.putSmall(key, body.bytes);
+      return;
+    }
+    if (await this.stat(key)) return;
+    await this.putFile(key, body.file);
+  }
+
+  /** One PutObject. If-None-Match keeps an existing object untouched: a 412 means it is there. */
+  private async putSmall(key: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.prefix + key,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentType: 'application/octet-stream',
+          IfNoneMatch: '*',
+        }),
+      );
+    } catch (e) {
+      if (statusOf(e) === 412) return;
+      throw this.fail(e, `put ${key}`, key);
+    }
+  }
+
+  /**
+   * Reads the file once, in part-sized buffers, hashing each and uploading up to `concurrency`
+   * at a time; the upload is completed (made visible) only when the whole file hashed to its
+   * key, and aborted otherwise.
+   */
+  private async putFile(key: string, file: string): Promise<void> {
+    const fh = await fs.open(file, 'r');
+    try {
+      const size = (await fh.stat()).size;
+      const verifier = keyVerifier(key);
+      const readAt = async (offset: number, length: number) => {
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) throw new CkptError('E_IO', `${file} shrank while it was uploaded`, { file });
+          got += bytesRead;
+        }
+        return buf;
+      };
+      if (size <= this.partSize) {
+        const bytes = await readAt(0, size);
+        verifier.update(bytes);
+        verifier.finish(file);
+        await this.putSmall(key, bytes);
+        return;
+      }
+      const Key = this.prefix + key;
+      let uploadId: string | undefined;
+      try {
+        ({ UploadId: uploadId } = await this.client.send(
+          new CreateMultipartUploadCommand({ Bucket: this.bucket, Key, ContentType: 'application/octet-stream' }),
+        ));
+      } catch (e) {
+        throw this.fail(e, `start upload of ${key}`, key);
+      }
+      const parts: CompletedPart[] = [];
+      const inflight = new Set<Promise<void>>();
+      let failure: unknown;
+      try {
+        for (let offset = 0, n = 1; offset < size; offset += this.partSize, n++) {
+          const bytes = await readAt(offset, Math.min(this.partSize, size - offset));
+          verifier.update(bytes);
+          const partNumber = n;
+          const p: Promise<void> = this.client
+            .send(
+              new UploadPartCommand({
+                Bucket: this.bucket,
+                Key,
+                UploadId: uploadId,
+                PartNumber: partNumber,
+                Body: bytes,
+                ContentLength: bytes.byteLength,
+              }),
+            )
+            .then(
+              (r) => void (parts[partNumber - 1] = { PartNumber: partNumber, ETag: r.ETag }),
+              (e: unknown) => void (failure ??= e),
+            )
+            .finally(() => inflight.delete(p));
+          inflight.add(p);
+          if (inflight.size >= this.concurrency) await Promise.race(inflight);
+          if (failure) throw failure;
+        }
+        await Promise.all(inflight);
+        if (failure) throw failure;
+        verifier.finish(file);
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts },
+            IfNoneMatch: '*',
+          }),
+        );
+      } catch (e) {
+        await Promise.allSettled(inflight);
+        await this.client
+          .send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key, UploadId: uploadId }))
+          .catch(() => undefined);
+        if (statusOf(e) === 412) return; // someone else stored the same object meanwhile
+        throw this.fail(e, `upload ${key}`, key);
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    objectKey(key);
+    try {
+      await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (e) {
+      if (!isNotFound(e)) throw this.fail(e, `delete ${key}`, key);
+    }
+  }
+
+  private async readRefTagged(ref: string): Promise<{ id: string; etag: string } | null> {
+    let r;
+    try {
+      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + ref }));
+    } catch (e) {
+      if (isNotFound(e)) return null;
+      throw this.fail(e, `read ${ref}`, ref);
+    }
+    const bytes = await r.Body!.transformToByteArray();
+    if (!r.ETag) throw remoteError(this.url, `no ETag on ${ref}: the server cannot do compare-and-swap`);
+    return { id: decodeRef(ref, bytes), etag: r.ETag };
+  }
+
+  async readRef(ref: string): Promise<string | null> {
+    refName(ref);
+    return (await this.readRefTagged(ref))?.id ?? null;
+  }
+
+  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+    refName(ref);
+    if (expected !== null) encodeRef(expected);
+    const body = next === null ? undefined : encodeRef(next);
+    const current = await this.readRefTagged(ref);
+    if ((current?.id ?? null) !== expected) throw refConflict(ref, expected, current?.id ?? null);
+    const Key = this.prefix + ref;
+    try {
+      if (body) {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key,
+            Body: body,
+            ContentType: 'text/plain',
+            ...(current ? { IfMatch: current.etag } : { IfNoneMatch: '*' }),
+          }),
+        );
+      } else if (current) {
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, IfMatch: current.etag }));
+      }
+    } catch (e) {
+      if (!isPreconditionFailed(e) && !(next === null && isNotFound(e))) throw this.fail(e, `update ${ref}`, ref);
+      const now = await this.readRef(ref);
+      // the SDK retries a write whose answer was lost; the retry then fails its own condition
+      if (now === next) return;
+      throw refConflict(ref, expected, now);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.client.destroy();
+  }
+}

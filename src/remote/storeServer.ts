@@ -1,0 +1,376 @@
+/**
+ * The HTTP server behind `ckpt serve`: one or many stores under a root, spoken to by
+ * HttpTransport. The server trusts no client: every upload is hashed while it streams into
+ * tmp/ and stored only if it matches its key; bodies are bounded; paths are checked before any
+ * filesystem call, so no request reaches outside the root.
+ *
+ *   GET|HEAD /<repo>/<key>            object or ref; `Range: bytes=a-b` answers 206
+ *   GET      /<repo>/?list=<prefix>   JSON [{key, size}]
+ *   PUT      /<repo>/<object key>     201 stored, 200 already there, 422 bytes do not match the key
+ *   PUT      /<repo>/refs/...         body "<id>\n" with If-Match: "<old>" or If-None-Match: *;
+ *                                    412 with {actual} when the ref holds something else
+ *   DELETE   /<repo>/<object key>     204
+ *   DELETE   /<repo>/refs/...         If-Match: "<old>"
+ *
+ * <repo> is one or more path segments; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that
+ * exists. Auth: with a readToken, reads need it (or the write token); with a writeToken, writes
+ * need it and a read token on a write gets 403; a server with only a readToken is read-only.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { CkptError, CorruptObjectError, RefConflictError } from '../core/errors.js';
+import { isObjectId } from '../core/objectId.js';
+import { parseKey } from '../store/objectKeys.js';
+import { DirectoryTransport, resolveStoreDir } from './directoryTransport.js';
+import { listPrefix } from './transport.js';
+
+export interface RequestLogEntry {
+  method: string;
+  path: string;
+  status: number;
+  /** Body bytes received (uploads) or sent (downloads). */
+  bytes: number;
+  ms: number;
+}
+
+export interface StoreServerOptions {
+  root: string;
+  host?: string;
+  port?: number;
+  readToken?: string;
+  writeToken?: string;
+  /** Largest request body accepted; default 1 GiB. */
+  maxBodyBytes?: number;
+  /** Called once per request; default writes one line to stderr. */
+  log?: (line: string, entry: RequestLogEntry) => void;
+  /** close() lets in-flight requests run this long before cutting their connections; default 30 s. */
+  closeGraceMs?: number;
+}
+
+export interface StoreServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const MAX_REF_BODY = 1024;
+const SEGMENT_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]*$/;
+// Keys and repo names use these characters only, so anything else (percent-encoding included:
+// %2F, %5C, %00, %2E) is refused before decoding could turn it into a separator or a dot-dot.
+const RAW_PATH_RE = /^\/[A-Za-z0-9._\/-]*$/;
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Record<string, unknown> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+function tokenMatches(given: string | undefined, want: string | undefined): boolean {
+  if (given === undefined || want === undefined) return false;
+  return timingSafeEqual(digest(given), digest(want));
+}
+
+function bearer(req: http.IncomingMessage): string | undefined {
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return m ? m[1] : undefined;
+}
+
+/** A quoted or bare commit id from If-Match, as HttpTransport sends it. */
+function etagId(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const id = header.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
+  if (!isObjectId(id)) throw new HttpError(400, `If-Match must name a commit id`);
+  return id;
+}
+
+function statusOf(e: unknown): number {
+  if (e instanceof HttpError) return e.status;
+  if (e instanceof RefConflictError) return 412;
+  if (e instanceof CorruptObjectError) return 422;
+  if (e instanceof CkptError) {
+    switch (e.code) {
+      case 'E_USAGE':
+        return 400;
+      case 'E_NOT_FOUND':
+        return 404;
+      case 'E_LOCKED':
+        return 503;
+      default:
+        return 500;
+    }
+  }
+  return 500;
+}
+
+function printable(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
+}
+
+export async function startStoreServer(options: StoreServerOptions): Promise<StoreServer> {
+  const { host = '127.0.0.1', port = 0, readToken, writeToken } = options;
+  const maxBodyBytes = options.maxBodyBytes ?? 1024 ** 3;
+  const graceMs = options.closeGraceMs ?? 30_000;
+  const log =
+    options.log ??
+    ((line: string) => {
+      process.stderr.write(`${line}\n`);
+    });
+  await fs.mkdir(options.root, { recursive: true });
+  const root = await fs.realpath(path.resolve(options.root));
+  let closing = false;
+
+  function authorize(req: http.IncomingMessage, write: boolean): void {
+    const token = bearer(req);
+    const challenge = { 'WWW-Authenticate': 'Bearer realm="ckpt"' };
+    if (write) {
+      if (writeToken === undefined && readToken === undefined) return;
+      if (tokenMatches(token, writeToken)) return;
+      if (tokenMatches(token, readToken)) throw new HttpError(403, 'this token may only read');
+      throw new HttpError(401, token === undefined ? 'a write token is required' : 'invalid token', {}, challenge);
+    }
+    if (readToken === undefined) return;
+    if (tokenMatches(token, readToken) || tokenMatches(token, writeToken)) return;
+    throw new HttpError(401, token === undefined ? 'a token is required' : 'invalid token', {}, challenge);
+  }
+
+  /** Splits a raw request path into the repo's store and the key, refusing anything odd. */
+  async function locate(rawPath: string): Promise<{ store: DirectoryTransport; key: string }> {
+    if (!RAW_PATH_RE.test(rawPath)) throw new HttpError(400, 'bad path');
+    const segs = rawPath.slice(1).split('/');
+    let k = segs.findIndex((s) => s === 'objects' || s === 'refs');
+    if (k < 0) k = segs.length - 1; // a listing: /<repo>/
+    const repo = segs.slice(0, k);
+    const key = segs.slice(k).join('/');
+    if (repo.length === 0 || !repo.every((s) => SEGMENT_RE.test(s))) throw new HttpError(400, 'bad repository name');
+    const repoDir = path.resolve(root, ...repo);
+    if (!repoDir.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
+    // a symlink inside the root must not lead out of it
+    const real = await fs.realpath(repoDir).catch(() => undefined);
+    if (real !== undefined && real !== root && !real.startsWith(root + path.sep)) {
+      throw new HttpError(400, 'bad repository name');
+    }
+    return { store: new DirectoryTransport(await resolveStoreDir(repoDir)), key };
+  }
+
+  async function* limited(req: http.IncomingMessage, counter: { bytes: number }): AsyncIterable<Uint8Array> {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      counter.bytes += chunk.byteLength;
+      if (counter.bytes > maxBodyBytes) throw new HttpError(413, `body larger than ${maxBodyBytes} bytes`);
+      yield chunk;
+    }
+  }
+
+  async function readSmallBody(req: http.IncomingMessage, counter: { bytes: number }): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      counter.bytes += chunk.byteLength;
+      if (counter.bytes > MAX_REF_BODY) throw new HttpError(413, 'ref body too large');
+      parts.push(chunk);
+    }
+    return Buffer.concat(parts);
+  }
+
+  function sendJson(res: http.ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) {
+    const body = Buffer.from(JSON.stringify(value));
+    res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': body.byteLength, ...headers });
+    res.end(body);
+    return body.byteLength;
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse, counter: { bytes: number }) {
+    const method = req.method ?? 'GET';
+    const rawUrl = req.url ?? '/';
+    const q = rawUrl.indexOf('?');
+    const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+    const write = method === 'PUT' || method === 'DELETE';
+    if (!write && method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
+    authorize(req, write);
+    const { store, key } = await locate(rawPath);
+
+    if (key === '') {
+      if (write || !query.has('list')) throw new HttpError(400, 'expected ?list=<prefix>');
+      const prefix = query.get('list') ?? '';
+      listPrefix(prefix);
+      const body = Buffer.from(JSON.stringify(await store.list(prefix)));
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': body.byteLength });
+      res.end(method === 'HEAD' ? undefined : body);
+      counter.bytes = body.byteLength;
+      return;
+    }
+    const parsed = parseKey(key);
+    if (!parsed) throw new HttpError(400, 'not a store key');
+
+    if (parsed.kind === 'ref') {
+      if (method === 'GET' || method === 'HEAD') {
+        const id = await store.readRef(key);
+        if (id === null) throw new HttpError(404, `no ref ${key}`);
+        const body = Buffer.from(`${id}\n`);
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.byteLength, ETag: `"${id}"` });
+        res.end(method === 'HEAD' ? undefined : body);
+        counter.bytes = body.byteLength;
+        return;
+      }
+      const ifMatch = etagId(req.headers['if-match']);
+      const ifNoneMatch = req.headers['if-none-match']?.trim();
+      if (ifNoneMatch !== undefined && ifNoneMatch !== '*') throw new HttpError(400, 'If-None-Match must be *');
+      if ((ifMatch === undefined) === (ifNoneMatch === undefined)) {
+        throw new HttpError(428, 'a ref update needs exactly one of If-Match: "<id>" or If-None-Match: *');
+      }
+      const expected = ifMatch ?? null;
+      let next: string | null = null;
+      if (method === 'PUT') {
+        next = (await readSmallBody(req, counter)).toString('utf8').trim();
+        if (!isObjectId(next)) throw new HttpError(400, 'a ref body is one commit id');
+      } else if (expected === null) {
+        throw new HttpError(428, 'deleting a ref needs If-Match');
+      }
+      try {
+        await store.casRef(key, expected, next);
+      } catch (e) {
+        if (e instanceof RefConflictError) {
+          const actual = e.data.actual as string | null;
+          throw new HttpError(412, e.message, { actual }, actual ? { ETag: `"${actual}"` } : {});
+        }
+        throw e;
+      }
+      if (next === null) res.writeHead(204).end();
+      else res.writeHead(200, { ETag: `"${next}"`, 'Content-Length': 0 }).end();
+      return;
+    }
+
+    if (method === 'GET' || method === 'HEAD') {
+      const info = await store.stat(key);
+      if (!info) throw new HttpError(404, `no object ${key}`);
+      let start = 0;
+      let end = info.size - 1;
+      let status = 200;
+      const headers: Record<string, string | number> = {
+        'Content-Type': 'application/octet-stream',
+        'Accept-Ranges': 'bytes',
+      };
+      const range = req.headers.range;
+      if (range !== undefined) {
+        const m = /^bytes=(\d+)-(\d*)$/.exec(range.trim());
+        if (!m) throw new HttpError(400, 'only one range of the form bytes=a-b is served');
+        start = Number(m[1]);
+        end = m[2] === '' ? info.size - 1 : Math.min(Number(m[2]), info.size - 1);
+        if (start >= info.size || end < start) {
+          throw new HttpError(416, 'range not satisfiable', {}, { 'Content-Range': `bytes */${info.size}` });
+        }
+        status = 206;
+        headers['Content-Range'] = `bytes ${start}-${end}/${info.size}`;
+      }
+      const length = Math.max(0, end - start + 1);
+      headers['Content-Length'] = length;
+      res.writeHead(status, headers);
+      if (method === 'HEAD' || length === 0) {
+        res.end();
+        return;
+      }
+      const file = path.join(store.storeDir, ...key.split('/'));
+      await pipeline(createReadStream(file, { start, end, highWaterMark: 1 << 20 }), res);
+      counter.bytes = length;
+      return;
+    }
+
+    if (method === 'DELETE') {
+      await store.delete(key);
+      res.writeHead(204).end();
+      return;
+    }
+
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > maxBodyBytes) {
+      throw new HttpError(413, `body larger than ${maxBodyBytes} bytes`);
+    }
+    const outcome = await store.putStream(key, limited(req, counter));
+    res.writeHead(outcome === 'created' ? 201 : 200, { 'Content-Length': 0 }).end();
+  }
+
+  const server = http.createServer((req, res) => {
+    const t0 = performance.now();
+    const counter = { bytes: 0 };
+    if (closing) res.shouldKeepAlive = false;
+    res.on('close', () => {
+      const entry: RequestLogEntry = {
+        method: req.method ?? '?',
+        path: printable(req.url ?? ''),
+        status: res.statusCode,
+        bytes: counter.bytes,
+        ms: Math.round(performance.now() - t0),
+      };
+      log(`${entry.method} ${entry.path} ${entry.status} ${entry.bytes}B ${entry.ms}ms`, entry);
+    });
+    handle(req, res, counter).catch((e: unknown) => {
+      const status = statusOf(e);
+      if (res.headersSent || res.destroyed) {
+        res.destroy();
+        return;
+      }
+      // an unread request body would be parsed as the next request: drop the connection instead
+      const unread = !req.readableEnded;
+      const headers: Record<string, string> = { ...(e instanceof HttpError ? e.headers : {}) };
+      if (unread) headers.Connection = 'close';
+      const message = status === 500 ? 'internal error' : (e as Error).message;
+      if (status === 500) process.stderr.write(`ckpt serve: ${(e as Error).stack ?? String(e)}\n`);
+      const extra = e instanceof HttpError ? e.extra : {};
+      const code = e instanceof CkptError ? e.code : undefined;
+      if (req.method === 'HEAD') {
+        res.writeHead(status, headers).end();
+      } else {
+        sendJson(res, status, { error: message, code, ...extra }, headers);
+      }
+      if (unread) res.once('finish', () => req.socket.destroySoon?.());
+    });
+  });
+  // uploads of large packs over slow links outlive Node's default 5-minute request timeout;
+  // a connection that goes quiet is still dropped
+  server.requestTimeout = 0;
+  server.headersTimeout = 60_000;
+  server.setTimeout(120_000);
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
+
+  let closed: Promise<void> | undefined;
+  return {
+    url: `http://${urlHost}:${addr.port}`,
+    port: addr.port,
+    close() {
+      closed ??= new Promise<void>((resolve) => {
+        closing = true;
+        const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        force.unref();
+        server.close(() => {
+          clearTimeout(force);
+          resolve();
+        });
+        // keep-alive connections that finish their request afterwards must not hold close() open
+        const sweep = setInterval(() => server.closeIdleConnections(), 50);
+        sweep.unref();
+        server.once('close', () => clearInterval(sweep));
+        server.closeIdleConnections();
+      });
+      return closed;
+    },
+  };
+}

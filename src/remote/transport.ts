@@ -1,0 +1,211 @@
+/**
+ * The one interface every remote speaks. A remote has the layout of a local store (`objects/`,
+ * `refs/`), so the directory, HTTP and S3 transports differ only in how bytes move; push, fetch
+ * and clone are written once against this.
+ *
+ * Shared rules, enforced by every transport:
+ * - a key is checked with parseKey before it is used; anything else is refused (E_USAGE);
+ * - object bytes are verified against their key before they become visible on the remote, and
+ *   whole-object reads are verified before they are returned;
+ * - writes are atomic; putting an object that already exists succeeds without rewriting it;
+ * - refs change only through casRef, never through put/delete.
+ */
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { CkptError, CorruptObjectError, RefConflictError, UsageError } from '../core/errors.js';
+import { isObjectId, objectHasher, type ObjectKind } from '../core/objectId.js';
+import { parseKey, verifyObjectKey, type ParsedKey } from '../store/objectKeys.js';
+import { fsyncDir } from '../store/atomicFile.js';
+
+export interface KeyInfo {
+  key: string;
+  size: number;
+}
+
+/** `file` is a local path, streamed: a pack is never read whole into memory. */
+export type PutBody = { bytes: Uint8Array } | { file: string };
+
+export interface Transport {
+  readonly url: string;
+  /** Keys under a prefix like 'objects/index/' or 'refs/', sorted; only valid store keys. */
+  list(prefix: string): Promise<KeyInfo[]>;
+  stat(key: string): Promise<KeyInfo | undefined>;
+  /** NotFoundError when missing. A whole-object read is verified; a ranged read cannot be. */
+  get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
+  /** Streams an object into `dest`, verifying it on the way; `dest` appears only when verified. */
+  getToFile(key: string, dest: string): Promise<void>;
+  /** Objects only: verified before visible; idempotent for identical content. */
+  put(key: string, body: PutBody): Promise<void>;
+  /** Objects only; deleting a missing object succeeds. */
+  delete(key: string): Promise<void>;
+  /** The commit id a ref holds, or null. */
+  readRef(ref: string): Promise<string | null>;
+  /** Compare-and-swap; RefConflictError (with the current value) when the ref is not `expected`. */
+  casRef(ref: string, expected: string | null, next: string | null): Promise<void>;
+  close?(): Promise<void>;
+}
+
+export type ObjectKeyKind = Exclude<ParsedKey['kind'], 'ref'>;
+
+/** Parses a key that names an object (pack, index, meta); refuses refs and anything else. */
+export function objectKey(key: string): ParsedKey & { kind: ObjectKeyKind } {
+  const parsed = parseKey(key);
+  if (!parsed) throw new UsageError(`not a store key: ${JSON.stringify(key)}`, { key });
+  if (parsed.kind === 'ref') throw new UsageError(`refs change only by compare-and-swap: ${key}`, { key });
+  return parsed as ParsedKey & { kind: ObjectKeyKind };
+}
+
+/** Parses any readable key: objects and refs. */
+export function readableKey(key: string): ParsedKey {
+  const parsed = parseKey(key);
+  if (!parsed) throw new UsageError(`not a store key: ${JSON.stringify(key)}`, { key });
+  return parsed;
+}
+
+export function refName(ref: string): string {
+  const parsed = parseKey(ref);
+  if (!parsed || parsed.kind !== 'ref') throw new UsageError(`not a ref name: ${JSON.stringify(ref)}`, { ref });
+  return ref;
+}
+
+const PREFIX_RE = /^(?:[A-Za-z0-9._-]+\/)*[A-Za-z0-9._-]*$/;
+
+/** A list prefix is a plain relative path fragment: no `..`, no leading slash, no odd bytes. */
+export function listPrefix(prefix: string): string {
+  if (!PREFIX_RE.test(prefix) || prefix.split('/').some((p) => p === '.' || p === '..')) {
+    throw new UsageError(`not a store prefix: ${JSON.stringify(prefix)}`, { prefix });
+  }
+  return prefix;
+}
+
+export function checkRange(range: { offset: number; length: number }): void {
+  const { offset, length } = range;
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0) {
+    throw new UsageError(`bad byte range ${offset}+${length}`, { offset, length });
+  }
+}
+
+/** What a ref file holds: the commit id and a newline. */
+export function encodeRef(id: string): Uint8Array {
+  if (!isObjectId(id)) throw new UsageError(`not a commit id: ${JSON.stringify(id)}`);
+  return Buffer.from(`${id}\n`, 'utf8');
+}
+
+export function decodeRef(ref: string, bytes: Uint8Array): string {
+  verifyObjectKey(ref, bytes);
+  return Buffer.from(bytes).toString('utf8').trim();
+}
+
+export function remoteError(url: string, message: string, data: Record<string, unknown> = {}): CkptError {
+  return new CkptError('E_REMOTE', `${url}: ${message}`, { url, ...data });
+}
+
+/** The error casRef throws, in one place so every transport reports a lost race the same way. */
+export function refConflict(ref: string, expected: string | null, actual: string | null): RefConflictError {
+  return new RefConflictError(ref, expected, actual);
+}
+
+/**
+ * Verifies bytes received for `key`. Packs and indexes hash as they stream; metadata objects
+ * need their decoded `type` to pick the hash domain, so they are checked whole (they are small).
+ */
+export interface KeyVerifier {
+  update(chunk: Uint8Array): void;
+  /** Throws CorruptObjectError unless everything fed so far is what the key names. */
+  finish(where: string): void;
+}
+
+export function keyVerifier(key: string): KeyVerifier {
+  const parsed = readableKey(key);
+  if (parsed.kind === 'pack' || parsed.kind === 'index') {
+    const h = objectHasher(parsed.kind satisfies ObjectKind);
+    return {
+      update: (c) => void h.update(c),
+      finish(where) {
+        if (h.hex() !== parsed.name) throw new CorruptObjectError(parsed.name, where);
+      },
+    };
+  }
+  const parts: Uint8Array[] = [];
+  return {
+    update: (c) => void parts.push(c),
+    finish(where) {
+      try {
+        verifyObjectKey(key, Buffer.concat(parts));
+      } catch (e) {
+        if (e instanceof CorruptObjectError) throw new CorruptObjectError(parsed.name, where, e.data.detail as string);
+        throw e;
+      }
+    },
+  };
+}
+
+/** Throws CorruptObjectError unless `bytes` is what `key` names, naming `where` it came from. */
+export function verifyBytes(key: string, bytes: Uint8Array, where: string): void {
+  const v = keyVerifier(key);
+  v.update(bytes);
+  v.finish(where);
+}
+
+/** Streams a local file through a verifier; returns its size. */
+export async function verifyFile(key: string, file: string, where: string): Promise<number> {
+  const v = keyVerifier(key);
+  let size = 0;
+  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    v.update(chunk);
+    size += chunk.byteLength;
+  }
+  v.finish(where);
+  return size;
+}
+
+/**
+ * Writes a stream to `dest` through a temporary file beside it, verifying the bytes against
+ * `key` as they pass; `dest` appears (by rename) only when they match. Used by getToFile of
+ * every transport, so a half-downloaded or corrupt pack never sits under a valid name.
+ */
+export async function streamToVerifiedFile(
+  key: string,
+  source: Readable | AsyncIterable<Uint8Array>,
+  dest: string,
+  where: string,
+): Promise<number> {
+  const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(6).toString('hex')}.part`);
+  await fs.mkdir(path.dirname(dest), { recursive: true });
+  const v = keyVerifier(key);
+  const h = await fs.open(tmp, 'w');
+  let size = 0;
+  try {
+    for await (const chunk of source as AsyncIterable<Uint8Array>) {
+      v.update(chunk);
+      size += chunk.byteLength;
+      await writeAll(h, chunk);
+    }
+    v.finish(where);
+    await h.sync();
+    await h.close();
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  try {
+    await fs.rename(tmp, dest);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await fsyncDir(path.dirname(dest));
+  return size;
+}
+
+/** FileHandle.write may write less than asked; loop until the chunk is down. */
+export async function writeAll(h: fs.FileHandle, chunk: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < chunk.byteLength) {
+    const { bytesWritten } = await h.write(chunk, off, chunk.byteLength - off);
+    off += bytesWritten;
+  }
+}
