@@ -337,8 +337,8 @@ export const gguf: CheckpointFormat = {
       if (ne0 % BigInt(dtype.blockElems) !== 0n) {
         r.fail(`tensor ${name}: ne[0]=${ne0} is not a multiple of the ${dtypeName} block size ${dtype.blockElems}`, typeAt);
       }
-      // Sizes beyond 2^53 bytes cannot lie in a file we can read; the data-range check below
-      // reports them, and until then the shape is kept exact as long as it is safe.
+      // A dimension past 2^53 cannot be held exactly as a number, and no file we can read holds
+      // such a tensor: tensorByteLength refuses the non-integer and the error says too large.
       const shape = ne.map((n) => (n > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(n))).reverse();
       const length = tensorByteLength(dtype, shape);
       if (length === undefined) r.fail(`tensor ${name} of ${elems} elements is too large`, nDimsAt);
