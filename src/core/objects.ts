@@ -19,6 +19,8 @@ export interface ManifestTensorSegment {
   dtype: string;
   shape: number[];
   len: number;
+  /** Plain BLAKE3 of the tensor's bytes, comparable with `b3sum` of the raw tensor. */
+  hash: string;
   chunks: ChunkRef[];
 }
 

@@ -1,0 +1,34 @@
+import type { CommandModule } from 'yargs';
+import { checkout } from '../repo/checkout.js';
+import { openRepo, output, type Args } from './context.js';
+import { humanBytes } from './output.js';
+
+export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: string[]; output?: string; tensors?: string }>> = {
+  command: 'checkout <rev> [paths..]',
+  describe: 'write a commit\'s files back, byte-exact and verified',
+  builder: (y) =>
+    y
+      .positional('rev', { type: 'string', demandOption: true })
+      .positional('paths', { type: 'string', array: true, describe: 'only these files of the commit' })
+      .option('output', { alias: 'o', type: 'string', describe: 'file (one-file commits) or folder to write to' })
+      .option('tensors', { type: 'string', describe: 'glob: write just these tensors as one safetensors file (-o)' }) as never,
+  handler: async (argv) => {
+    const out = output(argv);
+    const repo = await openRepo(argv);
+    const progress = out.progress('checkout');
+    try {
+      const r = await checkout(repo, argv.rev, {
+        output: argv.output,
+        tensors: argv.tensors,
+        paths: argv.paths,
+        onProgress: (d, t) => progress.update(d, t),
+      });
+      progress.stop();
+      out.result(r);
+      for (const f of r.files) out.line(`${f.output}  ${humanBytes(f.size)}  b3 ${f.hash.slice(0, 16)}  verified`);
+      if (r.tensors !== undefined) out.line(`${r.tensors} tensor(s) written`);
+    } finally {
+      progress.stop();
+    }
+  },
+};

@@ -1,0 +1,208 @@
+/**
+ * Stores one checkpoint file: parse its layout, read it once front to back, cut tensors into
+ * fixed chunks and framing into content-defined chunks, hash every chunk, write only chunks the
+ * store lacks (through the codec), and return the manifest. Memory stays bounded by the read-ahead
+ * and the encode window, whatever the file size.
+ */
+import { promises as fs } from 'node:fs';
+import { blake3Hex, createHasher } from '../core/blake3.js';
+import { FormatError, UnsafePickleError } from '../core/errors.js';
+import type { Layout } from '../core/layout.js';
+import { objectId, type ObjectId } from '../core/objectId.js';
+import type { ChunkRef, Manifest, ManifestSegment } from '../core/objects.js';
+import { nextCut, CDC_MAX } from '../chunking/gearChunker.js';
+import type { DeltaBaseFinder } from './deltaBase.js';
+import type { ParseOptions } from '../formats/checkpointFormat.js';
+import { parseCheckpoint } from '../formats/formatRegistry.js';
+import { encodeChunk, type EncodedChunk } from '../store/chunkCodec.js';
+import type { ChunkReader } from '../store/chunkReader.js';
+import { openFileSource } from '../store/fileSource.js';
+import type { PackWriter } from '../store/packWriter.js';
+import { SequentialReader } from '../store/sequentialReader.js';
+import type { Store } from '../store/store.js';
+
+/** New chunks being encoded at once: both cores busy with zstd while the main thread hashes. */
+const ENCODE_WINDOW = 8;
+
+export interface IngestOptions extends ParseOptions {
+  format?: string;
+  compress: boolean;
+}
+
+export interface IngestStats {
+  chunks: number;
+  newChunks: number;
+  newRawBytes: number;
+  storedBytes: number;
+}
+
+/** Parses a file's layout, naming the file in any format error. */
+export async function readLayout(file: string, options: { format?: string } & ParseOptions = {}): Promise<Layout> {
+  const src = await openFileSource(file);
+  try {
+    return await parseCheckpoint(src, options.format, options);
+  } catch (e) {
+    if (e instanceof FormatError) throw e.inFile(file);
+    if (e instanceof UnsafePickleError) throw new UnsafePickleError(e.globals, file);
+    throw e;
+  } finally {
+    await src.close();
+  }
+}
+
+export class Ingestor {
+  readonly stats: IngestStats = { chunks: 0, newChunks: 0, newRawBytes: 0, storedBytes: 0 };
+  private readonly seen = new Set<ObjectId>();
+  private pack: PackWriter | undefined;
+  private readonly packLimit = 128 * 1024 * 1024;
+  private baseReader: ChunkReader | undefined;
+
+  private deltaBase: DeltaBaseFinder | undefined;
+  private onProgress: ((bytes: number) => void) | undefined;
+
+  constructor(
+    private readonly store: Store,
+    private readonly options: IngestOptions,
+  ) {}
+
+  /** Where the next file's chunks find their delta bases (the parent's matching file). */
+  setDeltaBase(finder: DeltaBaseFinder | undefined): void {
+    this.deltaBase = finder;
+  }
+
+  async ingestWithProgress(file: string, layout: Layout, onProgress: (bytes: number) => void): Promise<Manifest> {
+    this.onProgress = onProgress;
+    try {
+      return await this.ingest(file, layout);
+    } finally {
+      this.onProgress = undefined;
+    }
+  }
+
+  private async chainDepth(id: ObjectId): Promise<number> {
+    const index = await this.store.index();
+    let depth = 0;
+    for (let r = index.get(id); r?.base; r = index.get(r.base)) depth++;
+    return depth;
+  }
+
+  private async encode(raw: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<EncodedChunk & { base?: ObjectId }> {
+    const cfg = this.store.config.compression;
+    if (!this.options.compress || cfg.mode === 'none') return encodeChunk(raw, { mode: 'none' });
+    let baseBytes: Uint8Array | undefined;
+    if (base && (await this.chainDepth(base)) + 1 <= cfg.maxDeltaChain) {
+      const rec = (await this.store.index()).get(base);
+      if (rec && rec.raw === raw.length) {
+        this.baseReader ??= await this.store.reader();
+        baseBytes = await this.baseReader.read(base);
+      }
+    }
+    const enc = await encodeChunk(raw, { mode: 'auto', dtype, level: cfg.level, base: baseBytes });
+    return enc.codec === 3 ? { ...enc, base } : enc;
+  }
+
+  private async put(id: ObjectId, raw: number, enc: EncodedChunk & { base?: ObjectId }): Promise<void> {
+    if (!this.pack) this.pack = this.store.newPackWriter();
+    await this.pack.add({ id, raw, codec: enc.codec, planes: enc.planes, ...(enc.base ? { base: enc.base } : {}) }, enc.data);
+    this.stats.storedBytes += enc.data.length;
+    if (this.pack.bytes >= this.packLimit) await this.flush();
+  }
+
+  /** Closes the current pack, making its chunks durable and indexed. */
+  async flush(): Promise<void> {
+    const p = this.pack;
+    this.pack = undefined;
+    if (!p) return;
+    const fin = await p.finish();
+    if (fin) await this.store.registerPack(fin);
+  }
+
+  async close(): Promise<void> {
+    await this.baseReader?.close();
+    this.baseReader = undefined;
+  }
+
+  async abort(): Promise<void> {
+    await this.close();
+    await this.pack?.abort();
+    this.pack = undefined;
+  }
+
+  /** Stores `file` and returns its manifest (not yet written). */
+  async ingest(file: string, layout: Layout): Promise<Manifest> {
+    const index = await this.store.index();
+    const chunkSize = this.store.config.chunkSize;
+    const fh = await fs.open(file, 'r');
+    const fileHash = createHasher();
+    let done = 0;
+    const reader = new SequentialReader(fh, layout.size, (b) => {
+      fileHash.update(b);
+      done += b.length;
+      this.onProgress?.(done);
+    });
+    const pending: Promise<void>[] = [];
+    const drain = async (limit: number) => {
+      while (pending.length > limit) await pending.shift();
+    };
+    const addChunk = async (bytes: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<ChunkRef> => {
+      const id = objectId('chunk', bytes);
+      this.stats.chunks++;
+      if (!index.has(id) && !this.seen.has(id)) {
+        this.seen.add(id);
+        this.stats.newChunks++;
+        this.stats.newRawBytes += bytes.length;
+        const enc = this.encode(bytes, dtype, base);
+        // encoding runs ahead; chunks reach the pack in file order
+        const prev = pending[pending.length - 1] ?? Promise.resolve();
+        const p = Promise.all([enc, prev]).then(([e]) => this.put(id, bytes.length, e));
+        p.catch(() => undefined);
+        pending.push(p);
+        await drain(ENCODE_WINDOW);
+      }
+      return [id, bytes.length];
+    };
+    try {
+      const segments: ManifestSegment[] = [];
+      for (const s of layout.segments) {
+        const chunks: ChunkRef[] = [];
+        if (s.kind === 'tensor') {
+          const tensorHash = createHasher();
+          for (let o = 0, i = 0; o < s.length; o += chunkSize, i++) {
+            const bytes = await reader.take(Math.min(chunkSize, s.length - o));
+            tensorHash.update(bytes);
+            chunks.push(await addChunk(bytes, s.dtype, this.deltaBase?.(s.name, s.dtype, s.shape, i)));
+          }
+          segments.push({ t: 'tensor', name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, hash: tensorHash.hex(), chunks });
+        } else {
+          let left = s.length;
+          while (left > 0) {
+            const window = await reader.peek(Math.min(CDC_MAX, left));
+            const n = nextCut(window, 0, window.length === left);
+            const bytes = await reader.take(n < 0 ? window.length : n);
+            left -= bytes.length;
+            chunks.push(await addChunk(bytes, undefined, undefined));
+          }
+          segments.push({ t: 'bytes', len: s.length, chunks });
+        }
+      }
+      await drain(0);
+      const manifest: Manifest = {
+        type: 'manifest',
+        format: layout.format,
+        size: layout.size,
+        hash: layout.size === 0 ? blake3Hex(new Uint8Array(0)) : fileHash.hex(),
+        chunkSize,
+        segments,
+      };
+      if (layout.tensors) manifest.tensors = layout.tensors;
+      if (layout.info) manifest.info = layout.info;
+      if (layout.warnings?.length) manifest.warnings = layout.warnings;
+      return manifest;
+    } catch (e) {
+      await Promise.allSettled(pending);
+      throw e;
+    } finally {
+      await fh.close();
+    }
+  }
+}

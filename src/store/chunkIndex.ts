@@ -1,0 +1,91 @@
+/**
+ * The chunk index: chunk id -> pack and record, loaded from `objects/index/*.idx`. Each index
+ * file lists one pack's records and is named by its own hash, so it is verified like any object
+ * and can always be rebuilt from the pack's header.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
+import { CkptError, CorruptObjectError } from '../core/errors.js';
+import { objectId, type ObjectId } from '../core/objectId.js';
+import type { ChunkRecord } from './packFormat.js';
+import { decodeRecords, encodeRecords } from './packFormat.js';
+
+export interface IndexedChunk extends ChunkRecord {
+  pack: ObjectId;
+}
+
+export interface IndexFile {
+  type: 'index';
+  pack: ObjectId;
+  packSize: number;
+  chunks: Uint8Array;
+}
+
+export function encodeIndexFile(pack: ObjectId, packSize: number, records: ChunkRecord[]): { id: ObjectId; bytes: Uint8Array } {
+  const bytes = encodeCanonical({ type: 'index', pack, packSize, chunks: encodeRecords(records) });
+  return { id: objectId('index', bytes), bytes };
+}
+
+export function decodeIndexFile(bytes: Uint8Array, where: string): { pack: ObjectId; packSize: number; records: ChunkRecord[] } {
+  let v: IndexFile;
+  try {
+    v = decodeCanonical<IndexFile>(bytes);
+  } catch {
+    throw new CkptError('E_CORRUPT', `${where}: not valid msgpack`, { where });
+  }
+  if (!v || v.type !== 'index' || typeof v.pack !== 'string' || !(v.chunks instanceof Uint8Array)) {
+    throw new CkptError('E_CORRUPT', `${where}: not an index file`, { where });
+  }
+  return { pack: v.pack, packSize: v.packSize, records: decodeRecords(v.chunks, where) };
+}
+
+export class ChunkIndex {
+  private readonly chunks = new Map<ObjectId, IndexedChunk>();
+  /** pack id -> { index file id, pack size } */
+  readonly packs = new Map<ObjectId, { index: ObjectId; size: number }>();
+
+  get size(): number {
+    return this.chunks.size;
+  }
+
+  has(id: ObjectId): boolean {
+    return this.chunks.has(id);
+  }
+
+  get(id: ObjectId): IndexedChunk | undefined {
+    return this.chunks.get(id);
+  }
+
+  entries(): IterableIterator<IndexedChunk> {
+    return this.chunks.values();
+  }
+
+  addPack(pack: ObjectId, index: ObjectId, size: number, records: ChunkRecord[]): void {
+    this.packs.set(pack, { index, size });
+    for (const r of records) if (!this.chunks.has(r.id)) this.chunks.set(r.id, { ...r, pack });
+  }
+
+  /** Loads every index file in `dir`, verifying each against its name. */
+  static async load(dir: string): Promise<ChunkIndex> {
+    const idx = new ChunkIndex();
+    let names: string[];
+    try {
+      names = await fs.readdir(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return idx;
+      throw e;
+    }
+    names.sort();
+    for (const name of names) {
+      const m = /^([0-9a-f]{64})\.idx$/.exec(name);
+      if (!m) continue;
+      const where = path.join(dir, name);
+      const bytes = await fs.readFile(where);
+      if (objectId('index', bytes) !== m[1]) throw new CorruptObjectError(m[1], where);
+      const { pack, packSize, records } = decodeIndexFile(bytes, where);
+      idx.addPack(pack, m[1], packSize, records);
+    }
+    return idx;
+  }
+}

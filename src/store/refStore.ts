@@ -1,0 +1,112 @@
+/**
+ * Refs (branches, tags, remote-tracking refs) and HEAD. A ref changes only under its lock, by
+ * compare-and-swap against the value the writer read (DESIGN invariant 3); every change is
+ * appended to the reflog.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { CkptError, NotFoundError, RefConflictError, UsageError } from '../core/errors.js';
+import { isObjectId, type ObjectId } from '../core/objectId.js';
+import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
+import { withLock } from './lockFile.js';
+import { isSafeRefName } from './objectKeys.js';
+
+export type Head = { kind: 'branch'; ref: string } | { kind: 'detached'; id: ObjectId };
+
+export class RefStore {
+  constructor(
+    private readonly root: string,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private file(ref: string): string {
+    if (!isSafeRefName(ref) || !/^refs\/(heads|tags|remotes)\//.test(ref)) throw new UsageError(`invalid ref name ${ref}`);
+    return path.join(this.root, ...ref.split('/'));
+  }
+
+  private lockFile(ref: string): string {
+    return path.join(this.root, 'locks', `${ref.replaceAll('/', '%')}.lock`);
+  }
+
+  async read(ref: string): Promise<ObjectId | null> {
+    const b = await readFileOrUndefined(this.file(ref));
+    if (!b) return null;
+    const id = b.toString('utf8').trim();
+    if (!isObjectId(id)) throw new CkptError('E_CORRUPT', `ref ${ref} is corrupt: ${JSON.stringify(id.slice(0, 80))}`, { ref });
+    return id;
+  }
+
+  /**
+   * Sets `ref` to `next` (null deletes) if it still holds `expected`; otherwise throws
+   * RefConflictError naming the value found.
+   */
+  async cas(ref: string, expected: ObjectId | null, next: ObjectId | null, reason: string): Promise<void> {
+    const file = this.file(ref);
+    await withLock(this.lockFile(ref), async () => {
+      const actual = await this.read(ref);
+      if (actual !== expected) throw new RefConflictError(ref, expected, actual);
+      if (next === null) await fs.rm(file, { force: true });
+      else await writeFileAtomic(file, `${next}\n`, path.join(this.root, 'tmp'));
+      await this.appendLog(ref, actual, next, reason);
+    });
+  }
+
+  private async appendLog(ref: string, old: ObjectId | null, next: ObjectId | null, reason: string): Promise<void> {
+    const file = path.join(this.root, 'logs', ...ref.split('/'));
+    await fs.mkdir(path.dirname(file), { recursive: true });
+    const line = `${old ?? '0'.repeat(64)} ${next ?? '0'.repeat(64)} ${this.clock()} ${reason.replace(/\s+/g, ' ')}\n`;
+    await fs.appendFile(file, line);
+  }
+
+  /** Reflog entries of a ref, oldest first. */
+  async log(ref: string): Promise<{ old: ObjectId | null; next: ObjectId | null; time: number; reason: string }[]> {
+    const b = await readFileOrUndefined(path.join(this.root, 'logs', ...ref.split('/')));
+    if (!b) return [];
+    const zero = '0'.repeat(64);
+    return b
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
+      .map((l) => {
+        const [old, next, time, ...rest] = l.split(' ');
+        return { old: old === zero ? null : old, next: next === zero ? null : next, time: Number(time), reason: rest.join(' ') };
+      });
+  }
+
+  /** All refs under a prefix such as 'refs/heads/', as name -> id. */
+  async list(prefix: string): Promise<Map<string, ObjectId>> {
+    const out = new Map<string, ObjectId>();
+    const walk = async (rel: string): Promise<void> => {
+      let ents;
+      try {
+        ents = await fs.readdir(path.join(this.root, ...rel.split('/')), { withFileTypes: true });
+      } catch {
+        return;
+      }
+      for (const e of ents) {
+        const r = `${rel}${e.name}`;
+        if (e.isDirectory()) await walk(`${r}/`);
+        else if (isSafeRefName(r)) {
+          const id = await this.read(r);
+          if (id) out.set(r, id);
+        }
+      }
+    };
+    await walk(prefix.endsWith('/') ? prefix : `${prefix}/`);
+    return new Map([...out].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  async readHead(): Promise<Head> {
+    const b = await readFileOrUndefined(path.join(this.root, 'HEAD'));
+    if (!b) throw new NotFoundError('HEAD');
+    const t = b.toString('utf8').trim();
+    if (t.startsWith('ref: ')) return { kind: 'branch', ref: t.slice(5) };
+    if (isObjectId(t)) return { kind: 'detached', id: t };
+    throw new CkptError('E_CORRUPT', `HEAD is corrupt: ${JSON.stringify(t.slice(0, 80))}`);
+  }
+
+  async writeHead(head: Head): Promise<void> {
+    const text = head.kind === 'branch' ? `ref: ${head.ref}\n` : `${head.id}\n`;
+    await writeFileAtomic(path.join(this.root, 'HEAD'), text, path.join(this.root, 'tmp'));
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Reads a file front to back in large blocks with one block read ahead, handing out byte runs of
+ * any length. Every block passes through `onBlock` once (the whole-file hash).
+ */
+import type { FileHandle } from 'node:fs/promises';
+
+const BLOCK = 16 * 1024 * 1024;
+
+export class SequentialReader {
+  private buf: Uint8Array = new Uint8Array(0);
+  private pos = 0;
+  private fileOffset = 0;
+  private ahead: Promise<Uint8Array> | undefined;
+
+  constructor(
+    private readonly fh: FileHandle,
+    private readonly size: number,
+    private readonly onBlock: (b: Uint8Array) => void,
+  ) {}
+
+  private readBlock(offset: number): Promise<Uint8Array> {
+    const n = Math.min(BLOCK, this.size - offset);
+    const p = (async () => {
+      const b = Buffer.allocUnsafe(n);
+      let done = 0;
+      while (done < n) {
+        const { bytesRead } = await this.fh.read(b, done, n - done, offset + done);
+        if (bytesRead === 0) throw new Error(`file shrank while reading (at ${offset + done} of ${this.size})`);
+        done += bytesRead;
+      }
+      return b;
+    })();
+    p.catch(() => undefined);
+    return p;
+  }
+
+  private async nextBlock(): Promise<Uint8Array> {
+    const p = this.ahead ?? this.readBlock(this.fileOffset);
+    const b = await p;
+    this.fileOffset += b.length;
+    this.ahead = this.fileOffset < this.size ? this.readBlock(this.fileOffset) : undefined;
+    this.onBlock(b);
+    return b;
+  }
+
+  /** Up to `n` next bytes without consuming them (fewer only at the end of the file). */
+  async peek(n: number): Promise<Uint8Array> {
+    while (this.buf.length - this.pos < n && this.fileOffset < this.size) {
+      const b = await this.nextBlock();
+      const rest = this.buf.subarray(this.pos);
+      if (rest.length === 0) this.buf = b;
+      else {
+        const joined = new Uint8Array(rest.length + b.length);
+        joined.set(rest, 0);
+        joined.set(b, rest.length);
+        this.buf = joined;
+      }
+      this.pos = 0;
+    }
+    return this.buf.subarray(this.pos, Math.min(this.buf.length, this.pos + n));
+  }
+
+  /** Exactly the next `n` bytes (n may exceed a block only by a copy). */
+  async take(n: number): Promise<Uint8Array> {
+    const b = await this.peek(n);
+    if (b.length < n) throw new Error(`file ended early: wanted ${n} bytes, had ${b.length}`);
+    this.pos += n;
+    return b;
+  }
+
+  skip(n: number): void {
+    this.pos += n;
+  }
+}
