@@ -187,7 +187,7 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
   };
   const here = () => baseOffset + opAt;
   const globalNode = (module: string, name: string): PGlobal => {
-    const full = `${module}.${name}`;
+    const full = python3Name(module, name);
     globals.push({ name: full, offset: here() });
     return { kind: 'global', global: full, offset: here() };
   };
@@ -548,6 +548,44 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
         fail(`unknown pickle opcode 0x${op.toString(16).padStart(2, '0')}`);
     }
   }
+}
+
+/**
+ * Protocol 0-2 pickles written by Python 3 spell some modules the Python 2 way (builtins as
+ * __builtin__, subprocess as commands), and Python 3 maps them back when loading (_compat_pickle).
+ * Judge and report the name that would actually be imported. Py2 modules not listed here keep
+ * their name, which no allowlist holds, so they are refused either way.
+ */
+const PY2_NAMES: Record<string, string> = {
+  '__builtin__.xrange': 'builtins.range',
+  '__builtin__.reduce': 'functools.reduce',
+  '__builtin__.intern': 'sys.intern',
+  '__builtin__.unichr': 'builtins.chr',
+  '__builtin__.unicode': 'builtins.str',
+  '__builtin__.long': 'builtins.int',
+  '__builtin__.basestring': 'builtins.str',
+  'exceptions.StandardError': 'builtins.Exception',
+};
+const PY2_MODULES: Record<string, string> = {
+  __builtin__: 'builtins',
+  exceptions: 'builtins',
+  copy_reg: 'copyreg',
+  commands: 'subprocess',
+  cPickle: 'pickle',
+  thread: '_thread',
+  Queue: 'queue',
+  UserDict: 'collections',
+  UserList: 'collections',
+  UserString: 'collections',
+  StringIO: 'io',
+  cStringIO: 'io',
+  urllib2: 'urllib.request',
+  httplib: 'http.client',
+};
+
+function python3Name(module: string, name: string): string {
+  const full = `${module}.${name}`;
+  return PY2_NAMES[full] ?? `${Object.hasOwn(PY2_MODULES, module) ? PY2_MODULES[module] : module}.${name}`;
 }
 
 export function kindOf(v: PickleValue): string {

@@ -112,8 +112,8 @@ const SAFE_GLOBALS = new Set<string>([
   'torch.Tensor',
   'torch.nn.parameter.Parameter',
   ...DICT_LIKE,
-  ...['set', 'frozenset', 'slice', 'complex', 'bytearray', 'list', 'dict', 'tuple', 'int', 'float', 'str', 'bool'].flatMap(
-    (n) => [`builtins.${n}`, `__builtin__.${n}`],
+  ...['set', 'frozenset', 'slice', 'complex', 'bytearray', 'list', 'dict', 'tuple', 'int', 'float', 'str', 'bool'].map(
+    (n) => `builtins.${n}`,
   ),
   ...NUMPY_SCALAR,
   ...NUMPY_RECONSTRUCT,
@@ -137,9 +137,11 @@ export const pytorch: CheckpointFormat = {
     const extraLen = head[28] | (head[29] << 8);
     const visible = new TextDecoder('latin1').decode(head.subarray(30, Math.min(head.length, 30 + nameLen)));
     if (30 + nameLen <= head.length) return /^[^/]+\/data\.pkl$/.test(visible);
-    // A long root name hides the end of the first name; torch's 64-byte data alignment and the
-    // root folder still tell its archives apart from other zips (parse confirms).
-    return visible.includes('/') && (30 + nameLen + extraLen) % 64 === 0;
+    // A long root name hides the end of the first name. torch's writer still shows: records
+    // stored, with a data descriptor (flag bit 3), data aligned to 64 bytes. parse confirms.
+    const flags = head[6] | (head[7] << 8);
+    const method = head[8] | (head[9] << 8);
+    return method === 0 && (flags & 0x08) !== 0 && (30 + nameLen + extraLen) % 64 === 0;
   },
   parse: parsePytorch,
 };
@@ -486,8 +488,6 @@ class Walker {
     switch (name) {
       case 'builtins.set':
       case 'builtins.frozenset':
-      case '__builtin__.set':
-      case '__builtin__.frozenset':
       case 'torch.Size': {
         const items = a[0];
         if (a.length === 0) return this.plainList(v.listItems, depth);
@@ -498,7 +498,6 @@ class Walker {
         if (typeof a[0] === 'string') return a.length > 1 && a[1] !== null ? `${a[0]}:${String(a[1])}` : a[0];
         break;
       case 'builtins.complex':
-      case '__builtin__.complex':
         return { re: scalar(a[0] ?? 0), im: scalar(a[1] ?? 0) };
       case '_codecs.encode': {
         const bytes = codecsBytes(v);
