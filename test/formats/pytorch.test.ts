@@ -234,6 +234,81 @@ describe('pytorch: malformed files', () => {
   }
 });
 
+describe('zip archive', () => {
+  /** One stored entry whose sizes and offset live only in ZIP64 extra fields, then ZIP64 end records. */
+  function zip64(name: string, data: Uint8Array): Uint8Array {
+    const n = new TextEncoder().encode(name);
+    const parts: Uint8Array[] = [];
+    const rec = (size: number, fill: (v: DataView) => void) => {
+      const b = new Uint8Array(size);
+      fill(new DataView(b.buffer));
+      parts.push(b);
+      return b;
+    };
+    rec(30, (v) => {
+      v.setUint32(0, 0x04034b50, true);
+      v.setUint16(26, n.length, true);
+    });
+    parts.push(n, data);
+    const cdOffset = 30 + n.length + data.length;
+    rec(46, (v) => {
+      v.setUint32(0, 0x02014b50, true);
+      v.setUint32(20, 0xffffffff, true);
+      v.setUint32(24, 0xffffffff, true);
+      v.setUint16(28, n.length, true);
+      v.setUint16(30, 28, true);
+      v.setUint32(42, 0xffffffff, true);
+    });
+    parts.push(n);
+    rec(28, (v) => {
+      v.setUint16(0, 0x0001, true);
+      v.setUint16(2, 24, true);
+      v.setBigUint64(4, BigInt(data.length), true);
+      v.setBigUint64(12, BigInt(data.length), true);
+      v.setBigUint64(20, 0n, true);
+    });
+    const cdSize = 46 + n.length + 28;
+    const z64 = cdOffset + cdSize;
+    rec(56, (v) => {
+      v.setUint32(0, 0x06064b50, true);
+      v.setBigUint64(4, 44n, true);
+      v.setBigUint64(24, 1n, true);
+      v.setBigUint64(32, 1n, true);
+      v.setBigUint64(40, BigInt(cdSize), true);
+      v.setBigUint64(48, BigInt(cdOffset), true);
+    });
+    rec(20, (v) => {
+      v.setUint32(0, 0x07064b50, true);
+      v.setBigUint64(8, BigInt(z64), true);
+      v.setUint32(16, 1, true);
+    });
+    rec(22, (v) => {
+      v.setUint32(0, 0x06054b50, true);
+      v.setUint16(8, 0xffff, true);
+      v.setUint16(10, 0xffff, true);
+      v.setUint32(12, 0xffffffff, true);
+      v.setUint32(16, 0xffffffff, true);
+    });
+    return new Uint8Array(Buffer.concat(parts));
+  }
+
+  it('reads sizes and offsets from ZIP64 extra fields and end records', async () => {
+    const file = zip64('k.npy', new Uint8Array(10).fill(7));
+    expect(await readZipEntries(bufferSource(file), 'npz')).toEqual([
+      { name: 'k.npy', method: 0, flags: 0, compressedSize: 10, uncompressedSize: 10, crc32: 0, localHeaderOffset: 0, dataOffset: 35 },
+    ]);
+  });
+
+  it('refuses a ZIP64 entry whose data runs into the directory', async () => {
+    const file = zip64('k.npy', new Uint8Array(10));
+    new DataView(file.buffer).setBigUint64(35 + 10 + 46 + 5 + 4, 11n, true);
+    new DataView(file.buffer).setBigUint64(35 + 10 + 46 + 5 + 12, 11n, true);
+    const err = await readZipEntries(bufferSource(file), 'npz').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    expect((err as FormatError).message).toMatch(/runs into the central directory/);
+  });
+});
+
 describe('pickle machine', () => {
   // pickle.dumps of the same dict in protocols 0, 1, 2, 4, 5 (CPython 3).
   const samples: Record<number, string> = {
