@@ -125,6 +125,11 @@ export function decodeTable(dtype: string): Float64Array {
   throw new CkptError('E_USAGE', `dtype ${dtype} has no decoding table`);
 }
 
+// Apart from the big switch, so the JIT compiles this loop on its own, for the two index types.
+function lookup(table: Float64Array, codes: Uint8Array | Uint16Array, out: Float64Array, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = table[codes[i]];
+}
+
 /**
  * The elements of `bytes` as float64. Writes into `out` when given (it must hold at least as many
  * elements), so a streaming caller reuses one buffer.
@@ -172,12 +177,9 @@ export function decodeElements(bytes: Uint8Array, dtype: string, out?: Float64Ar
       for (let i = 0; i < n; i++) res[i] = src[i] ? 1 : 0;
       break;
     case 'F16':
-    case 'BF16': {
-      const t = decodeTable(dtype);
-      const v = new Uint16Array(buffer, byteOffset, n);
-      for (let i = 0; i < n; i++) res[i] = t[v[i]];
+    case 'BF16':
+      lookup(decodeTable(dtype), new Uint16Array(buffer, byteOffset, n), res, n);
       break;
-    }
     case 'I64':
     case 'U64': {
       // hi * 2^32 is exact and lo is exact, so the one rounding of their sum is the correct
@@ -187,10 +189,8 @@ export function decodeElements(bytes: Uint8Array, dtype: string, out?: Float64Ar
       for (let i = 0; i < n; i++) res[i] = hi[2 * i + 1] * 4294967296 + lo[2 * i];
       break;
     }
-    default: {
-      const t = f8Table(dtype);
-      for (let i = 0; i < n; i++) res[i] = t[src[i]];
-    }
+    default:
+      lookup(f8Table(dtype), src, res, n);
   }
   return res;
 }
