@@ -241,7 +241,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       } catch (e) {
         if (e instanceof RefConflictError) {
           const actual = e.data.actual as string | null;
-          throw new HttpError(412, e.message, { actual }, actual ? { ETag: `"${actual}"` } : {});
+          throw new HttpError(412, e.message, { code: e.code, actual }, actual ? { ETag: `"${actual}"` } : {});
         }
         throw e;
       }
@@ -280,8 +280,9 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         return;
       }
       const file = path.join(store.storeDir, ...key.split('/'));
-      await pipeline(createReadStream(file, { start, end, highWaterMark: 1 << 20 }), res);
-      counter.bytes = length;
+      const body = createReadStream(file, { start, end, highWaterMark: 1 << 20 });
+      body.on('data', (c) => (counter.bytes += c.length));
+      await pipeline(body, res);
       return;
     }
 
@@ -319,7 +320,8 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         res.destroy();
         return;
       }
-      // an unread request body would be parsed as the next request: drop the connection instead
+      // an unread request body would be parsed as the next request: Node closes the connection
+      // after a response that says so
       const unread = !req.readableEnded;
       const headers: Record<string, string> = { ...(e instanceof HttpError ? e.headers : {}) };
       if (unread) headers.Connection = 'close';
@@ -332,7 +334,6 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       } else {
         sendJson(res, status, { error: message, code, ...extra }, headers);
       }
-      if (unread) res.once('finish', () => req.socket.destroySoon?.());
     });
   });
   // uploads of large packs over slow links outlive Node's default 5-minute request timeout;

@@ -3,6 +3,8 @@
  * 127.0.0.1, and an S3 server on 127.0.0.1 (moto, or s3rver without the CAS race tests).
  */
 import { promises as fs } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -91,6 +93,21 @@ describe('over HTTP', () => {
     };
   });
 
+  it('an upload over the server limit fails with E_REMOTE naming the limit', async () => {
+    const small = await startStoreServer({ root: path.join(root, 'small'), maxBodyBytes: 1024 * 1024, log: () => undefined });
+    const t = new HttpTransport(`${small.url}/r`, { retryDelayMs: 1 });
+    try {
+      const p = makePack(8 * 1024 * 1024);
+      const file = path.join(root, 'big.pack');
+      await fs.writeFile(file, p.bytes);
+      await expect(t.put(p.key, { file })).rejects.toMatchObject({ code: 'E_REMOTE', data: { status: 413 } });
+      expect(await t.list('')).toEqual([]);
+    } finally {
+      await t.close();
+      await small.close();
+    }
+  });
+
   it('reports a missing or wrong token as E_AUTH', async () => {
     const p = makePack();
     const anonymous = new HttpTransport(`${server.url}/auth`);
@@ -103,6 +120,74 @@ describe('over HTTP', () => {
     } finally {
       await anonymous.close();
       await reader.close();
+    }
+  });
+});
+
+describe('HTTP transport against a flaky server', () => {
+  /** A server whose handler sees each request with the number of times its path was asked for. */
+  async function flaky(handler: (req: http.IncomingMessage, res: http.ServerResponse, seen: number) => void) {
+    const seen = new Map<string, number>();
+    const srv = http.createServer((req, res) => {
+      const k = `${req.method} ${req.url}`;
+      seen.set(k, (seen.get(k) ?? 0) + 1);
+      handler(req, res, seen.get(k)!);
+    });
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const { port } = srv.address() as AddressInfo;
+    return {
+      url: `http://127.0.0.1:${port}/repo`,
+      seen,
+      close: () => new Promise<void>((r) => srv.close(() => r())),
+    };
+  }
+
+  it('retries reads after a 5xx or a dropped connection', async () => {
+    const s = await flaky((req, res, seen) => {
+      if (seen === 1) return void res.writeHead(503).end('busy');
+      if (seen === 2) return void req.socket.destroy();
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('[]');
+    });
+    const t = new HttpTransport(s.url, { retryDelayMs: 1 });
+    try {
+      expect(await t.list('objects/')).toEqual([]);
+      expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
+    } finally {
+      await t.close();
+      await s.close();
+    }
+  });
+
+  it('gives up after its retries with E_REMOTE', async () => {
+    const s = await flaky((_req, res) => void res.writeHead(500).end('broken'));
+    const t = new HttpTransport(s.url, { retryDelayMs: 1, retries: 2 });
+    try {
+      await expect(t.list('objects/')).rejects.toMatchObject({ code: 'E_REMOTE', data: { status: 500 } });
+      expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
+    } finally {
+      await t.close();
+      await s.close();
+    }
+  });
+
+  it('counts a ref update as done when a retry finds its own earlier attempt landed', async () => {
+    const next = commitId();
+    const s = await flaky((req, res, seen) => {
+      req.resume();
+      // the first attempt is applied but its answer is lost; the retry then fails its precondition
+      if (seen === 1) return void req.on('end', () => req.socket.destroy());
+      req.on('end', () => {
+        res.writeHead(412, { 'Content-Type': 'application/json' }).end(JSON.stringify({ actual: next }));
+      });
+    });
+    const t = new HttpTransport(s.url, { retryDelayMs: 1 });
+    try {
+      await t.casRef('refs/heads/main', null, next);
+      // without a lost answer, the same 412 is a conflict
+      await expect(t.casRef('refs/heads/main', null, next)).rejects.toMatchObject({ code: 'E_REF_CONFLICT' });
+    } finally {
+      await t.close();
+      await s.close();
     }
   });
 });
