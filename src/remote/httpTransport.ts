@@ -126,6 +126,8 @@ export class HttpTransport implements Transport {
       } else {
         const src = body();
         src.on('error', (e) => req.destroy(e));
+        // a server that answers early (401, 413) stops reading: release the file too
+        req.on('close', () => src.destroy());
         src.pipe(req);
       }
     });
@@ -176,7 +178,7 @@ export class HttpTransport implements Transport {
     } catch {
       info = { error: text.slice(0, 200) };
     }
-    const detail = info.error ?? `HTTP ${status}`;
+    const detail = info.error || `HTTP ${status}`;
     switch (status) {
       case 401:
         return new CkptError('E_AUTH', `${this.url}: ${detail} (set a token for this remote)`, { url: this.url, status });
