@@ -12,8 +12,7 @@
  *   DELETE   /<repo>/<object key>     204
  *   DELETE   /<repo>/refs/...         If-Match: "<old>"
  *
- * <repo> is one or more path segments; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that
- * exists. Auth: with a readToken, reads need it (or the write token); with a writeToken, writes
+ * <repo> is one path segment; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that exists. Auth: with a readToken, reads need it (or the write token); with a writeToken, writes
  * need it and a read token on a write gets 403; a server with only a readToken is read-only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -113,6 +112,17 @@ function statusOf(e: unknown): number {
   return 500;
 }
 
+/** realpath of the deepest part of `p` that exists, with the rest appended. */
+async function realpathOfExisting(p: string): Promise<string> {
+  try {
+    return await fs.realpath(p);
+  } catch (e) {
+    const parent = path.dirname(p);
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === p) throw e;
+    return path.join(await realpathOfExisting(parent), path.basename(p));
+  }
+}
+
 function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
 }
@@ -147,20 +157,18 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
   /** Splits a raw request path into the repo's store and the key, refusing anything odd. */
   async function locate(rawPath: string): Promise<{ store: DirectoryTransport; key: string }> {
     if (!RAW_PATH_RE.test(rawPath)) throw new HttpError(400, 'bad path');
-    const segs = rawPath.slice(1).split('/');
-    let k = segs.findIndex((s) => s === 'objects' || s === 'refs');
-    if (k < 0) k = segs.length - 1; // a listing: /<repo>/
-    const repo = segs.slice(0, k);
-    const key = segs.slice(k).join('/');
-    if (repo.length === 0 || !repo.every((s) => SEGMENT_RE.test(s))) throw new HttpError(400, 'bad repository name');
-    const repoDir = path.resolve(root, ...repo);
-    if (!repoDir.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
-    // a symlink inside the root must not lead out of it
-    const real = await fs.realpath(repoDir).catch(() => undefined);
-    if (real !== undefined && real !== root && !real.startsWith(root + path.sep)) {
-      throw new HttpError(400, 'bad repository name');
-    }
-    return { store: new DirectoryTransport(await resolveStoreDir(repoDir)), key };
+    const slash = rawPath.indexOf('/', 1);
+    if (slash < 0) throw new HttpError(400, 'expected /<repo>/<key>');
+    const repo = rawPath.slice(1, slash);
+    const key = rawPath.slice(slash + 1);
+    if (!SEGMENT_RE.test(repo)) throw new HttpError(400, 'bad repository name');
+    const repoDir = path.resolve(root, repo);
+    if (path.dirname(repoDir) !== root) throw new HttpError(400, 'bad repository name');
+    const storeDir = await resolveStoreDir(repoDir);
+    // a symlink under the root (the repo, or its .ckpt) must not lead out of it
+    const real = await realpathOfExisting(storeDir);
+    if (!real.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
+    return { store: new DirectoryTransport(storeDir), key };
   }
 
   async function* limited(req: http.IncomingMessage, counter: { bytes: number }): AsyncIterable<Uint8Array> {

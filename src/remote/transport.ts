@@ -10,7 +10,7 @@
  * - writes are atomic; putting an object that already exists succeeds without rewriting it;
  * - refs change only through casRef, never through put/delete.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -147,18 +147,6 @@ export function verifyBytes(key: string, bytes: Uint8Array, where: string): void
   const v = keyVerifier(key);
   v.update(bytes);
   v.finish(where);
-}
-
-/** Streams a local file through a verifier; returns its size. */
-export async function verifyFile(key: string, file: string, where: string): Promise<number> {
-  const v = keyVerifier(key);
-  let size = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
-    v.update(chunk);
-    size += chunk.byteLength;
-  }
-  v.finish(where);
-  return size;
 }
 
 /**

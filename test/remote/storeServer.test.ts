@@ -198,11 +198,14 @@ describe('store server: uploads', () => {
     expect(await fs.readFile(path.join(root, 'work', '.ckpt', ...m.key.split('/')))).toEqual(Buffer.from(m.bytes));
   });
 
-  it('serves repositories nested in folders', async () => {
+  it('serves one store per top-level name; nested names are refused', async () => {
     const p = makePack();
-    expect((await raw(server.port, { method: 'PUT', path: `/team/model-a/${p.key}`, body: p.bytes, token: WRITE })).status).toBe(201);
-    const list = await raw(server.port, { path: '/team/model-a/?list=objects/packs/', token: READ });
+    expect((await raw(server.port, { method: 'PUT', path: `/model-a/${p.key}`, body: p.bytes, token: WRITE })).status).toBe(201);
+    const list = await raw(server.port, { path: '/model-a/?list=objects/packs/', token: READ });
     expect(JSON.parse(list.body.toString())).toEqual([{ key: p.key, size: p.bytes.byteLength }]);
+    // a store must not be planted inside another one (its locks/ or tmp/)
+    const nested = await raw(server.port, { method: 'PUT', path: `/model-a/locks/${p.key}`, body: p.bytes, token: WRITE });
+    expect(nested.status).toBe(400);
   });
 });
 
@@ -211,6 +214,8 @@ describe('store server: paths', () => {
     const p = makePack();
     const id = p.key.slice('objects/packs/'.length, -'.pack'.length);
     await fs.symlink(outside, path.join(root, 'evil'));
+    await fs.mkdir(path.join(root, 'evilrepo'));
+    await fs.symlink(outside, path.join(root, 'evilrepo', '.ckpt'));
     const paths = [
       `/r/../outside/${p.key}`,
       `/../outside/${p.key}`,
@@ -229,6 +234,7 @@ describe('store server: paths', () => {
       `/.hidden/${p.key}`,
       `/r/.ckpt/${p.key}`,
       `/evil/${p.key}`,
+      `/evilrepo/${p.key}`,
       `/${p.key}`,
     ];
     for (const target of paths) {
@@ -244,6 +250,7 @@ describe('store server: paths', () => {
     expect(await filesUnder(outside)).toEqual([]);
     expect(await fs.readdir(base)).toEqual(['outside', 'root']);
     await fs.rm(path.join(root, 'evil'));
+    await fs.rm(path.join(root, 'evilrepo'), { recursive: true });
   });
 
   it('refuses methods it does not serve (405)', async () => {
