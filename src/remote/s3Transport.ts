@@ -186,7 +186,13 @@ export class S3Transport implements Transport {
       return new Uint8Array(0);
     }
     const r = await this.getObject(key, `bytes=${offset}-${offset + length - 1}`);
-    const bytes = await r.Body!.transformToByteArray();
+    let bytes = await r.Body!.transformToByteArray();
+    // some S3-compatible servers send more than asked: the whole object (no Content-Range), or
+    // everything from the offset on (s3rver reads bytes=0-0 as bytes=0-)
+    if (bytes.byteLength > length) {
+      const start = r.ContentRange === undefined ? 0 : Number(/^bytes (\d+)-/.exec(r.ContentRange)?.[1]);
+      if (start <= offset) bytes = bytes.subarray(offset - start, offset - start + length);
+    }
     // S3 answers a range that overhangs the end with what there is
     if (bytes.byteLength !== length) {
       throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });

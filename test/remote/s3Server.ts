@@ -25,7 +25,9 @@ export interface S3TestServer {
   stop(): Promise<void>;
 }
 
-const credentials = { accessKeyId: 'ckpt-test', secretAccessKey: 'ckpt-test-secret' };
+const motoCredentials = { accessKeyId: 'ckpt-test', secretAccessKey: 'ckpt-test-secret' };
+// s3rver accepts only its own fixed key pair
+const s3rverCredentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
 const region = 'us-east-1';
 
 function freePort(): Promise<number> {
@@ -78,7 +80,7 @@ async function startMoto(): Promise<{ port: number; child: ChildProcess } | unde
     const port = await freePort();
     const child = spawn(cmd, [...pre, '-H', '127.0.0.1', '-p', String(port)], {
       stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+      env: { ...process.env, AWS_ACCESS_KEY_ID: motoCredentials.accessKeyId, AWS_SECRET_ACCESS_KEY: motoCredentials.secretAccessKey },
     });
     let gone = false;
     child.once('error', () => (gone = true));
@@ -119,6 +121,7 @@ export async function startS3Server(bucket = 'ckpt-test-bucket'): Promise<S3Test
       await fs.rm(dir, { recursive: true, force: true });
     };
   }
+  const credentials = kind === 'moto' ? motoCredentials : s3rverCredentials;
   const client = new S3Client({ region, endpoint, forcePathStyle: true, credentials });
   await client.send(new CreateBucketCommand({ Bucket: bucket }));
   return {
