@@ -60,12 +60,30 @@ export class SequentialReader {
     return this.buf.subarray(this.pos, Math.min(this.buf.length, this.pos + n));
   }
 
-  /** Exactly the next `n` bytes (n may exceed a block only by a copy). */
+  /**
+   * Exactly the next `n` bytes. A run that crosses a block boundary is assembled by copying just
+   * its own bytes, so tensor chunks never cause a whole block to be copied.
+   */
   async take(n: number): Promise<Uint8Array> {
-    const b = await this.peek(n);
-    if (b.length < n) throw new Error(`file ended early: wanted ${n} bytes, had ${b.length}`);
-    this.pos += n;
-    return b;
+    const have = this.buf.length - this.pos;
+    if (have >= n) {
+      const out = this.buf.subarray(this.pos, this.pos + n);
+      this.pos += n;
+      return out;
+    }
+    const out = new Uint8Array(n);
+    out.set(this.buf.subarray(this.pos), 0);
+    let filled = have;
+    while (filled < n) {
+      if (this.fileOffset >= this.size) throw new Error(`file ended early: wanted ${n} bytes, had ${filled}`);
+      const b = await this.nextBlock();
+      const part = Math.min(b.length, n - filled);
+      out.set(b.subarray(0, part), filled);
+      filled += part;
+      this.buf = b;
+      this.pos = part;
+    }
+    return out;
   }
 
   skip(n: number): void {
