@@ -2,8 +2,9 @@ import type { CommandModule } from 'yargs';
 import { checkout } from '../repo/checkout.js';
 import { openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
+import { modeOption, withMode } from './revisionMode.js';
 
-export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: string[]; output?: string; tensors?: string }>> = {
+export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: string[]; output?: string; tensors?: string; mode?: string }>> = {
   command: 'checkout <rev> [paths..]',
   describe: 'write a commit\'s files back, byte-exact and verified',
   builder: (y) =>
@@ -11,13 +12,14 @@ export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: 
       .positional('rev', { type: 'string', demandOption: true })
       .positional('paths', { type: 'string', array: true, describe: 'only these files of the commit' })
       .option('output', { alias: 'o', type: 'string', describe: 'file (one-file commits) or folder to write to' })
-      .option('tensors', { type: 'string', describe: 'glob: write just these tensors as one safetensors file (-o)' }) as never,
+      .option('tensors', { type: 'string', describe: 'glob: write just these tensors as one safetensors file (-o)' })
+      .option('mode', modeOption) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
     const progress = out.progress('checkout');
     try {
-      const r = await checkout(repo, argv.rev, {
+      const r = await checkout(repo, withMode(argv.rev, argv.mode), {
         output: argv.output,
         tensors: argv.tensors,
         paths: argv.paths,

@@ -1,33 +1,43 @@
 import type { CommandModule } from 'yargs';
+import { logForCode } from '../repo/codeHistory.js';
 import { log } from '../repo/history.js';
+import { readPrunedMarks } from '../repo/prunedMarks.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
 
-export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[] }>> = {
+export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[]; code?: string }>> = {
   command: 'log [rev]',
   describe: 'show the history of a branch with steps and metrics',
   builder: (y) =>
     y
       .positional('rev', { type: 'string', describe: 'where to start (default HEAD)' })
       .option('n', { alias: 'max-count', type: 'number', describe: 'at most N commits' })
-      .option('metric', { type: 'string', array: true, describe: 'show these metrics as columns' }) as never,
+      .option('metric', { type: 'string', array: true, describe: 'show these metrics as columns' })
+      .option('code', { type: 'string', describe: 'the checkpoints made from this Git commit of the code (any Git revision)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
-    const entries = await log(repo, argv.rev ?? 'HEAD', argv.n ?? Infinity);
-    out.result(entries.map((e) => ({ id: e.id, refs: e.refs, ...e.commit })));
-    if (entries.length === 0) return out.line('no commits yet');
+    const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
+    const entries = byCode ? byCode.entries.slice(0, argv.n ?? Infinity) : await log(repo, argv.rev ?? 'HEAD', argv.n ?? Infinity);
+    const pruned = await readPrunedMarks(repo);
+    const prunedAt = (id: string) => {
+      const m = pruned.get(id);
+      return m ? { pruned: { time: new Date(m.time).toISOString(), reason: m.reason } } : {};
+    };
+    out.result(entries.map((e) => ({ id: e.id, refs: e.refs, ...e.commit, ...prunedAt(e.id) })));
+    if (entries.length === 0) return out.line(byCode ? `no checkpoints made from ${shortId(byCode.gitCommit)}` : 'no commits yet');
     const metrics = argv.metric ?? [...new Set(entries.flatMap((e) => Object.keys(e.commit.meta.metrics ?? {})))].sort();
     const rows = [['commit', 'date', 'step', ...metrics, 'message']];
     for (const e of entries) {
       const m = e.commit.meta;
       const refs = e.refs.length ? out.paint(33, ` (${e.refs.join(', ')})`) : '';
+      const mark = pruned.has(e.id) ? out.paint(2, ' [pruned]') : '';
       rows.push([
         out.paint(33, shortId(e.id)),
         new Date(e.commit.time).toISOString().replace('T', ' ').slice(0, 19),
         m.step === undefined ? '' : String(m.step),
         ...metrics.map((k) => (m.metrics?.[k] === undefined ? '' : String(m.metrics[k]))),
-        e.commit.message.split('\n')[0] + refs,
+        e.commit.message.split('\n')[0] + refs + mark,
       ]);
     }
     for (const l of table(rows, [2])) out.line(l);

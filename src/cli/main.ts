@@ -7,9 +7,14 @@ import { isCkptError } from '../core/errors.js';
 import { branchCommand, tagCommand } from './branchCommand.js';
 import { checkoutCommand } from './checkoutCommand.js';
 import { commitCommand } from './commitCommand.js';
+import { duCommand } from './duCommand.js';
+import { fsckCommand } from './fsckCommand.js';
+import { gcCommand } from './gcCommand.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import { initCommand } from './initCommand.js';
 import { logCommand } from './logCommand.js';
+import { pruneCommand } from './pruneCommand.js';
+import { restoreCodeCommand } from './restoreCodeCommand.js';
 import { showCommand } from './showCommand.js';
 import { statusCommand } from './statusCommand.js';
 import type { CommandModule } from 'yargs';
@@ -23,6 +28,11 @@ const commands: CommandModule<object, never>[] = [
   statusCommand,
   branchCommand,
   tagCommand,
+  pruneCommand,
+  gcCommand,
+  fsckCommand,
+  duCommand,
+  restoreCodeCommand,
 ] as never;
 
 function report(err: unknown, json: boolean): number {

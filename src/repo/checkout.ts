@@ -12,7 +12,9 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, ManifestTensorSegment } from '../core/objects.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import { renameIntoPlace, tmpName } from '../store/atomicFile.js';
-import type { ChunkReader } from '../store/chunkReader.js';
+import { ChunkReader } from '../store/chunkReader.js';
+import { acquireShared } from '../store/storeLocks.js';
+import { assertNotPruned } from './prunedMarks.js';
 import type { Repository } from './repository.js';
 import { resolveRevision } from './resolveRevision.js';
 
@@ -64,8 +66,40 @@ async function writeChunks(
   return hasher.hex();
 }
 
+/** Writes one stored file to `dest`, verified against its whole-file hash before it appears. */
+export async function writeManifestFile(
+  reader: ChunkReader,
+  m: Manifest,
+  manifestId: ObjectId,
+  dest: string,
+  tmpDir: string,
+  onBytes: (n: number) => void = () => undefined,
+): Promise<void> {
+  const tmp = tmpName(tmpDir, 'checkout');
+  try {
+    const ids = m.segments.flatMap((s) => s.chunks.map((c) => c[0]));
+    const hash = await writeChunks(reader, ids, tmp, undefined, onBytes);
+    if (hash !== m.hash) throw new CorruptObjectError(manifestId, dest, `checked-out bytes hash to ${hash}, expected ${m.hash}`);
+    await renameIntoPlace(tmp, dest);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+}
+
 export async function checkout(repo: Repository, rev: string, opts: CheckoutOptions = {}): Promise<CheckoutResult> {
   const commitId = await resolveRevision(repo, rev);
+  // gc must not remove packs under a running checkout
+  const lock = await acquireShared(repo.store.locksDir, 'checkout');
+  try {
+    return await checkoutLocked(repo, rev, commitId, opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId, opts: CheckoutOptions): Promise<CheckoutResult> {
+  await assertNotPruned(repo, commitId);
   const commit = await repo.readCommit(commitId);
   const tree = await repo.readTree(commit.tree);
   let paths = Object.keys(tree.files).sort();
@@ -76,7 +110,7 @@ export async function checkout(repo: Repository, rev: string, opts: CheckoutOpti
   }
   const manifests = new Map<string, Manifest>();
   for (const p of paths) manifests.set(p, await repo.readManifest(tree.files[p].manifest));
-  const reader = await repo.store.reader();
+  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
   const tmpDir = repo.store.tmpDir;
   await fs.mkdir(tmpDir, { recursive: true });
   try {
@@ -92,16 +126,7 @@ export async function checkout(repo: Repository, rev: string, opts: CheckoutOpti
           : paths.length === 1 && !(await isDir(opts.output))
             ? path.resolve(opts.output)
             : path.join(path.resolve(opts.output), ...p.split('/'));
-      const tmp = tmpName(tmpDir, 'checkout');
-      try {
-        const ids = m.segments.flatMap((s) => s.chunks.map((c) => c[0]));
-        const hash = await writeChunks(reader, ids, tmp, undefined, (n) => opts.onProgress?.((done += n), total));
-        if (hash !== m.hash) throw new CorruptObjectError(tree.files[p].manifest, p, `checked-out bytes hash to ${hash}, expected ${m.hash}`);
-        await renameIntoPlace(tmp, dest);
-      } catch (e) {
-        await fs.rm(tmp, { force: true });
-        throw e;
-      }
+      await writeManifestFile(reader, m, tree.files[p].manifest, dest, tmpDir, (n) => opts.onProgress?.((done += n), total));
       files.push({ path: p, output: dest, size: m.size, hash: m.hash });
     }
     return { commit: commitId, files };

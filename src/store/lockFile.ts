@@ -26,7 +26,8 @@ function alive(pid: number): boolean {
   }
 }
 
-async function isStale(file: string): Promise<boolean> {
+/** True when the lock's owner is gone: a dead process on this host, or a torn file. */
+export async function isStale(file: string): Promise<boolean> {
   let owner: LockOwner;
   try {
     owner = JSON.parse(await fs.readFile(file, 'utf8')) as LockOwner;

@@ -1,0 +1,73 @@
+/**
+ * Git notes under `refs/notes/ckpt`: the note on a code commit lists the checkpoint commits made
+ * from it, one line each, so `git log --notes=ckpt` shows them with no ckpt installed. Written
+ * with isomorphic-git as ordinary notes commits that the real git reads.
+ *
+ * isomorphic-git updates the notes ref without a compare-and-swap, so ckpt processes serialise
+ * their read-modify-write on a lock in the ckpt store; a concurrent `git notes` by hand could
+ * still race, which costs a line of a note, never checkpoint data.
+ */
+import fs from 'node:fs';
+import * as path from 'node:path';
+import git from 'isomorphic-git';
+import { CkptError } from '../core/errors.js';
+import type { ObjectId } from '../core/objectId.js';
+import { withLock } from '../store/lockFile.js';
+
+export const NOTES_REF = 'refs/notes/ckpt';
+const LINE_RE = /^ckpt ([0-9a-f]{64})\b/;
+
+export function noteLine(id: ObjectId, branch: string | undefined, message: string): string {
+  const where = branch ? ` (${branch.replace(/^refs\/heads\//, '')})` : '';
+  return `ckpt ${id}${where} ${message.split('\n')[0]}`.trimEnd();
+}
+
+export async function readNote(gitRoot: string, oid: string): Promise<string | undefined> {
+  try {
+    return Buffer.from(await git.readNote({ fs, dir: gitRoot, ref: NOTES_REF, oid })).toString('utf8');
+  } catch (e) {
+    if ((e as { code?: string }).code === 'NotFoundError') return undefined;
+    throw e;
+  }
+}
+
+/** Checkpoint commit ids listed in the note on `oid`. */
+export async function checkpointsNoted(gitRoot: string, oid: string): Promise<ObjectId[]> {
+  const text = await readNote(gitRoot, oid);
+  if (!text) return [];
+  return text.split('\n').flatMap((l) => LINE_RE.exec(l)?.[1] ?? []);
+}
+
+async function author(gitRoot: string): Promise<{ name: string; email: string }> {
+  const name = (await git.getConfig({ fs, dir: gitRoot, path: 'user.name' }).catch(() => undefined)) as string | undefined;
+  const email = (await git.getConfig({ fs, dir: gitRoot, path: 'user.email' }).catch(() => undefined)) as string | undefined;
+  return { name: name || 'ckpt', email: email || 'ckpt@localhost' };
+}
+
+/** Appends `line` to the note on `oid` (no-op when the checkpoint is already listed). */
+export async function appendNote(gitRoot: string, oid: string, line: string, locksDir: string): Promise<void> {
+  await withLock(path.join(locksDir, 'git-notes.lock'), async () => {
+    const old = (await readNote(gitRoot, oid)) ?? '';
+    const id = LINE_RE.exec(line)?.[1];
+    if (id && old.split('\n').some((l) => LINE_RE.exec(l)?.[1] === id)) return;
+    const note = `${old}${old && !old.endsWith('\n') ? '\n' : ''}${line}\n`;
+    await git.addNote({ fs, dir: gitRoot, ref: NOTES_REF, oid, note, force: true, author: await author(gitRoot) });
+  }, 60_000);
+}
+
+/** A Git revision (HEAD, a branch, a tag, a full or abbreviated id) as a commit id. */
+export async function resolveGitRevision(gitRoot: string, rev: string): Promise<string> {
+  try {
+    return await git.resolveRef({ fs, dir: gitRoot, ref: rev });
+  } catch {
+    // not a ref: an object id, maybe abbreviated
+  }
+  if (/^[0-9a-f]{4,40}$/i.test(rev)) {
+    try {
+      return await git.expandOid({ fs, dir: gitRoot, oid: rev.toLowerCase() });
+    } catch {
+      // fall through
+    }
+  }
+  throw new CkptError('E_NOT_FOUND', `not a Git revision in ${gitRoot}: ${rev}`, { rev });
+}

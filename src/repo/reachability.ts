@@ -1,0 +1,179 @@
+/**
+ * What the store must keep: the mark phase of gc, and the ground truth for du and fsck.
+ *
+ * Roots are every ref, a detached HEAD, and both sides of every reflog entry younger than the
+ * reflog window (so a branch deleted or reset by mistake can still be recovered for a while).
+ * Every commit in the history of a root keeps its metadata (commit, tree, manifests, code tree):
+ * history is never rewritten. Chunks are kept for the commits that are not marked pruned, and for
+ * every code tree (small, and the record of how a checkpoint was made), then closed over delta
+ * bases, since a kept chunk cannot be decoded without its base.
+ */
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { CkptError } from '../core/errors.js';
+import type { ObjectId } from '../core/objectId.js';
+import type { Commit, Manifest, Tree } from '../core/objects.js';
+import type { ChunkIndex } from '../store/chunkIndex.js';
+import { readPrunedMarks, type PrunedMark } from './prunedMarks.js';
+import type { Repository } from './repository.js';
+
+export const DEFAULT_REFLOG_WINDOW_MS = 30 * 24 * 3600_000;
+
+export interface RootOptions {
+  /** Reflog entries younger than this keep what they point to. */
+  reflogWindowMs?: number;
+}
+
+export interface Roots {
+  /** Commits named by refs and HEAD: they must exist. */
+  refs: Map<string, ObjectId>;
+  /** Commits named by recent reflog entries: kept when they still exist. */
+  reflog: Set<ObjectId>;
+}
+
+async function reflogRefs(repo: Repository): Promise<string[]> {
+  const out: string[] = [];
+  const base = path.join(repo.store.dir, 'logs');
+  const walk = async (rel: string): Promise<void> => {
+    let ents;
+    try {
+      ents = await fs.readdir(path.join(base, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of ents) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (r.startsWith('refs/')) out.push(r);
+    }
+  };
+  await walk('');
+  return out;
+}
+
+export async function findRoots(repo: Repository, opts: RootOptions = {}): Promise<Roots> {
+  const refs = new Map<string, ObjectId>();
+  for (const prefix of ['refs/heads/', 'refs/tags/', 'refs/remotes/']) {
+    for (const [ref, id] of await repo.store.refs.list(prefix)) refs.set(ref, id);
+  }
+  const head = await repo.store.refs.readHead();
+  if (head.kind === 'detached') refs.set('HEAD', head.id);
+  const since = repo.clock() - (opts.reflogWindowMs ?? DEFAULT_REFLOG_WINDOW_MS);
+  const reflog = new Set<ObjectId>();
+  for (const ref of await reflogRefs(repo)) {
+    for (const e of await repo.store.refs.log(ref)) {
+      if (e.time < since) continue;
+      if (e.old) reflog.add(e.old);
+      if (e.next) reflog.add(e.next);
+    }
+  }
+  return { refs, reflog };
+}
+
+export interface Reachable {
+  /** Every commit in the history of a root. */
+  commits: Map<ObjectId, Commit>;
+  /** Commits whose data is kept (not marked pruned). */
+  live: Set<ObjectId>;
+  pruned: Map<ObjectId, PrunedMark>;
+  /** Metadata objects to keep: commits, trees, manifests. */
+  meta: Set<ObjectId>;
+  /** Chunks to keep, closed over delta bases. */
+  chunks: Set<ObjectId>;
+  /** Chunks a kept object needs that the index does not have. */
+  missing: Set<ObjectId>;
+  /** Manifests read on the way, by id. */
+  manifests: Map<ObjectId, Manifest>;
+  trees: Map<ObjectId, Tree>;
+}
+
+function missingRoot(ref: string, id: ObjectId): CkptError {
+  return new CkptError('E_CORRUPT', `${ref} points to ${id}, which is not a readable commit; run \`ckpt fsck\``, { ref, id });
+}
+
+/**
+ * Marks everything the roots reach. Throws when a ref's own commit cannot be read.
+ * `assumePruned` adds marks not yet written (a prune's dry run).
+ */
+export async function markReachable(
+  repo: Repository,
+  roots: Roots,
+  index: ChunkIndex,
+  assumePruned: Map<ObjectId, PrunedMark> = new Map(),
+): Promise<Reachable> {
+  const pruned = new Map([...(await readPrunedMarks(repo)), ...assumePruned]);
+  const r: Reachable = {
+    commits: new Map(),
+    live: new Set(),
+    pruned,
+    meta: new Set(),
+    chunks: new Set(),
+    missing: new Set(),
+    manifests: new Map(),
+    trees: new Map(),
+  };
+  const wantChunks = (m: Manifest) => {
+    for (const s of m.segments) for (const [id] of s.chunks) r.chunks.add(id);
+  };
+  const readTreeDeep = async (treeId: ObjectId, keepChunks: boolean) => {
+    let tree = r.trees.get(treeId);
+    if (!tree) {
+      tree = await repo.readTree(treeId);
+      r.trees.set(treeId, tree);
+      r.meta.add(treeId);
+    }
+    for (const e of Object.values(tree.files)) {
+      let m = r.manifests.get(e.manifest);
+      if (!m) {
+        m = await repo.readManifest(e.manifest);
+        r.manifests.set(e.manifest, m);
+        r.meta.add(e.manifest);
+      }
+      if (keepChunks) wantChunks(m);
+    }
+  };
+
+  const stack: { id: ObjectId; from: string; required: boolean }[] = [
+    ...[...roots.refs].map(([ref, id]) => ({ id, from: ref, required: true })),
+    ...[...roots.reflog].map((id) => ({ id, from: 'reflog', required: false })),
+  ];
+  const liveTrees = new Set<ObjectId>();
+  while (stack.length) {
+    const { id, from, required } = stack.pop()!;
+    if (r.commits.has(id)) continue;
+    let c: Commit;
+    try {
+      c = await repo.readCommit(id);
+    } catch (e) {
+      if (!required && (e as CkptError).code === 'E_NOT_FOUND') continue;
+      if (required) throw missingRoot(from, id);
+      throw e;
+    }
+    r.commits.set(id, c);
+    r.meta.add(id);
+    const live = !pruned.has(id);
+    if (live) {
+      r.live.add(id);
+      liveTrees.add(c.tree);
+    }
+    await readTreeDeep(c.tree, false);
+    if (c.code?.files) await readTreeDeep(c.code.files, true);
+    for (const p of c.parents) stack.push({ id: p, from: `parent of ${id}`, required: true });
+  }
+  for (const t of liveTrees) await readTreeDeep(t, true);
+
+  for (const id of [...r.chunks]) {
+    for (let cur: ObjectId | undefined = id; cur; ) {
+      const rec = index.get(cur);
+      if (!rec) {
+        r.missing.add(cur);
+        break;
+      }
+      const base: ObjectId | undefined = rec.base;
+      if (!base || r.chunks.has(base)) break;
+      r.chunks.add(base);
+      cur = base;
+    }
+  }
+  return r;
+}
