@@ -22,6 +22,13 @@ export interface ManifestTensorSegment {
   /** Plain BLAKE3 of the tensor's bytes, comparable with `b3sum` of the raw tensor. */
   hash: string;
   chunks: ChunkRef[];
+  /**
+   * Sum of squares of each chunk's finite elements (float64), parallel to `chunks`, for dtypes
+   * with element values. Diff takes an unchanged chunk's share of ||A||, ||B|| and A·B from it
+   * instead of reading the chunk. Absent in manifests written before it existed, and for
+   * quantized dtypes; diff then reads A's copy of such a chunk when it needs the sum.
+   */
+  sumsq?: number[];
 }
 
 export type ManifestSegment = ManifestBytesSegment | ManifestTensorSegment;

@@ -6,10 +6,12 @@
  */
 import { promises as fs } from 'node:fs';
 import { blake3Hex, createHasher } from '../core/blake3.js';
+import { decodedElementBytes } from '../core/elementDecoder.js';
 import { FormatError, UnsafePickleError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkRef, Manifest, ManifestSegment } from '../core/objects.js';
+import { chunkSumSquares } from '../core/tensorDeltaStats.js';
 import { nextCut, CDC_MAX } from '../chunking/gearChunker.js';
 import type { DeltaBaseFinder } from './deltaBase.js';
 import type { ParseOptions } from '../formats/checkpointFormat.js';
@@ -167,12 +169,16 @@ export class Ingestor {
         const chunks: ChunkRef[] = [];
         if (s.kind === 'tensor') {
           const tensorHash = createHasher();
+          // while the chunk is in memory: diff takes unchanged chunks' norms from here, unread
+          const elSize = decodedElementBytes(s.dtype);
+          const sumsq = elSize !== undefined && s.length % elSize === 0 ? ([] as number[]) : undefined;
           for (let o = 0, i = 0; o < s.length; o += chunkSize, i++) {
             const bytes = await reader.take(Math.min(chunkSize, s.length - o));
             tensorHash.update(bytes);
+            sumsq?.push(chunkSumSquares(bytes, s.dtype));
             chunks.push(await addChunk(bytes, s.dtype, this.deltaBase?.(s.name, s.dtype, s.shape, i)));
           }
-          segments.push({ t: 'tensor', name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, hash: tensorHash.hex(), chunks });
+          segments.push({ t: 'tensor', name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, hash: tensorHash.hex(), chunks, ...(sumsq ? { sumsq } : {}) });
         } else {
           let left = s.length;
           while (left > 0) {
