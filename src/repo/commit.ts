@@ -11,6 +11,9 @@ import type { CodeProvenance, Commit, CommitMeta, Manifest, Tree, TreeEntry } fr
 import { Ingestor, readLayout, type IngestStats } from './ingestFile.js';
 import type { Repository } from './repository.js';
 import { deltaBaseFinder } from './deltaBase.js';
+import { appendNote, noteLine } from './gitNotes.js';
+import { captureCode, readGitState, writeCodeTree, type CapturedCode, type GitState } from './provenance.js';
+import { acquireShared } from '../store/storeLocks.js';
 
 export interface CommitOptions {
   message: string;
@@ -19,7 +22,10 @@ export interface CommitOptions {
   format?: string;
   allowUnsafePickle?: boolean;
   compress?: boolean;
+  /** Provenance given by the caller; otherwise read from Git when `provenance` is set. */
   code?: CodeProvenance;
+  /** Record the Git state of the code (and with withCode, the changed files' contents). */
+  provenance?: { withCode?: boolean };
   onProgress?: (done: number, total: number) => void;
   /** Retries of the ref update when another writer moved the branch. */
   retries?: number;
@@ -31,6 +37,12 @@ export interface CommitResult {
   tree: ObjectId;
   files: { path: string; manifest: ObjectId; size: number; format: string }[];
   stats: IngestStats & { bytes: number };
+  /** The code provenance recorded, if any. */
+  code?: CodeProvenance;
+  /** Not in a Git work tree, so no provenance was recorded (only when asked for). */
+  noGit?: boolean;
+  /** Notes for the user: code files not stored, a Git note that could not be written. */
+  warnings: string[];
 }
 
 /** Files to commit: each path, or every regular file below a folder (hidden files skipped). */
@@ -74,10 +86,44 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   for (const f of files) layouts.push(await readLayout(f, { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
   const total = layouts.reduce((n, l) => n + l.size, 0);
 
+  const gitState = opts.provenance && !opts.code ? await readGitState(repo.root, files) : undefined;
+  const warnings: string[] = [];
+
+  // The shared lock keeps gc from sweeping while this commit deduplicates against the index; the
+  // index is reloaded under it, so nothing a finished gc removed can be taken for stored.
+  const lock = await acquireShared(repo.store.locksDir, 'commit');
+  let result: CommitResult;
+  try {
+    await repo.store.reloadIndex();
+    result = await commitLocked(repo, files, treePaths, layouts, total, opts, gitState, warnings);
+  } finally {
+    await lock.release();
+  }
+  if (gitState && result.code?.commit) {
+    try {
+      await appendNote(gitState.root, result.code.commit, noteLine(result.id, result.branch, opts.message), repo.store.locksDir);
+    } catch (e) {
+      warnings.push(`could not write the Git note on ${result.code.commit.slice(0, 12)}: ${(e as Error).message}`);
+    }
+  }
+  return result;
+}
+
+async function commitLocked(
+  repo: Repository,
+  files: string[],
+  treePaths: string[],
+  layouts: Awaited<ReturnType<typeof readLayout>>[],
+  total: number,
+  opts: CommitOptions,
+  gitState: GitState | undefined,
+  warnings: string[],
+): Promise<CommitResult> {
   let { ref, head } = await targetRef(repo, opts.branch);
   const parentTree = head ? await repo.readTree((await repo.readCommit(head)).tree) : undefined;
   const ingestor = new Ingestor(repo.store, { compress: opts.compress ?? true });
   const manifests: Manifest[] = [];
+  let captured: CapturedCode | undefined;
   let before = 0;
   try {
     for (let i = 0; i < files.length; i++) {
@@ -87,6 +133,10 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
       manifests.push(await ingestor.ingestWithProgress(files[i], layouts[i], (d) => opts.onProgress?.(base + d, total)));
       before += layouts[i].size;
     }
+    if (gitState) {
+      captured = await captureCode(gitState, opts.provenance?.withCode ? ingestor : undefined);
+      for (const s of captured.skipped) warnings.push(`code file not stored: ${s}`);
+    }
     await ingestor.flush();
   } catch (e) {
     await ingestor.abort();
@@ -94,6 +144,7 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   } finally {
     await ingestor.close();
   }
+  const code = captured ? await writeCodeTree(repo, captured) : opts.code;
 
   const entries: Record<string, TreeEntry> = {};
   const out: CommitResult['files'] = [];
@@ -115,13 +166,22 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
       author: repo.author,
       time: repo.clock(),
       meta: opts.meta ?? {},
-      ...(opts.code ? { code: opts.code } : {}),
+      ...(code ? { code } : {}),
     };
     const id = await repo.store.meta.put(commit);
     try {
       if (ref) await repo.store.refs.cas(ref, head, id, `commit: ${opts.message.split('\n')[0]}`);
       else await repo.store.refs.writeHead({ kind: 'detached', id });
-      return { id, branch: ref, tree: treeId, files: out, stats: { ...ingestor.stats, bytes: total } };
+      return {
+        id,
+        branch: ref,
+        tree: treeId,
+        files: out,
+        stats: { ...ingestor.stats, bytes: total },
+        ...(code ? { code } : {}),
+        ...(opts.provenance && !opts.code && !gitState ? { noGit: true } : {}),
+        warnings,
+      };
     } catch (e) {
       if (!(e instanceof RefConflictError) || attempt >= (opts.retries ?? 5)) throw e;
       head = (e.data.actual as ObjectId | null) ?? null;
