@@ -5,6 +5,10 @@ export { checkout, type CheckoutOptions, type CheckoutResult } from './repo/chec
 export { log, type LogEntry } from './repo/history.js';
 export { showCommit, type ShowResult } from './repo/showCommit.js';
 export { status } from './repo/status.js';
+export { diff, type DiffOptions, type DiffReport, type DiffSide } from './repo/diff.js';
+export type { DiffResult, DiffSummary, GroupSummary, TopTensor } from './core/diffSummary.js';
+export type { StateDiff, ChangedTensor, TensorLoc, MetaChange } from './core/stateDiff.js';
+export type { TensorStats, NumericTensorStats, ByteTensorStats } from './core/tensorDeltaStats.js';
 export { resolveRevision } from './repo/resolveRevision.js';
 export { createRef, deleteRef, listRefs, switchBranch } from './repo/branches.js';
 export { readLayout } from './repo/ingestFile.js';

@@ -7,6 +7,7 @@ import { isCkptError } from '../core/errors.js';
 import { branchCommand, tagCommand } from './branchCommand.js';
 import { checkoutCommand } from './checkoutCommand.js';
 import { commitCommand } from './commitCommand.js';
+import { diffCommand } from './diffCommand.js';
 import { duCommand } from './duCommand.js';
 import { fsckCommand } from './fsckCommand.js';
 import { gcCommand } from './gcCommand.js';
@@ -24,6 +25,7 @@ const commands: CommandModule<object, never>[] = [
   commitCommand,
   logCommand,
   showCommand,
+  diffCommand,
   checkoutCommand,
   statusCommand,
   branchCommand,
@@ -77,5 +79,6 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`ckpt: ${usageFailure}\n`);
     return EXIT_CODES.E_USAGE;
   }
-  return 0;
+  // A command may end with an outcome that is not an error (diff --exit-code found changes).
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
 }

@@ -46,10 +46,14 @@ export function isDecodableDType(dtype: string): boolean {
 
 /**
  * `bytes` itself when its offset suits a typed-array view of `align`-byte elements, otherwise a
- * copy that does (chunks sliced out of a pack can start anywhere).
+ * copy that does (chunks sliced out of a pack can start anywhere). The copy is made by hand:
+ * a Node Buffer's `slice()` is a view of the same memory, as misaligned as before.
  */
 export function alignedBytes(bytes: Uint8Array, align: number): Uint8Array {
-  return bytes.byteOffset % align === 0 ? bytes : bytes.slice();
+  if (bytes.byteOffset % align === 0) return bytes;
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy;
 }
 
 let f16Table: Float64Array | undefined;
