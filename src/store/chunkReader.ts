@@ -10,8 +10,8 @@ import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkIndex, IndexedChunk } from './chunkIndex.js';
 import { decodeChunk } from './chunkCodec.js';
 
-const RUN_BYTES = 16 * 1024 * 1024;
-const WINDOW_BYTES = 64 * 1024 * 1024;
+const RUN_BYTES = 8 * 1024 * 1024;
+const WINDOW_BYTES = 32 * 1024 * 1024;
 
 export interface ChunkReadStats {
   chunksRead: number;
@@ -81,16 +81,26 @@ export class ChunkReader {
 
   /** The chunks in order, verified, reading adjacent records together and decoding ahead. */
   async *stream(ids: readonly ObjectId[]): AsyncGenerator<Uint8Array> {
-    type Run = { recs: IndexedChunk[]; bytes: number };
+    // runs and the window are bounded by decoded bytes too: compressed records are small on disk
+    // but each decodes to a whole chunk
+    type Run = { recs: IndexedChunk[]; bytes: number; raw: number };
     const runs: Run[] = [];
     for (const id of ids) {
       const rec = this.record(id);
       const last = runs[runs.length - 1];
       const prev = last?.recs[last.recs.length - 1];
-      if (last && prev && prev.pack === rec.pack && prev.offset + prev.stored === rec.offset && last.bytes + rec.stored <= RUN_BYTES) {
+      if (
+        last &&
+        prev &&
+        prev.pack === rec.pack &&
+        prev.offset + prev.stored === rec.offset &&
+        last.bytes + rec.stored <= RUN_BYTES &&
+        last.raw + rec.raw <= RUN_BYTES
+      ) {
         last.recs.push(rec);
         last.bytes += rec.stored;
-      } else runs.push({ recs: [rec], bytes: rec.stored });
+        last.raw += rec.raw;
+      } else runs.push({ recs: [rec], bytes: rec.stored, raw: rec.raw });
     }
     const loadRun = async (run: Run): Promise<Promise<Uint8Array>[]> => {
       const first = run.recs[0];
@@ -101,12 +111,12 @@ export class ChunkReader {
     let inflightBytes = 0;
     let next = 0;
     const fill = () => {
-      while (next < runs.length && (inflight.length === 0 || inflightBytes + runs[next].bytes <= WINDOW_BYTES)) {
+      while (next < runs.length && (inflight.length === 0 || inflightBytes + runs[next].bytes + runs[next].raw <= WINDOW_BYTES)) {
         const run = runs[next++];
         const p = loadRun(run);
         p.catch(() => undefined);
-        inflight.push({ bytes: run.bytes, p });
-        inflightBytes += run.bytes;
+        inflight.push({ bytes: run.bytes + run.raw, p });
+        inflightBytes += run.bytes + run.raw;
       }
     };
     fill();

@@ -19,7 +19,7 @@ export interface FinishedPack {
 }
 
 /** Bytes queued for writing before `add` waits: bounds memory whatever the file size. */
-const MAX_QUEUED = 64 * 1024 * 1024;
+const MAX_QUEUED = 32 * 1024 * 1024;
 
 export class PackWriter {
   private fh: fs.FileHandle | undefined;

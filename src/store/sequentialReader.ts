@@ -4,7 +4,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 
-const BLOCK = 16 * 1024 * 1024;
+const BLOCK = 8 * 1024 * 1024;
 
 export class SequentialReader {
   private buf: Uint8Array = new Uint8Array(0);
