@@ -18,6 +18,12 @@ import { pruneCommand } from './pruneCommand.js';
 import { restoreCodeCommand } from './restoreCodeCommand.js';
 import { showCommand } from './showCommand.js';
 import { statusCommand } from './statusCommand.js';
+import { remoteCommand } from './remoteCommand.js';
+import { pushCommand } from './pushCommand.js';
+import { fetchCommand } from './fetchCommand.js';
+import { pullCommand } from './pullCommand.js';
+import { cloneCommand } from './cloneCommand.js';
+import { serveCommand } from './serveCommand.js';
 import type { CommandModule } from 'yargs';
 
 const commands: CommandModule<object, never>[] = [
@@ -35,6 +41,12 @@ const commands: CommandModule<object, never>[] = [
   fsckCommand,
   duCommand,
   restoreCodeCommand,
+  remoteCommand,
+  pushCommand,
+  fetchCommand,
+  pullCommand,
+  cloneCommand,
+  serveCommand,
 ] as never;
 
 function report(err: unknown, json: boolean): number {

@@ -1,0 +1,33 @@
+/**
+ * What push, fetch, pull and clone share on the command line: the --jobs option, a byte-counting
+ * transport driving the progress bar (bytes and rate, on a TTY), and the closing summary.
+ */
+import { CountingTransport, type TransferCounts } from '../remote/countingTransport.js';
+import type { Transport } from '../remote/transport.js';
+import { humanBytes, type Output } from './output.js';
+
+export const jobsOption = { type: 'number', describe: 'transfers in parallel (default 4)', default: 4 } as const;
+
+export interface Metered {
+  transport: CountingTransport;
+  onProgress: (done: number, total: number) => void;
+  finish(): { seconds: number } & TransferCounts;
+}
+
+export function metered(out: Output, label: string, t: Transport): Metered {
+  const start = Date.now();
+  const progress = out.progress(label);
+  const transport = new CountingTransport(t);
+  return {
+    transport,
+    onProgress: (done, total) => progress.update(done, total),
+    finish() {
+      progress.stop();
+      return { seconds: (Date.now() - start) / 1000, ...transport.counts };
+    },
+  };
+}
+
+export function summary(verb: string, bytes: number, seconds: number): string {
+  return `${verb} ${humanBytes(bytes)} in ${seconds.toFixed(1)} s (${humanBytes(bytes / Math.max(seconds, 0.001))}/s)`;
+}

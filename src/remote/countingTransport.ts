@@ -1,0 +1,100 @@
+/**
+ * A transport wrapper that counts the payload bytes crossing it, by key kind. The counts are
+ * what push and fetch report and what the acceptance tests hold against a bound, so they are
+ * taken at the transport boundary rather than estimated by the caller.
+ */
+import { promises as fs } from 'node:fs';
+import { parseKey, type KeyKind } from '../store/objectKeys.js';
+import type { KeyInfo, PutBody, Transport } from './transport.js';
+
+export interface TransferCounts {
+  /** Object and ref bytes uploaded. */
+  bytesSent: number;
+  /** Object and ref bytes downloaded (whole or ranged). */
+  bytesReceived: number;
+  sentByKind: Record<KeyKind, number>;
+  receivedByKind: Record<KeyKind, number>;
+  requests: number;
+}
+
+const zero = (): Record<KeyKind, number> => ({ pack: 0, index: 0, meta: 0, ref: 0 });
+
+export class CountingTransport implements Transport {
+  readonly counts: TransferCounts = { bytesSent: 0, bytesReceived: 0, sentByKind: zero(), receivedByKind: zero(), requests: 0 };
+
+  constructor(
+    readonly inner: Transport,
+    /** Called after every counted transfer, e.g. to drive a progress bar. */
+    private readonly onChange: (c: TransferCounts) => void = () => undefined,
+  ) {}
+
+  get url(): string {
+    return this.inner.url;
+  }
+
+  private sent(key: string, n: number): void {
+    const kind = parseKey(key)?.kind ?? 'ref';
+    this.counts.bytesSent += n;
+    this.counts.sentByKind[kind] += n;
+    this.onChange(this.counts);
+  }
+
+  private received(key: string, n: number): void {
+    const kind = parseKey(key)?.kind ?? 'ref';
+    this.counts.bytesReceived += n;
+    this.counts.receivedByKind[kind] += n;
+    this.onChange(this.counts);
+  }
+
+  async list(prefix: string): Promise<KeyInfo[]> {
+    this.counts.requests++;
+    return this.inner.list(prefix);
+  }
+
+  async stat(key: string): Promise<KeyInfo | undefined> {
+    this.counts.requests++;
+    return this.inner.stat(key);
+  }
+
+  async get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
+    this.counts.requests++;
+    const b = await this.inner.get(key, range);
+    this.received(key, b.byteLength);
+    return b;
+  }
+
+  async getToFile(key: string, dest: string): Promise<void> {
+    this.counts.requests++;
+    await this.inner.getToFile(key, dest);
+    this.received(key, (await fs.stat(dest)).size);
+  }
+
+  async put(key: string, body: PutBody): Promise<void> {
+    this.counts.requests++;
+    const n = 'bytes' in body ? body.bytes.byteLength : (await fs.stat(body.file)).size;
+    await this.inner.put(key, body);
+    this.sent(key, n);
+  }
+
+  async delete(key: string): Promise<void> {
+    this.counts.requests++;
+    return this.inner.delete(key);
+  }
+
+  async readRef(ref: string): Promise<string | null> {
+    this.counts.requests++;
+    const id = await this.inner.readRef(ref);
+    if (id) this.received(ref, id.length + 1);
+    return id;
+  }
+
+  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+    this.counts.requests++;
+    await this.inner.casRef(ref, expected, next);
+    if (next) this.sent(ref, next.length + 1);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close?.();
+  }
+}
