@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { CkptError } from '../core/errors.js';
+import { UsageError, type CkptError } from '../core/errors.js';
 import type { TensorStats } from '../core/tensorDeltaStats.js';
 import type { TensorLoc } from '../core/stateDiff.js';
 import { diff, type DiffReport, type DiffSide } from '../repo/diff.js';
@@ -214,14 +214,11 @@ export const diffCommand: CommandModule<object, DiffArgs> = {
       .option('stats', { type: 'boolean', default: true, describe: 'element statistics of changed tensors (--no-stats: structure only, reads no tensor data)' })
       .option('top', { type: 'number', default: 10, describe: 'list the K most changed tensors' })
       .option('group-depth', { type: 'number', default: 2, describe: 'name components in a module prefix' })
-      .option('exit-code', { type: 'boolean', describe: 'exit 1 when anything differs, 0 when nothing does' })
-      .check((v) => {
-        for (const [flag, x] of [['top', v.top], ['group-depth', v['group-depth']]] as const) {
-          if (!Number.isInteger(x) || (x as number) < 0) throw new Error(`--${flag} expects a whole number >= 0`);
-        }
-        return true;
-      }) as never,
+      .option('exit-code', { type: 'boolean', describe: 'exit 1 when anything differs, 0 when nothing does' }) as never,
   handler: async (argv) => {
+    for (const [flag, x] of [['top', argv.top], ['group-depth', argv.groupDepth]] as const) {
+      if (!Number.isInteger(x) || x < 0) throw new UsageError(`--${flag} expects a whole number >= 0, got ${x}`);
+    }
     const out = output(argv);
     const cwd = argv.cwd ?? process.cwd();
     const repo = await openOptional(cwd);

@@ -193,8 +193,11 @@ async function classify(repo: Repository | undefined, spec: string, cwd: string)
       }
       return { kind: 'commit', rev: spec, id };
     } catch (e) {
-      const code = (e as CkptError).code;
-      if (!isPath || (code !== 'E_NOT_FOUND' && code !== 'E_USAGE')) throw e;
+      const err = e as CkptError;
+      if (!isPath && err.message === `not found: revision ${spec}`) {
+        throw new NotFoundError(`${spec} is neither a revision nor a file`, { rev: spec });
+      }
+      if (!isPath || (err.code !== 'E_NOT_FOUND' && err.code !== 'E_USAGE')) throw e;
     }
   }
   if (!isPath) {
