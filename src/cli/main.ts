@@ -61,7 +61,21 @@ function report(err: unknown, json: boolean): number {
   return EXIT_INTERNAL;
 }
 
+/**
+ * The AWS SDK warns on every S3 run that its later releases will need Node 22: noise for a user
+ * of this release. Other warnings still reach Node's own printer.
+ */
+function muteSdkNodeWarning(): void {
+  const printers = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (w) => {
+    if (/AWS SDK for JavaScript/.test(w.message) && /node >=\d+/.test(w.message)) return;
+    for (const p of printers) p(w);
+  });
+}
+
 export async function main(argv: string[]): Promise<number> {
+  muteSdkNodeWarning();
   const json = argv.includes('--json');
   let failure: unknown;
   let usageFailure: string | undefined;
