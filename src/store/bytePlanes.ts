@@ -33,7 +33,8 @@ function transpose(src: Uint8Array, planes: number, split: boolean): Uint8Array 
   // any float always qualify, so only odd tails of tensors take the byte loop.
   const wordPath = LITTLE_ENDIAN && n % 4 === 0 && (planes === 2 || planes % 4 === 0);
   if (wordPath) {
-    const input = src.byteOffset % 4 === 0 ? src : src.slice(0, body); // a copy is cheap next to the transpose
+    // a copy is cheap next to the transpose; Uint8Array's slice, because a Buffer's slice is a view
+    const input = src.byteOffset % 4 === 0 ? src : Uint8Array.prototype.slice.call(src, 0, body);
     const inW = new Uint32Array(input.buffer, input.byteOffset, body >>> 2);
     const outW = new Uint32Array(out.buffer, 0, body >>> 2);
     if (planes === 2) {
@@ -152,4 +153,82 @@ export function xorInto(dst: Uint8Array, a: Uint8Array, b: Uint8Array): Uint8Arr
   }
   for (; i < len; i++) dst[i] = a[i] ^ b[i];
   return dst;
+}
+
+/**
+ * Arithmetic delta of little-endian elements `width` bytes wide (2, 4 or 8): each element's bit
+ * pattern minus the base's, wrapping, then zigzag-coded so that small steps either way give
+ * small unsigned numbers. A weight that moved a little differs from its base in the low mantissa
+ * bits; XOR turns a borrow across a byte (0x3f800000 vs 0x3f7fffff) into a run of ones, while the
+ * difference stays 1 and its high bytes zero, which the byte planes then compress (measured on
+ * real AdamW checkpoints, stored / raw: 0.76 against 0.79 for XOR at 10 steps apart, 0.25
+ * against 0.29 for a BF16 fine-tune against its base). A tail
+ * shorter than an element is XORed. DataView reads are endian-explicit and need no alignment, so
+ * the stored bytes are the same on every host and no input is copied.
+ */
+export function zigzagDelta(cur: Uint8Array, base: Uint8Array, width: number): Uint8Array {
+  return elementDelta(cur, base, width, true);
+}
+
+/** Inverse of zigzagDelta: the chunk back from its delta and the same base. */
+export function undoZigzagDelta(delta: Uint8Array, base: Uint8Array, width: number): Uint8Array {
+  return elementDelta(delta, base, width, false);
+}
+
+function elementDelta(src: Uint8Array, base: Uint8Array, width: number, forward: boolean): Uint8Array {
+  if (width !== 2 && width !== 4 && width !== 8) throw new RangeError(`bad element width ${width}`);
+  if (base.length !== src.length) throw new RangeError(`base of ${base.length} bytes for ${src.length}`);
+  const out = uninitialized(src.length);
+  const body = src.length - (src.length % width);
+  const s = new DataView(src.buffer, src.byteOffset, src.length);
+  const b = new DataView(base.buffer, base.byteOffset, base.length);
+  const o = new DataView(out.buffer, out.byteOffset, out.length);
+  if (width === 4) {
+    if (forward) {
+      for (let i = 0; i < body; i += 4) {
+        const d = (s.getUint32(i, true) - b.getUint32(i, true)) | 0;
+        o.setUint32(i, (d << 1) ^ (d >> 31), true);
+      }
+    } else {
+      for (let i = 0; i < body; i += 4) {
+        const z = s.getUint32(i, true);
+        o.setUint32(i, ((z >>> 1) ^ -(z & 1)) + b.getUint32(i, true), true);
+      }
+    }
+  } else if (width === 2) {
+    if (forward) {
+      for (let i = 0; i < body; i += 2) {
+        const d = ((s.getUint16(i, true) - b.getUint16(i, true)) << 16) >> 16;
+        o.setUint16(i, (d << 1) ^ (d >> 15), true);
+      }
+    } else {
+      for (let i = 0; i < body; i += 2) {
+        const z = s.getUint16(i, true);
+        o.setUint16(i, ((z >>> 1) ^ -(z & 1)) + b.getUint16(i, true), true);
+      }
+    }
+  } else if (forward) {
+    for (let i = 0; i < body; i += 8) {
+      const cl = s.getUint32(i, true);
+      const bl = b.getUint32(i, true);
+      const lo = cl - bl; // in (-2^32, 2^32): negative means a borrow
+      const hi = (s.getUint32(i + 4, true) - b.getUint32(i + 4, true) - (lo < 0 ? 1 : 0)) | 0;
+      const sign = hi >> 31;
+      o.setUint32(i, ((lo << 1) ^ sign) >>> 0, true);
+      o.setUint32(i + 4, ((hi << 1) | ((lo >>> 0) >>> 31)) ^ sign, true);
+    }
+  } else {
+    for (let i = 0; i < body; i += 8) {
+      const zl = s.getUint32(i, true);
+      const zh = s.getUint32(i + 4, true);
+      const sign = -(zl & 1);
+      const lo = (((zl >>> 1) | (zh << 31)) ^ sign) >>> 0;
+      const hi = (zh >>> 1) ^ sign;
+      const sum = lo + b.getUint32(i, true); // below 2^33: the carry is bit 32
+      o.setUint32(i, sum >>> 0, true);
+      o.setUint32(i + 4, (hi + b.getUint32(i + 4, true) + (sum >= 2 ** 32 ? 1 : 0)) >>> 0, true);
+    }
+  }
+  for (let i = body; i < src.length; i++) out[i] = src[i] ^ base[i];
+  return out;
 }

@@ -3,21 +3,29 @@
  * codec is a storage detail the chunk record carries (codec id and plane count) and never
  * affects dedup.
  *
- *   0 none    the raw bytes
- *   1 zstd    zstd of the raw bytes
- *   2 planes  zstd of the byte planes (planes = bytes per float element)
- *   3 delta   zstd of the byte planes of (raw XOR base), base being a chunk of the same length
+ *   0 none     the raw bytes
+ *   1 zstd     zstd of the raw bytes
+ *   2 planes   zstd of the byte planes (planes = bytes per float element)
+ *   3 delta    zstd of the byte planes of (raw XOR base), base being a chunk of the same length
+ *   4 zigzag   zstd of the byte planes of the zigzag-coded difference raw - base, element by
+ *              element (planes = element width: 2, 4 or 8); what auto uses for floats
+ *
+ * Measured on a small transformer trained with AdamW (fp32 weights and optimizer state, 1 MiB
+ * chunks, zstd level 1), stored / raw bytes: zstd 0.91, planes 0.83; against the checkpoint 10
+ * steps earlier, delta 0.79 and zigzag 0.76; a fine-tune's weights against its base model,
+ * delta 0.64 and zigzag 0.62 in fp32, 0.29 and 0.25 in bf16.
  */
 import { createRequire } from 'node:module';
 import { CkptError } from '../core/errors.js';
 import { planesOf } from '../core/dtypes.js';
-import { joinPlanes, splitPlanes, xorInto } from './bytePlanes.js';
+import { joinPlanes, splitPlanes, undoZigzagDelta, xorInto, zigzagDelta } from './bytePlanes.js';
 
 export const CODEC_NONE = 0;
 export const CODEC_ZSTD = 1;
 export const CODEC_PLANES = 2;
 export const CODEC_DELTA = 3;
-export type CodecId = typeof CODEC_NONE | typeof CODEC_ZSTD | typeof CODEC_PLANES | typeof CODEC_DELTA;
+export const CODEC_ZIGZAG = 4;
+export type CodecId = typeof CODEC_NONE | typeof CODEC_ZSTD | typeof CODEC_PLANES | typeof CODEC_DELTA | typeof CODEC_ZIGZAG;
 
 export interface EncodedChunk {
   codec: CodecId;
@@ -35,8 +43,9 @@ export interface EncodeOptions {
 
 /**
  * Level 1, not zstd's default 3: on byte planes of float weights level 1 is both faster (about
- * 1.4x) and slightly smaller (gaussian F32: 0.842 vs 0.854), because the gain is all in the
- * entropy coder and level 3's longer match search mostly finds short useless matches.
+ * 1.4x) and slightly smaller (a real fp32 checkpoint 0.831 vs 0.834, its BF16 weights 0.698 vs
+ * 0.710, gaussian F32 0.842 vs 0.854): the gain is all in the entropy coder, and level 3's
+ * longer match search mostly finds short matches that cost more than the literals they replace.
  */
 export const DEFAULT_ZSTD_LEVEL = 1;
 
@@ -75,7 +84,7 @@ export async function encodeChunk(raw: Uint8Array, opts: EncodeOptions): Promise
     tries.push(encodeAs(raw, planes > 1 ? CODEC_PLANES : CODEC_ZSTD, { planes, level }));
   }
   if (base !== undefined && est.delta >= MIN_SAVING && !(est.plain > est.delta + ESTIMATE_MARGIN)) {
-    tries.push(encodeAs(raw, CODEC_DELTA, { planes, level, base }));
+    tries.push(encodeAs(raw, deltaCodec(planes), { planes, level, base }));
   }
   let best = plain;
   for (const enc of await Promise.all(tries)) if (enc.data.length < best.data.length) best = enc;
@@ -102,12 +111,16 @@ export async function encodeAs(
       return { codec, planes: 1, data: await zstd.compress(asBuffer(raw), level) };
     case CODEC_PLANES:
       return { codec, planes, data: await zstd.compress(asBuffer(splitPlanes(raw, planes)), level) };
-    case CODEC_DELTA: {
+    case CODEC_DELTA:
+    case CODEC_ZIGZAG: {
       const base = opts.base;
       if (base === undefined || base.length !== raw.length) {
-        throw new CkptError('E_USAGE', 'the delta codec needs a base chunk of the same length');
+        throw new CkptError('E_USAGE', 'a delta codec needs a base chunk of the same length');
       }
-      const x = splitPlanes(xorInto(new Uint8Array(raw.length), raw, base), planes);
+      if (codec === CODEC_ZIGZAG && !ELEMENT_WIDTHS.has(planes)) {
+        throw new CkptError('E_USAGE', `the zigzag codec needs elements of 2, 4 or 8 bytes, not ${planes}`);
+      }
+      const x = splitPlanes(deltaOf(codec, raw, base, planes), planes);
       return { codec, planes, data: await zstd.compress(asBuffer(x), level) };
     }
     default:
@@ -130,13 +143,14 @@ export async function decodeChunk(
     }
     return data;
   }
-  if (codec !== CODEC_ZSTD && codec !== CODEC_PLANES && codec !== CODEC_DELTA) {
+  if (codec !== CODEC_ZSTD && codec !== CODEC_PLANES && codec !== CODEC_DELTA && codec !== CODEC_ZIGZAG) {
     throw new ChunkDecodeError(`unknown codec ${codec}`, { codec });
   }
-  if (!Number.isInteger(planes) || planes < 1 || planes > MAX_PLANES || (codec === CODEC_ZSTD && planes !== 1)) {
-    throw new ChunkDecodeError(`bad plane count ${planes} for codec ${codec}`, { codec, planes });
-  }
-  if (codec === CODEC_DELTA && (base === undefined || base.length !== rawLength)) {
+  const planesOk =
+    codec === CODEC_ZSTD ? planes === 1 : codec === CODEC_ZIGZAG ? ELEMENT_WIDTHS.has(planes) : Number.isInteger(planes) && planes >= 1 && planes <= MAX_PLANES;
+  if (!planesOk) throw new ChunkDecodeError(`bad plane count ${planes} for codec ${codec}`, { codec, planes });
+  const isDelta = codec === CODEC_DELTA || codec === CODEC_ZIGZAG;
+  if (isDelta && (base === undefined || base.length !== rawLength)) {
     const why = base === undefined ? 'is missing' : `has ${base.length} bytes, not ${rawLength}`;
     throw new ChunkDecodeError(`the base of a delta chunk ${why}`, { codec, rawLength });
   }
@@ -152,7 +166,17 @@ export async function decodeChunk(
   }
   if (codec === CODEC_ZSTD) return out;
   out = joinPlanes(out, planes);
-  return codec === CODEC_DELTA ? xorInto(out, out, base as Uint8Array) : out;
+  if (codec === CODEC_DELTA) return xorInto(out, out, base as Uint8Array);
+  return codec === CODEC_ZIGZAG ? undoZigzagDelta(out, base as Uint8Array, planes) : out;
+}
+
+const ELEMENT_WIDTHS = new Set([2, 4, 8]);
+
+/** Floats differ best arithmetically; bytes of unknown structure only by XOR. */
+const deltaCodec = (planes: number): CodecId => (ELEMENT_WIDTHS.has(planes) ? CODEC_ZIGZAG : CODEC_DELTA);
+
+function deltaOf(codec: CodecId, raw: Uint8Array, base: Uint8Array, planes: number): Uint8Array {
+  return codec === CODEC_ZIGZAG ? zigzagDelta(raw, base, planes) : xorInto(new Uint8Array(raw.length), raw, base);
 }
 
 /** No dtype has more than 8 bytes per element; a larger count is a garbled record. */
@@ -233,14 +257,11 @@ function checkFrame(d: Uint8Array, rawLength: number, codec: number): void {
  */
 function estimateSaving(raw: Uint8Array, planes: number, base: Uint8Array | undefined): { plain: number; delta: number } {
   const hist = new Uint32Array(256 * planes);
-  const dhist = base ? new Uint32Array(256 * planes) : undefined;
+  const dhist = new Uint32Array(base ? 256 * planes : 0);
   let sampled = 0;
   const sample = (start: number, end: number) => {
-    for (let k = 0; k < planes; k++) {
-      const o = k << 8;
-      for (let j = start + k; j < end; j += planes) hist[o | raw[j]]++;
-      if (base && dhist) for (let j = start + k; j < end; j += planes) dhist[o | (raw[j] ^ base[j])]++;
-    }
+    count(hist, raw.subarray(start, end), planes);
+    if (base) count(dhist, deltaOf(deltaCodec(planes), raw.subarray(start, end), base.subarray(start, end), planes), planes);
     sampled += end - start;
   };
   if (raw.length <= SAMPLE_SLICES * SAMPLE_SLICE) {
@@ -254,7 +275,15 @@ function estimateSaving(raw: Uint8Array, planes: number, base: Uint8Array | unde
     }
   }
   const saving = (h: Uint32Array) => 1 - entropyBits(h) / (8 * sampled);
-  return { plain: saving(hist), delta: dhist ? saving(dhist) : 0 };
+  return { plain: saving(hist), delta: base ? saving(dhist) : 0 };
+}
+
+/** One 256-bin histogram per byte plane; strided loops beat a computed bin index by ~3x. */
+function count(hist: Uint32Array, bytes: Uint8Array, planes: number): void {
+  for (let k = 0; k < planes; k++) {
+    const o = k << 8;
+    for (let j = k; j < bytes.length; j += planes) hist[o | bytes[j]]++;
+  }
 }
 
 const SAMPLE_SLICES = 4;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { joinPlanes, splitPlanes, xorInto } from '../../src/store/bytePlanes.js';
+import { joinPlanes, splitPlanes, undoZigzagDelta, xorInto, zigzagDelta } from '../../src/store/bytePlanes.js';
 
 /** mulberry32: a seeded PRNG so every run checks the same cases. */
 function prng(seed: number): () => number {
@@ -98,5 +98,66 @@ describe('xorInto', () => {
     const dst = new Uint8Array(10).fill(0xee);
     xorInto(dst, new Uint8Array(6).fill(1), new Uint8Array(8).fill(2));
     expect([...dst]).toEqual([3, 3, 3, 3, 3, 3, 0xee, 0xee, 0xee, 0xee]);
+  });
+});
+
+/** The definition over BigInt: little-endian elements, wrapping difference, zigzag; tail XORed. */
+function referenceZigzag(cur: Uint8Array, base: Uint8Array, width: number): Uint8Array {
+  const bits = BigInt(width * 8);
+  const mod = 1n << bits;
+  const le = (b: Uint8Array, at: number) => {
+    let v = 0n;
+    for (let k = width - 1; k >= 0; k--) v = (v << 8n) | BigInt(b[at + k]);
+    return v;
+  };
+  const out = new Uint8Array(cur.length);
+  const body = cur.length - (cur.length % width);
+  for (let i = 0; i < body; i += width) {
+    const d = BigInt.asIntN(width * 8, le(cur, i) - le(base, i));
+    let z = ((d << 1n) ^ (d < 0n ? mod - 1n : 0n)) & (mod - 1n);
+    for (let k = 0; k < width; k++, z >>= 8n) out[i + k] = Number(z & 0xffn);
+  }
+  for (let i = body; i < cur.length; i++) out[i] = cur[i] ^ base[i];
+  return out;
+}
+
+describe('zigzagDelta', () => {
+  it('turns a step across a byte boundary into a small number', () => {
+    const cur = new Uint8Array(new Uint32Array([0x3f800000, 0x3f7fffff]).buffer);
+    const base = new Uint8Array(new Uint32Array([0x3f7fffff, 0x3f800000]).buffer);
+    expect([...new Uint32Array(zigzagDelta(cur, base, 4).slice().buffer)]).toEqual([2, 1]);
+  });
+
+  it('matches the definition and round-trips for 2, 4 and 8 byte elements, any length and offset', () => {
+    const rnd = prng(4);
+    for (let t = 0; t < 300; t++) {
+      const width = [2, 4, 8][t % 3];
+      const len = Math.floor(rnd() * 600);
+      const cur = shifted(randomBytes(rnd, len), t % 5);
+      // Half the bases are near cur (small differences, borrows), half unrelated.
+      const base = shifted(t % 2 ? randomBytes(rnd, len) : cur.map((x, i) => (i % width === 0 ? x + Math.floor(rnd() * 5) - 2 : x)), t % 3);
+      const d = zigzagDelta(cur, base, width);
+      expect(Buffer.from(d).equals(Buffer.from(referenceZigzag(cur, base, width)))).toBe(true);
+      expect(Buffer.from(undoZigzagDelta(shifted(d, t % 7), base, width)).equals(Buffer.from(cur))).toBe(true);
+    }
+  });
+
+  it('covers the extremes of every width', () => {
+    for (const width of [2, 4, 8]) {
+      const cur = new Uint8Array(4 * width);
+      const base = new Uint8Array(4 * width);
+      cur.fill(0xff, 0, width); // -1 - 0
+      base.fill(0xff, width, 2 * width); // 0 - (-1)
+      cur[3 * width - 1] = 0x80; // most negative - 0
+      base[4 * width - 1] = 0x80; // 0 - most negative
+      const d = zigzagDelta(cur, base, width);
+      expect(Buffer.from(d).equals(Buffer.from(referenceZigzag(cur, base, width)))).toBe(true);
+      expect(Buffer.from(undoZigzagDelta(d, base, width)).equals(Buffer.from(cur))).toBe(true);
+    }
+  });
+
+  it('refuses other widths and a base of another length', () => {
+    expect(() => zigzagDelta(new Uint8Array(8), new Uint8Array(8), 3)).toThrow(RangeError);
+    expect(() => zigzagDelta(new Uint8Array(8), new Uint8Array(4), 4)).toThrow(RangeError);
   });
 });

@@ -4,6 +4,7 @@ import {
   CODEC_DELTA,
   CODEC_NONE,
   CODEC_PLANES,
+  CODEC_ZIGZAG,
   CODEC_ZSTD,
   decodeChunk,
   encodeAs,
@@ -96,12 +97,15 @@ describe('every codec round-trips', () => {
         [CODEC_PLANES, planes],
         [CODEC_PLANES, 3],
         [CODEC_DELTA, planes],
+        [CODEC_DELTA, 1],
+        [CODEC_ZIGZAG, planes],
+        [CODEC_ZIGZAG, planes === 4 ? 2 : 4],
       ];
       for (const [codec, p] of cases) {
         for (const level of [1, 3]) {
           const enc = await encodeAs(raw, codec, { planes: p, level, base });
           expect(enc.codec).toBe(codec);
-          const back = await decodeChunk(enc, raw.length, codec === CODEC_DELTA ? base : undefined);
+          const back = await decodeChunk(enc, raw.length, codec === CODEC_DELTA || codec === CODEC_ZIGZAG ? base : undefined);
           expect(eq(back, raw)).toBe(true);
         }
       }
@@ -109,7 +113,7 @@ describe('every codec round-trips', () => {
         for (const withBase of [false, true]) {
           const enc = await encodeChunk(raw, { mode, dtype: planes === 2 ? 'BF16' : planes === 8 ? 'F64' : 'F32', base: withBase ? base : undefined });
           expect(enc.data.length).toBeLessThanOrEqual(raw.length);
-          const back = await decodeChunk(enc, raw.length, enc.codec === CODEC_DELTA ? base : undefined);
+          const back = await decodeChunk(enc, raw.length, withBase ? base : undefined);
           expect(eq(back, raw)).toBe(true);
         }
       }
@@ -146,18 +150,18 @@ describe('encodeChunk in auto mode', () => {
     expect((await encodeChunk(ids, { mode: 'auto' })).codec).toBe(CODEC_ZSTD);
   });
 
-  it('picks the delta codec when the chunk is close to its base', async () => {
+  it('picks the zigzag delta for floats close to their base', async () => {
     const baseF = gaussianF32(11, 1 << 18);
     const nextF = baseF.map((x, i) => (i % 10 === 0 ? x * 1.0001 : x));
     const raw = bytesOf(nextF);
     const base = bytesOf(baseF);
     const enc = await encodeChunk(raw, { mode: 'auto', dtype: 'F32', base });
-    expect(enc.codec).toBe(CODEC_DELTA);
+    expect(enc).toMatchObject({ codec: CODEC_ZIGZAG, planes: 4 });
     expect(enc.data.length).toBeLessThan(0.2 * raw.length);
     expect(eq(await decodeChunk(enc, raw.length, base), raw)).toBe(true);
   });
 
-  it('finds a delta even for random bytes, and ignores a base of another length', async () => {
+  it('finds an XOR delta for bytes of no known dtype, and ignores a base of another length', async () => {
     const base = randomBytes(12, 1 << 16);
     const raw = base.slice();
     raw[100] ^= 0xff;
@@ -196,12 +200,23 @@ describe('decodeChunk refuses what it cannot trust', () => {
     await expectCorrupt(decodeChunk({ ...planesEnc, planes: 0 }, raw.length));
     await expectCorrupt(decodeChunk({ ...planesEnc, planes: 1000 }, raw.length));
     await expectCorrupt(decodeChunk({ ...planesEnc, codec: CODEC_ZSTD, planes: 4 }, raw.length));
+    await expectCorrupt(decodeChunk({ ...deltaEnc, codec: CODEC_ZIGZAG, planes: 3 }, raw.length, base));
+  });
+
+  it('refuses to encode a delta it could not decode', async () => {
+    const usage = async (p: Promise<unknown>) => expect((await p.catch((e: unknown) => e)) as CkptError).toMatchObject({ code: 'E_USAGE' });
+    await usage(encodeAs(raw, CODEC_ZIGZAG, { planes: 3, base }));
+    await usage(encodeAs(raw, CODEC_DELTA, { planes: 4 }));
+    await usage(encodeAs(raw, CODEC_ZIGZAG, { planes: 4, base: base.subarray(2) }));
   });
 
   it('a delta without its base, or with a base of another length', async () => {
-    await expectCorrupt(decodeChunk(deltaEnc, raw.length));
-    await expectCorrupt(decodeChunk(deltaEnc, raw.length, base.subarray(4)));
-    expect(eq(await decodeChunk(deltaEnc, raw.length, base), raw)).toBe(true);
+    const zz = await encodeAs(raw, CODEC_ZIGZAG, { planes: 4, base });
+    for (const enc of [deltaEnc, zz]) {
+      await expectCorrupt(decodeChunk(enc, raw.length));
+      await expectCorrupt(decodeChunk(enc, raw.length, base.subarray(4)));
+      expect(eq(await decodeChunk(enc, raw.length, base), raw)).toBe(true);
+    }
   });
 
   it('truncated data', async () => {
