@@ -7,7 +7,7 @@
  *   npx tsc -p . && node dist/bench/codecs.js [MiB per data set, default 64]
  */
 import { objectId } from '../src/core/objectId.js';
-import { joinPlanes, splitPlanes } from '../src/store/bytePlanes.js';
+import { joinPlanes, splitPlanes, undoZigzagDelta, zigzagDelta } from '../src/store/bytePlanes.js';
 import { decodeChunk, encodeChunk, type EncodedChunk } from '../src/store/chunkCodec.js';
 
 const MiB = 1 << 20;
@@ -83,6 +83,17 @@ async function main(): Promise<void> {
     const tj = seconds(t0);
     console.log(`  planes=${planes}  split ${(total / ts / 1e9).toFixed(2)} GB/s   join ${(total / tj / 1e9).toFixed(2)} GB/s`);
   }
+  {
+    const cur = chunksOf(new Uint8Array(f32next.buffer));
+    const base = chunksOf(new Uint8Array(f32.buffer));
+    let t0 = process.hrtime.bigint();
+    const d = cur.map((c, i) => zigzagDelta(c, base[i], 4));
+    const tf = seconds(t0);
+    t0 = process.hrtime.bigint();
+    d.forEach((c, i) => undoZigzagDelta(c, base[i], 4));
+    const tu = seconds(t0);
+    console.log(`  zigzag delta F32  forward ${(total / tf / 1e9).toFixed(2)} GB/s   inverse ${(total / tu / 1e9).toFixed(2)} GB/s`);
+  }
 
   const hashChunks = chunksOf(random);
   let t0 = process.hrtime.bigint();
@@ -111,7 +122,7 @@ async function main(): Promise<void> {
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((v, c) => (c < 3 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join('  '));
-  console.log(`\ncodecs: 0 none, 1 zstd, 2 planes+zstd, 3 delta; ${IN_FLIGHT} chunks in flight; ratio = stored / raw`);
+  console.log(`\ncodecs: 0 none, 1 zstd, 2 planes+zstd, 3 XOR delta, 4 zigzag delta; ${IN_FLIGHT} chunks in flight; ratio = stored / raw`);
 }
 
 await main();

@@ -122,10 +122,13 @@ describe('every codec round-trips', () => {
 });
 
 describe('encodeChunk in auto mode', () => {
-  it('stores random bytes plain', async () => {
-    const raw = randomBytes(7, 1 << 20);
-    expect((await encodeChunk(raw, { mode: 'auto', dtype: 'F32' })).codec).toBe(CODEC_NONE);
-    expect((await encodeChunk(raw, { mode: 'auto' })).codec).toBe(CODEC_NONE);
+  it('stores random bytes plain, whatever their size', async () => {
+    for (const n of [100, 4096, 5000, 1 << 20]) {
+      const raw = randomBytes(n, n);
+      expect((await encodeChunk(raw, { mode: 'auto', dtype: 'F32' })).codec).toBe(CODEC_NONE);
+      expect((await encodeChunk(raw, { mode: 'auto', dtype: 'BF16' })).codec).toBe(CODEC_NONE);
+      expect((await encodeChunk(raw, { mode: 'auto' })).codec).toBe(CODEC_NONE);
+    }
   });
 
   it('stores already-compressed bytes plain', async () => {
