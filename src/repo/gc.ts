@@ -147,9 +147,14 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     } else {
       const reader = await store.reader();
       let writer = store.newPackWriter();
+      // A repacked pack can come out byte-identical to a pack already on disk (a duplicate left
+      // by an interrupted gc), so the same name: that name must then survive the deletions.
+      const fresh = new Set<ObjectId>();
       const finish = async () => {
         const fin = await writer.finish();
         if (fin) {
+          fresh.add(fin.pack);
+          fresh.add(fin.index);
           written++;
           bytesAfter += fin.size;
           const idxSize = (await fs.stat(path.join(store.indexDir, `${fin.index}.idx`))).size;
@@ -177,9 +182,9 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
         await reader.close();
       }
       const gone = [...toDelete, ...toRepack.map((x) => x.info)];
-      for (const p of gone) for (const i of p.indexes) await fs.rm(path.join(store.indexDir, `${i.id}.idx`), { force: true });
+      for (const p of gone) for (const i of p.indexes) if (!fresh.has(i.id)) await fs.rm(path.join(store.indexDir, `${i.id}.idx`), { force: true });
       if (gone.length) await fsyncDir(store.indexDir);
-      for (const p of gone) await fs.rm(path.join(store.packsDir, `${p.pack}.pack`), { force: true });
+      for (const p of gone) if (!fresh.has(p.pack)) await fs.rm(path.join(store.packsDir, `${p.pack}.pack`), { force: true });
       if (gone.length) await fsyncDir(store.packsDir);
     }
 
