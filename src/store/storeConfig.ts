@@ -33,7 +33,7 @@ export function defaultConfig(chunkSize = DEFAULT_CHUNK_SIZE): StoreConfig {
   return {
     version: 1,
     chunkSize,
-    compression: { mode: 'auto', level: 3, maxDeltaChain: 8 },
+    compression: { mode: 'auto', level: 1, maxDeltaChain: 8 },
     remotes: {},
   };
 }
