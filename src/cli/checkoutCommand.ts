@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { partialFetcher, type PartialFetchResult } from '../remote/partialFetch.js';
 import { checkout } from '../repo/checkout.js';
 import { openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
@@ -18,15 +19,22 @@ export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: 
     const out = output(argv);
     const repo = await openRepo(argv);
     const progress = out.progress('checkout');
+    // in a partial clone, chunks not here yet are fetched by byte range first
+    let fetched: (PartialFetchResult & { remote: string }) | undefined;
+    const fetchMissing = await partialFetcher(repo, (f) => {
+      fetched = f;
+      out.info(`fetched ${f.chunks} chunk(s), ${humanBytes(f.bytes)} in ${f.requests} range request(s) from ${f.remote}`);
+    });
     try {
       const r = await checkout(repo, withMode(argv.rev, argv.mode), {
         output: argv.output,
         tensors: argv.tensors,
         paths: argv.paths,
         onProgress: (d, t) => progress.update(d, t),
+        fetchMissing,
       });
       progress.stop();
-      out.result(r);
+      out.result(fetched ? { ...r, fetched } : r);
       for (const f of r.files) out.line(`${f.output}  ${humanBytes(f.size)}  b3 ${f.hash.slice(0, 16)}  verified`);
       if (r.tensors !== undefined) out.line(`${r.tensors} tensor(s) written`);
     } finally {

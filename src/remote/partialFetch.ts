@@ -17,6 +17,7 @@ import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter, type FinishedPack } from '../store/packWriter.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex, remoteChunkMap } from './remoteIndex.js';
+import { openRemote, readLocalConfig } from './remoteConfig.js';
 import type { Transport } from './transport.js';
 
 /** Records closer than this are read in one request: fewer round trips for a few wasted bytes. */
@@ -126,4 +127,25 @@ export async function fetchChunksByRange(
     await writer?.abort();
     await fs.rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * The fetcher a checkout uses in a partial clone: chunks come from the first remote marked
+ * partial in `.ckpt/config.local`. Undefined when there is none (every chunk is local).
+ */
+export async function partialFetcher(
+  repo: Repository,
+  onFetched: (r: PartialFetchResult & { remote: string }) => void = () => undefined,
+): Promise<((ids: ObjectId[]) => Promise<void>) | undefined> {
+  const local = (await readLocalConfig(repo)).remotes ?? {};
+  const name = Object.keys(local).find((n) => local[n].partial && repo.store.config.remotes[n]);
+  if (!name) return undefined;
+  return async (ids) => {
+    const { transport } = await openRemote(repo, name);
+    try {
+      onFetched({ remote: name, ...(await fetchChunksByRange(repo, transport, ids)) });
+    } finally {
+      await transport.close?.();
+    }
+  };
 }

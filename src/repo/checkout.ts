@@ -24,6 +24,8 @@ export interface CheckoutOptions {
   /** Only these tree paths. */
   paths?: string[];
   onProgress?: (done: number, total: number) => void;
+  /** Brings chunks the store lacks (a partial clone) before anything is read. */
+  fetchMissing?: (ids: ObjectId[]) => Promise<void>;
 }
 
 export interface CheckoutResult {
@@ -110,6 +112,13 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
   }
   const manifests = new Map<string, Manifest>();
   for (const p of paths) manifests.set(p, await repo.readManifest(tree.files[p].manifest));
+  if (opts.fetchMissing) {
+    const index = await repo.store.reloadIndex();
+    const match = opts.tensors ? picomatch(opts.tensors, { dot: true }) : undefined;
+    const wanted = [...manifests.values()].flatMap((m) => m.segments.filter((s) => !match || (s.t === 'tensor' && match(s.name))));
+    const missing = [...new Set(wanted.flatMap((s) => s.chunks.map((c) => c[0])))].filter((id) => !index.has(id));
+    if (missing.length > 0) await opts.fetchMissing(missing);
+  }
   const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
   const tmpDir = repo.store.tmpDir;
   await fs.mkdir(tmpDir, { recursive: true });
