@@ -105,7 +105,12 @@ export class ChunkReader {
     const loadRun = async (run: Run): Promise<Promise<Uint8Array>[]> => {
       const first = run.recs[0];
       const buf = await this.readStored(first.pack, first.offset, run.bytes);
-      return run.recs.map((r) => this.decode(r, buf.subarray(r.offset - first.offset, r.offset - first.offset + r.stored)));
+      return run.recs.map((r) => {
+        const d = this.decode(r, buf.subarray(r.offset - first.offset, r.offset - first.offset + r.stored));
+        // a decode that fails while its run waits in the window is reported when it is consumed
+        d.catch(() => undefined);
+        return d;
+      });
     };
     const inflight: { bytes: number; p: Promise<Promise<Uint8Array>[]> }[] = [];
     let inflightBytes = 0;
@@ -123,7 +128,6 @@ export class ChunkReader {
     while (inflight.length > 0) {
       const head = inflight.shift()!;
       const decoded = await head.p;
-      for (const d of decoded) d.catch(() => undefined);
       inflightBytes -= head.bytes;
       fill();
       for (const d of decoded) yield await d;
