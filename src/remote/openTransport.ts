@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { openDirectoryTransport, type DirectoryTransportOptions } from './directoryTransport.js';
 import { HttpTransport, type HttpTransportOptions } from './httpTransport.js';
-import { S3Transport, type S3TransportOptions } from './s3Transport.js';
+import type { S3TransportOptions } from './s3Transport.js';
 import type { Transport } from './transport.js';
 
 export interface OpenTransportOptions {
@@ -30,8 +30,11 @@ export async function openTransport(url: string, options: OpenTransportOptions =
     case 'http':
     case 'https':
       return new HttpTransport(url, options.http);
-    case 's3':
+    case 's3': {
+      // the AWS SDK takes a noticeable part of a second to load: only S3 remotes pay for it
+      const { S3Transport } = await import('./s3Transport.js');
       return new S3Transport(url, options.s3);
+    }
     default:
       throw new UsageError(`unsupported remote URL scheme ${scheme}:// in ${url} (use a path, file://, http(s):// or s3://)`);
   }
