@@ -64,14 +64,22 @@ export async function collectFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
-async function targetRef(repo: Repository, branch?: string): Promise<{ ref: string | undefined; head: ObjectId | null }> {
+/**
+ * The ref to move, the value it must still hold for the compare-and-swap, and the parent. They
+ * differ for a new branch: it starts at HEAD, but the swap expects the ref to be absent.
+ */
+async function targetRef(
+  repo: Repository,
+  branch?: string,
+): Promise<{ ref: string | undefined; expected: ObjectId | null; head: ObjectId | null }> {
   if (branch) {
     const ref = `refs/heads/${branch}`;
     const at = await repo.store.refs.read(ref);
-    return { ref, head: at ?? (await repo.headCommit()) };
+    return { ref, expected: at, head: at ?? (await repo.headCommit()) };
   }
   const ref = await repo.currentBranch();
-  return { ref, head: await repo.headCommit() };
+  const head = await repo.headCommit();
+  return { ref, expected: head, head };
 }
 
 export async function commitFiles(repo: Repository, paths: string[], opts: CommitOptions): Promise<CommitResult> {
@@ -119,7 +127,7 @@ async function commitLocked(
   gitState: GitState | undefined,
   warnings: string[],
 ): Promise<CommitResult> {
-  let { ref, head } = await targetRef(repo, opts.branch);
+  let { ref, expected, head } = await targetRef(repo, opts.branch);
   const parentTree = head ? await repo.readTree((await repo.readCommit(head)).tree) : undefined;
   const ingestor = new Ingestor(repo.store, { compress: opts.compress ?? true });
   const manifests: Manifest[] = [];
@@ -170,7 +178,7 @@ async function commitLocked(
     };
     const id = await repo.store.meta.put(commit);
     try {
-      if (ref) await repo.store.refs.cas(ref, head, id, `commit: ${opts.message.split('\n')[0]}`);
+      if (ref) await repo.store.refs.cas(ref, expected, id, `commit: ${opts.message.split('\n')[0]}`);
       else await repo.store.refs.writeHead({ kind: 'detached', id });
       return {
         id,
@@ -184,7 +192,8 @@ async function commitLocked(
       };
     } catch (e) {
       if (!(e instanceof RefConflictError) || attempt >= (opts.retries ?? 5)) throw e;
-      head = (e.data.actual as ObjectId | null) ?? null;
+      expected = (e.data.actual as ObjectId | null) ?? null;
+      head = expected;
     }
   }
 }

@@ -5,6 +5,7 @@
  * and the encode window, whatever the file size.
  */
 import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
 import { blake3Hex, createHasher } from '../core/blake3.js';
 import { decodedElementBytes } from '../core/elementDecoder.js';
 import { FormatError, UnsafePickleError } from '../core/errors.js';
@@ -16,7 +17,7 @@ import { nextCut, CDC_MAX } from '../chunking/gearChunker.js';
 import type { DeltaBaseFinder } from './deltaBase.js';
 import type { ParseOptions } from '../formats/checkpointFormat.js';
 import { parseCheckpoint } from '../formats/formatRegistry.js';
-import { encodeChunk, type EncodedChunk } from '../store/chunkCodec.js';
+import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk, type EncodedChunk } from '../store/chunkCodec.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { openFileSource } from '../store/fileSource.js';
 import type { PackWriter } from '../store/packWriter.js';
@@ -38,11 +39,20 @@ export interface IngestStats {
   storedBytes: number;
 }
 
+/** Extensions that claim a format with a signature of its own. */
+const CLAIMED_BY_NAME: Record<string, string> = { '.safetensors': 'safetensors', '.gguf': 'gguf', '.npy': 'npy', '.npz': 'npz' };
+
 /** Parses a file's layout, naming the file in any format error. */
 export async function readLayout(file: string, options: { format?: string } & ParseOptions = {}): Promise<Layout> {
   const src = await openFileSource(file);
   try {
-    return await parseCheckpoint(src, options.format, options);
+    const layout = await parseCheckpoint(src, options.format, options);
+    const claimed = CLAIMED_BY_NAME[path.extname(file).toLowerCase()];
+    // A file named like a format whose bytes no parser recognises is a damaged file of that
+    // format, not an opaque blob: parsing it as what it claims to be reports the fault (and the
+    // offset) instead of storing it silently. `--format opaque` still stores it on purpose.
+    if (!options.format && layout.format === 'opaque' && claimed) return await parseCheckpoint(src, claimed, options);
+    return layout;
   } catch (e) {
     if (e instanceof FormatError) throw e.inFile(file);
     if (e instanceof UnsafePickleError) throw new UnsafePickleError(e.globals, file);
@@ -100,7 +110,8 @@ export class Ingestor {
       }
     }
     const enc = await encodeChunk(raw, { mode: 'auto', dtype, level: cfg.level, base: baseBytes });
-    return enc.codec === 3 ? { ...enc, base } : enc;
+    // every delta codec needs its base named in the record, or the chunk cannot be read back
+    return enc.codec === CODEC_DELTA || enc.codec === CODEC_ZIGZAG ? { ...enc, base } : enc;
   }
 
   private async put(id: ObjectId, raw: number, enc: EncodedChunk & { base?: ObjectId }): Promise<void> {

@@ -42,10 +42,36 @@ export async function renameIntoPlace(tmp: string, dest: string): Promise<void> 
   try {
     await fs.rename(tmp, dest);
   } catch (e) {
-    await fs.rm(tmp, { force: true });
-    throw e;
+    if ((e as NodeJS.ErrnoException).code !== 'EXDEV') {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+    await copyIntoPlace(tmp, dest);
   }
   await fsyncDir(path.dirname(dest));
+}
+
+/**
+ * `dest` is on another filesystem than tmp/ (a checkout to another disk): copy beside it first,
+ * so the final step is still a rename and a reader never sees a partial file.
+ */
+async function copyIntoPlace(tmp: string, dest: string): Promise<void> {
+  const near = tmpName(path.dirname(dest), `.${path.basename(dest)}`);
+  try {
+    await fs.copyFile(tmp, near);
+    const h = await fs.open(near, 'r+');
+    try {
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    await fs.rename(near, dest);
+  } catch (e) {
+    await fs.rm(near, { force: true });
+    throw e;
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }
 
 export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
