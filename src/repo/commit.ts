@@ -6,11 +6,13 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, RefConflictError, UsageError } from '../core/errors.js';
+import type { Layout } from '../core/layout.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance, Commit, CommitMeta, Manifest, Tree, TreeEntry } from '../core/objects.js';
 import { Ingestor, readLayout, type IngestStats } from './ingestFile.js';
 import type { Repository } from './repository.js';
 import { deltaBaseFinder } from './deltaBase.js';
+import { StatCache } from './statCache.js';
 import { appendNote, noteLine } from './gitNotes.js';
 import { captureCode, readGitState, writeCodeTree, type CapturedCode, type GitState } from './provenance.js';
 import { acquireShared } from '../store/storeLocks.js';
@@ -89,10 +91,21 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   const dup = treePaths.find((p, i) => treePaths.indexOf(p) !== i);
   if (dup) throw new UsageError(`two files would be stored as ${dup}`);
 
-  // Parse every file before writing anything: bad input leaves the store exactly as it was.
-  const layouts = [];
-  for (const f of files) layouts.push(await readLayout(f, { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
-  const total = layouts.reduce((n, l) => n + l.size, 0);
+  // Parse every file before writing anything: bad input leaves the store exactly as it was. A
+  // file unchanged since it was last committed (stat cache) is not read at all.
+  const cache = await StatCache.load(repo.store);
+  const cached: (ObjectId | undefined)[] = [];
+  const layouts: (Layout | undefined)[] = [];
+  let total = 0;
+  for (const f of files) {
+    let hit = opts.format === undefined ? await cache.candidate(f) : undefined;
+    // an unsafe pickle stays refused unless allowed again, even when unchanged
+    if (hit && !opts.allowUnsafePickle && (await repo.readManifest(hit).catch(() => undefined))?.warnings?.length) hit = undefined;
+    cached.push(hit);
+    const layout = hit ? undefined : await readLayout(f, { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle });
+    layouts.push(layout);
+    total += layout ? layout.size : (await fs.stat(f)).size;
+  }
 
   const gitState = opts.provenance && !opts.code ? await readGitState(repo.root, files) : undefined;
   const warnings: string[] = [];
@@ -103,10 +116,12 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   let result: CommitResult;
   try {
     await repo.store.reloadIndex();
-    result = await commitLocked(repo, files, treePaths, layouts, total, opts, gitState, warnings);
+    result = await commitLocked(repo, files, treePaths, cached, layouts, total, opts, gitState, warnings);
   } finally {
     await lock.release();
   }
+  for (let i = 0; i < files.length; i++) await cache.record(files[i], result.files[i].manifest, repo.clock());
+  await cache.save(repo.store.tmpDir);
   if (gitState && result.code?.commit) {
     try {
       await appendNote(gitState.root, result.code.commit, noteLine(result.id, result.branch, opts.message), repo.store.locksDir);
@@ -121,7 +136,8 @@ async function commitLocked(
   repo: Repository,
   files: string[],
   treePaths: string[],
-  layouts: Awaited<ReturnType<typeof readLayout>>[],
+  cached: (ObjectId | undefined)[],
+  layouts: (Layout | undefined)[],
   total: number,
   opts: CommitOptions,
   gitState: GitState | undefined,
@@ -138,8 +154,13 @@ async function commitLocked(
       const finder = parentTree ? await deltaBaseFinder(repo, parentTree, treePaths[i], files.length) : undefined;
       ingestor.setDeltaBase(finder);
       const base = before;
-      manifests.push(await ingestor.ingestWithProgress(files[i], layouts[i], (d) => opts.onProgress?.(base + d, total)));
-      before += layouts[i].size;
+      const reused = cached[i] ? await StatCache.usable(repo.store, cached[i]!, (id) => repo.readManifest(id)) : undefined;
+      if (reused) manifests.push(reused);
+      else {
+        const layout = layouts[i] ?? (await readLayout(files[i], { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
+        manifests.push(await ingestor.ingestWithProgress(files[i], layout, (d) => opts.onProgress?.(base + d, total)));
+      }
+      before += manifests[i].size;
     }
     if (gitState) {
       captured = await captureCode(gitState, opts.provenance?.withCode ? ingestor : undefined);
