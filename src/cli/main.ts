@@ -4,50 +4,43 @@
  */
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
-import { branchCommand, tagCommand } from './branchCommand.js';
-import { checkoutCommand } from './checkoutCommand.js';
-import { commitCommand } from './commitCommand.js';
-import { diffCommand } from './diffCommand.js';
-import { duCommand } from './duCommand.js';
-import { fsckCommand } from './fsckCommand.js';
-import { gcCommand } from './gcCommand.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
-import { initCommand } from './initCommand.js';
-import { logCommand } from './logCommand.js';
-import { pruneCommand } from './pruneCommand.js';
-import { restoreCodeCommand } from './restoreCodeCommand.js';
-import { showCommand } from './showCommand.js';
-import { statusCommand } from './statusCommand.js';
-import { remoteCommand } from './remoteCommand.js';
-import { pushCommand } from './pushCommand.js';
-import { fetchCommand } from './fetchCommand.js';
-import { pullCommand } from './pullCommand.js';
-import { cloneCommand } from './cloneCommand.js';
-import { serveCommand } from './serveCommand.js';
 import type { CommandModule } from 'yargs';
 
-const commands: CommandModule<object, never>[] = [
-  initCommand,
-  commitCommand,
-  logCommand,
-  showCommand,
-  diffCommand,
-  checkoutCommand,
-  statusCommand,
-  branchCommand,
-  tagCommand,
-  pruneCommand,
-  gcCommand,
-  fsckCommand,
-  duCommand,
-  restoreCodeCommand,
-  remoteCommand,
-  pushCommand,
-  fetchCommand,
-  pullCommand,
-  cloneCommand,
-  serveCommand,
-] as never;
+type Loader = () => Promise<CommandModule<object, never>>;
+
+// Each command's module (and what it imports: Git, HTTP, S3, ...) loads only when that command
+// runs, so a quick command like a re-commit of an unchanged file starts fast.
+const loaders: Record<string, Loader> = {
+  init: async () => (await import('./initCommand.js')).initCommand as never,
+  commit: async () => (await import('./commitCommand.js')).commitCommand as never,
+  log: async () => (await import('./logCommand.js')).logCommand as never,
+  show: async () => (await import('./showCommand.js')).showCommand as never,
+  diff: async () => (await import('./diffCommand.js')).diffCommand as never,
+  checkout: async () => (await import('./checkoutCommand.js')).checkoutCommand as never,
+  status: async () => (await import('./statusCommand.js')).statusCommand as never,
+  branch: async () => (await import('./branchCommand.js')).branchCommand as never,
+  tag: async () => (await import('./branchCommand.js')).tagCommand as never,
+  prune: async () => (await import('./pruneCommand.js')).pruneCommand as never,
+  gc: async () => (await import('./gcCommand.js')).gcCommand as never,
+  fsck: async () => (await import('./fsckCommand.js')).fsckCommand as never,
+  du: async () => (await import('./duCommand.js')).duCommand as never,
+  config: async () => (await import('./configCommand.js')).configCommand as never,
+  'restore-code': async () => (await import('./restoreCodeCommand.js')).restoreCodeCommand as never,
+  remote: async () => (await import('./remoteCommand.js')).remoteCommand as never,
+  push: async () => (await import('./pushCommand.js')).pushCommand as never,
+  fetch: async () => (await import('./fetchCommand.js')).fetchCommand as never,
+  pull: async () => (await import('./pullCommand.js')).pullCommand as never,
+  clone: async () => (await import('./cloneCommand.js')).cloneCommand as never,
+  serve: async () => (await import('./serveCommand.js')).serveCommand as never,
+};
+
+/** The named command alone when argv names one; every command for help and mistakes. */
+async function commandsFor(argv: string[]): Promise<CommandModule<object, never>[]> {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const only = first !== undefined && loaders[first] && !argv.includes('--help') ? [loaders[first]] : Object.values(loaders);
+  return Promise.all(only.map((l) => l()));
+}
 
 function report(err: unknown, json: boolean): number {
   if (isCkptError(err)) {
@@ -94,7 +87,7 @@ export async function main(argv: string[]): Promise<number> {
       if (err) failure = err;
       else usageFailure = msg;
     });
-  for (const c of commands) cli.command(c);
+  for (const c of await commandsFor(argv)) cli.command(c);
   try {
     await cli.parseAsync();
   } catch (e) {
