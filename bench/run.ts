@@ -74,6 +74,44 @@ function writeCheckpoint(file: string, mb: number, seed: number): void {
   closeSync(fd);
 }
 
+/**
+ * Incompressible tensors (random bytes in a safetensors frame): compression must notice early and
+ * cost little, so commit with compression on should run within 10% of compression off.
+ */
+async function randomData(work: string, like: string): Promise<void> {
+  const size = (await fs.stat(like)).size;
+  const file = path.join(work, 'random.safetensors');
+  const header = encodeSafetensorsHeader([{ name: 'random', dtype: 'U8', shape: [size - 4096], length: size - 4096 }]);
+  const fd = openSync(file, 'w');
+  writeSync(fd, header);
+  const block = Buffer.alloc(16 * 1024 * 1024);
+  for (let left = size - 4096; left > 0; left -= block.length) {
+    for (let i = 0; i < block.length; i += 65536) (await import('node:crypto')).randomFillSync(block, i, 65536);
+    writeSync(fd, block, 0, Math.min(left, block.length));
+  }
+  closeSync(fd);
+  const node = process.execPath;
+  const times: Record<string, number[]> = { on: [], off: [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const mode of ['off', 'on'] as const) {
+      const repo = path.join(work, `random-${mode}`);
+      await fs.rm(repo, { recursive: true, force: true });
+      await fs.mkdir(repo);
+      execFileSync(node, [ckptBin, 'init', '-q'], { cwd: repo });
+      times[mode].push(timed(node, [ckptBin, 'commit', file, '-m', 'random', '-q', ...(mode === 'off' ? ['--no-compress'] : [])], repo).s);
+      await fs.rm(repo, { recursive: true, force: true });
+    }
+  }
+  const on = median(times.on);
+  const off = median(times.off);
+  process.stdout.write(
+    `\nrandom (incompressible) data, ${ROUNDS} interleaved rounds:\n` +
+      `  commit compression on ${on.toFixed(3)} s, off ${off.toFixed(3)} s: on/off ${(on / off).toFixed(3)}  (target <= 1.10)\n` +
+      `  all on: ${times.on.map((x) => x.toFixed(2)).join(' ')}; all off: ${times.off.map((x) => x.toFixed(2)).join(' ')}\n`,
+  );
+  await fs.rm(file, { force: true });
+}
+
 async function main(): Promise<void> {
   const work = await fs.mkdtemp(path.join(process.env.CKPT_BENCH_DIR ?? os.tmpdir(), 'ckpt-bench-'));
   const file = path.join(work, 'model.safetensors');
@@ -147,6 +185,7 @@ async function main(): Promise<void> {
   process.stdout.write(`  checkout (compressed store) vs dd      ${ratio('dd bs=16M', 'ckpt checkout (compressed)')}x  (target >= 0.7)\n`);
   process.stdout.write(`  checkout (plain store) vs dd           ${ratio('dd bs=16M', 'ckpt checkout --no-compress store')}x\n`);
   if (rss.length) process.stdout.write(`  peak RSS of ckpt commit/checkout       ${(Math.max(...rss) / 1024).toFixed(0)} MiB  (target < 300)\n`);
+  await randomData(work, file);
   await fs.rm(work, { recursive: true, force: true });
 }
 
