@@ -118,11 +118,20 @@ describe('unsafe pickles', () => {
       expect(stderr).toMatch(/--allow-unsafe-pickle/);
       expect(pwned()).toEqual(pwnedBefore);
 
+      // diff parses a file not committed the same way: refused, never run, store untouched
+      const before = await snapshot(path.join(repo, '.ckpt'));
+      const d = await ckpt(repo, 'diff', 'HEAD', file);
+      expect(d.code).toBe(3);
+      expect(d.stderr).toMatch(new RegExp(`\\b${escapeRegExp(c.global)}\\b`));
+      expect(await snapshot(path.join(repo, '.ckpt'))).toEqual(before);
+      expect(pwned()).toEqual(pwnedBefore);
+
       // explicitly allowed: stored as data, still never evaluated, and the user is told
       await fs.copyFile(file, path.join(repo, c.file));
       const ok = await ckptJson(repo, 'commit', c.file, '-m', 'allowed', '--allow-unsafe-pickle');
       const shown = await ckptJson<{ files: { warnings?: string[] }[] }>(repo, 'show', ok.id);
       expect(JSON.stringify(shown.files[0].warnings ?? [])).toContain(c.global);
+      await ckptJson(repo, 'diff', 'HEAD~1', ok.id);
       await ckptJson(repo, 'checkout', ok.id, '-o', 'back.pt');
       expect(readFileSync(path.join(repo, 'back.pt')).equals(readFileSync(file))).toBe(true);
       expect(pwned()).toEqual(pwnedBefore);
