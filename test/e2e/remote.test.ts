@@ -17,8 +17,11 @@ const TENSORS = 20;
 const ELEMENTS = 65536; // 256 KiB per tensor: four chunks
 /** Index files, manifests, trees, commits and the ref of one small commit. */
 const METADATA_ALLOWANCE = 64 * 1024;
-/** CKPT_E2E_COMPRESS=1 commits with compression (and delta chunks) instead of plain chunks. */
-const COMMIT_FLAGS = process.env.CKPT_E2E_COMPRESS ? [] : ['--no-compress'];
+/**
+ * Commits use the default (compression, delta chunks against the parent), as users' do;
+ * CKPT_E2E_PLAIN=1 stores plain chunks, for byte counts that equal the raw tensor bytes.
+ */
+const COMMIT_FLAGS = process.env.CKPT_E2E_PLAIN ? ['--no-compress'] : [];
 
 describe.each(KINDS)('push, clone, pull over %s', (kind) => {
   let remote: TestRemote;
