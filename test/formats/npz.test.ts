@@ -2,37 +2,13 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { blake3Hex } from '../../src/core/blake3.js';
 import { bufferSource } from '../../src/core/byteSource.js';
-import type { Layout, TensorSegment } from '../../src/core/layout.js';
-import { assertLayoutCovers } from '../../src/core/layout.js';
 import { detectFormat, parseCheckpoint } from '../../src/formats/formatRegistry.js';
 import { npz } from '../../src/formats/npz.js';
+import { checkAgainstListing, type Listed } from './listing.js';
 
 const dir = fileURLToPath(new URL('../../fixtures/numpy/', import.meta.url));
 const read = (f: string) => new Uint8Array(readFileSync(join(dir, f)));
-
-interface Listed {
-  name: string;
-  dtype: string;
-  shape: number[];
-  blake3: string;
-}
-
-function checkAgainstListing(layout: Layout, bytes: Uint8Array, listing: Listed[]): void {
-  assertLayoutCovers(layout);
-  const joined = Buffer.concat(layout.segments.map((s) => bytes.subarray(s.offset, s.offset + s.length)));
-  expect(joined.equals(Buffer.from(bytes))).toBe(true);
-  const tensors = layout.segments.filter((s): s is TensorSegment => s.kind === 'tensor');
-  expect(
-    tensors.map((t) => ({
-      name: t.name,
-      dtype: t.dtype,
-      shape: t.shape,
-      blake3: blake3Hex(bytes.subarray(t.offset, t.offset + t.length)),
-    })),
-  ).toEqual(listing);
-}
 
 const good = readdirSync(dir).filter((f) => f.endsWith('.npz'));
 
