@@ -1,5 +1,5 @@
-// Runs `npm install` (bound by the lock file) when the packages are not installed yet, so `npm test` and `npm run demo` work
-// straight after `git clone`.
+// Runs `npm install` (bound by the lock file) when the packages are not installed yet, so
+// `npm test` and `npm run demo` work straight after `git clone`.
 import { existsSync } from 'node:fs';
 import { execSync } from 'node:child_process';
 
