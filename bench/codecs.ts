@@ -9,21 +9,13 @@
 import { objectId } from '../src/core/objectId.js';
 import { joinPlanes, splitPlanes, undoZigzagDelta, zigzagDelta } from '../src/store/bytePlanes.js';
 import { decodeChunk, encodeChunk, type EncodedChunk } from '../src/store/chunkCodec.js';
+import { seededRandom as prng } from '../src/core/seededRandom.js';
 
 const MiB = 1 << 20;
 const CHUNK = MiB;
 const IN_FLIGHT = 4;
 const total = Number(process.argv[2] ?? 64) * MiB;
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussianF32(n: number, seed: number): Float32Array {
   const rnd = prng(seed);

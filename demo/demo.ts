@@ -9,20 +9,10 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../src/core/seededRandom.js';
 import { writeSafetensors } from '../src/formats/safetensors.js';
 
 const ckptBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'ckpt');
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(n: number, std: number, r: () => number): Float32Array {
   const a = new Float32Array(n);
@@ -40,7 +30,7 @@ function run(cwd: string, args: string[]): string {
 async function main(): Promise<void> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-demo-'));
   process.stdout.write(`ckpt demo in ${dir}\n`);
-  const r = rng(42);
+  const r = seededRandom(42);
   const width = 256;
   const model: Record<string, Float32Array> = { 'embed.weight': gaussian(1024 * width, 0.02, r) };
   for (let b = 0; b < 4; b++) {

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensorsHeader } from '../../src/formats/safetensors.js';
+import { mulberry32 } from '../../src/core/seededRandom.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = path.join(ROOT, 'bin', 'ckpt');
@@ -139,17 +140,9 @@ export async function dirBytes(dir: string): Promise<number> {
   return n;
 }
 
-/** Deterministic 32-bit PRNG (mulberry32): reproducible "random" tensors and kill delays. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+
+/** Deterministic 32-bit PRNG: reproducible "random" tensors and kill delays. */
+export const prng = mulberry32;
 
 /**
  * `count` float32 values shaped like trained weights (small, centred on zero) from a seed, as

@@ -1,16 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { joinPlanes, splitPlanes, undoZigzagDelta, xorInto, zigzagDelta } from '../../src/store/bytePlanes.js';
+import { seededRandom as prng } from '../../src/core/seededRandom.js';
 
-/** mulberry32: a seeded PRNG so every run checks the same cases. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) | 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(rnd: () => number, n: number): Uint8Array {
   const b = new Uint8Array(n);
