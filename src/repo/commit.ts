@@ -94,17 +94,18 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   // Parse every file before writing anything: bad input leaves the store exactly as it was. A
   // file unchanged since it was last committed (stat cache) is not read at all.
   const cache = await StatCache.load(repo.store);
-  const cached: (ObjectId | undefined)[] = [];
+  const cached: (Manifest | undefined)[] = [];
   const layouts: (Layout | undefined)[] = [];
   let total = 0;
   for (const f of files) {
-    let hit = opts.format === undefined ? await cache.candidate(f) : undefined;
+    const id = opts.format === undefined ? await cache.candidate(f) : undefined;
+    let hit = id ? await repo.readManifest(id).catch(() => undefined) : undefined;
     // an unsafe pickle stays refused unless allowed again, even when unchanged
-    if (hit && !opts.allowUnsafePickle && (await repo.readManifest(hit).catch(() => undefined))?.warnings?.length) hit = undefined;
+    if (hit?.warnings?.length && !opts.allowUnsafePickle) hit = undefined;
     cached.push(hit);
     const layout = hit ? undefined : await readLayout(f, { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle });
     layouts.push(layout);
-    total += layout ? layout.size : (await fs.stat(f)).size;
+    total += (hit ?? layout)!.size;
   }
 
   const gitState = opts.provenance && !opts.code ? await readGitState(repo.root, files) : undefined;
@@ -136,7 +137,7 @@ async function commitLocked(
   repo: Repository,
   files: string[],
   treePaths: string[],
-  cached: (ObjectId | undefined)[],
+  cached: (Manifest | undefined)[],
   layouts: (Layout | undefined)[],
   total: number,
   opts: CommitOptions,
@@ -150,15 +151,16 @@ async function commitLocked(
   let captured: CapturedCode | undefined;
   let before = 0;
   try {
+    const index = await repo.store.index();
     for (let i = 0; i < files.length; i++) {
-      const finder = parentTree ? await deltaBaseFinder(repo, parentTree, treePaths[i], files.length) : undefined;
-      ingestor.setDeltaBase(finder);
       const base = before;
-      const reused = cached[i] ? await StatCache.usable(repo.store, cached[i]!, (id) => repo.readManifest(id)) : undefined;
-      if (reused) manifests.push(reused);
+      const reused = cached[i];
+      // the cached manifest stands only while gc has left every chunk it names
+      if (reused && StatCache.allChunksIndexed(index, reused)) manifests.push(reused);
       else {
+        ingestor.setDeltaBase(parentTree ? await deltaBaseFinder(repo, parentTree, treePaths[i], files.length) : undefined);
         const layout = layouts[i] ?? (await readLayout(files[i], { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
-        manifests.push(await ingestor.ingestWithProgress(files[i], layout, (d) => opts.onProgress?.(base + d, total)));
+        manifests.push(await ingestor.ingest(files[i], layout, (d) => opts.onProgress?.(base + d, total)));
       }
       before += manifests[i].size;
     }

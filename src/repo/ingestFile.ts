@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { blake3Hex, createHasher } from '../core/blake3.js';
+import { createHasher } from '../core/blake3.js';
 import { decodedElementBytes } from '../core/elementDecoder.js';
 import { FormatError, UnsafePickleError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
@@ -18,6 +18,7 @@ import type { DeltaBaseFinder } from './deltaBase.js';
 import type { ParseOptions } from '../formats/checkpointFormat.js';
 import { parseCheckpoint } from '../formats/formatRegistry.js';
 import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk, type EncodedChunk } from '../store/chunkCodec.js';
+import type { ChunkIndex } from '../store/chunkIndex.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { openFileSource } from '../store/fileSource.js';
 import type { PackWriter } from '../store/packWriter.js';
@@ -27,8 +28,7 @@ import type { Store } from '../store/store.js';
 /** New chunks being encoded at once: both cores busy with zstd while the main thread hashes. */
 const ENCODE_WINDOW = 8;
 
-export interface IngestOptions extends ParseOptions {
-  format?: string;
+export interface IngestOptions {
   compress: boolean;
 }
 
@@ -70,7 +70,6 @@ export class Ingestor {
   private baseReader: ChunkReader | undefined;
 
   private deltaBase: DeltaBaseFinder | undefined;
-  private onProgress: ((bytes: number) => void) | undefined;
 
   constructor(
     private readonly store: Store,
@@ -82,29 +81,19 @@ export class Ingestor {
     this.deltaBase = finder;
   }
 
-  async ingestWithProgress(file: string, layout: Layout, onProgress: (bytes: number) => void): Promise<Manifest> {
-    this.onProgress = onProgress;
-    try {
-      return await this.ingest(file, layout);
-    } finally {
-      this.onProgress = undefined;
-    }
-  }
-
-  private async chainDepth(id: ObjectId): Promise<number> {
-    const index = await this.store.index();
-    let depth = 0;
-    for (let r = index.get(id); r?.base; r = index.get(r.base)) depth++;
-    return depth;
-  }
-
-  private async encode(raw: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<EncodedChunk & { base?: ObjectId }> {
+  /**
+   * Encodes a new chunk; a delta against `base` only when the base has the same length and the
+   * chain through it stays within the configured bound.
+   */
+  private async encode(index: ChunkIndex, raw: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<EncodedChunk & { base?: ObjectId }> {
     const cfg = this.store.config.compression;
     if (!this.options.compress || cfg.mode === 'none') return encodeChunk(raw, { mode: 'none' });
     let baseBytes: Uint8Array | undefined;
-    if (base && (await this.chainDepth(base)) + 1 <= cfg.maxDeltaChain) {
-      const rec = (await this.store.index()).get(base);
-      if (rec && rec.raw === raw.length) {
+    const rec = base ? index.get(base) : undefined;
+    if (base && rec && rec.raw === raw.length) {
+      let depth = 1;
+      for (let r = rec; r.base; r = index.get(r.base)!) depth++;
+      if (depth <= cfg.maxDeltaChain) {
         this.baseReader ??= await this.store.reader();
         baseBytes = await this.baseReader.read(base);
       }
@@ -142,7 +131,7 @@ export class Ingestor {
   }
 
   /** Stores `file` and returns its manifest (not yet written). */
-  async ingest(file: string, layout: Layout): Promise<Manifest> {
+  async ingest(file: string, layout: Layout, onProgress?: (bytes: number) => void): Promise<Manifest> {
     const index = await this.store.index();
     const chunkSize = this.store.config.chunkSize;
     const fh = await fs.open(file, 'r');
@@ -151,7 +140,7 @@ export class Ingestor {
     const reader = new SequentialReader(fh, layout.size, (b) => {
       fileHash.update(b);
       done += b.length;
-      this.onProgress?.(done);
+      onProgress?.(done);
     });
     const pending: Promise<void>[] = [];
     const drain = async (limit: number) => {
@@ -164,7 +153,7 @@ export class Ingestor {
         this.seen.add(id);
         this.stats.newChunks++;
         this.stats.newRawBytes += bytes.length;
-        const enc = this.encode(bytes, dtype, base);
+        const enc = this.encode(index, bytes, dtype, base);
         // encoding runs ahead; chunks reach the pack in file order
         const prev = pending[pending.length - 1] ?? Promise.resolve();
         const p = Promise.all([enc, prev]).then(([e]) => this.put(id, bytes.length, e));
@@ -207,7 +196,7 @@ export class Ingestor {
         type: 'manifest',
         format: layout.format,
         size: layout.size,
-        hash: layout.size === 0 ? blake3Hex(new Uint8Array(0)) : fileHash.hex(),
+        hash: fileHash.hex(),
         chunkSize,
         segments,
       };

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest } from '../core/objects.js';
 import { readFileOrUndefined, writeFileAtomic } from '../store/atomicFile.js';
+import type { ChunkIndex } from '../store/chunkIndex.js';
 import type { Store } from '../store/store.js';
 
 interface Entry {
@@ -69,17 +70,9 @@ export class StatCache {
     return e.at - f.mtimeMs < RACY_MS ? undefined : e.manifest;
   }
 
-  /** The manifest, if it and every chunk it names are still stored (gc may have run since). */
-  static async usable(store: Store, id: ObjectId, read: (id: ObjectId) => Promise<Manifest>): Promise<Manifest | undefined> {
-    let manifest: Manifest;
-    try {
-      manifest = await read(id);
-    } catch {
-      return undefined;
-    }
-    const index = await store.index();
-    for (const s of manifest.segments) for (const [chunk] of s.chunks) if (!index.has(chunk)) return undefined;
-    return manifest;
+  /** True when every chunk the manifest names is still indexed (gc may have run since). */
+  static allChunksIndexed(index: ChunkIndex, manifest: Manifest): boolean {
+    return manifest.segments.every((s) => s.chunks.every(([id]) => index.has(id)));
   }
 
   async record(file: string, manifest: ObjectId, now: number): Promise<void> {
