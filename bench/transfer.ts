@@ -13,8 +13,7 @@
  *   node dist/bench/transfer.js        CKPT_BENCH_MB (default 256), CKPT_BENCH_ROUNDS (default 3),
  *                                      CKPT_BENCH_CKPT_MB (default 1024; 0 skips push/clone)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -32,7 +31,7 @@ import { CountingTransport } from '../src/remote/countingTransport.js';
 import { Repository } from '../src/repo/repository.js';
 import { commitFiles } from '../src/repo/commit.js';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { startS3Server } from '../test/remote/s3Server.js';
 
 const MB = Number(process.env.CKPT_BENCH_MB ?? 256);
 const ROUNDS = Number(process.env.CKPT_BENCH_ROUNDS ?? 3);
@@ -101,32 +100,6 @@ async function main() {
 
 const CKPT_MB = Number(process.env.CKPT_BENCH_CKPT_MB ?? 1024);
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-/** moto on loopback, or undefined when it is not installed. */
-async function startMoto(): Promise<{ endpoint: string; child: ChildProcess } | undefined> {
-  if (spawnSync('sh', ['-c', 'command -v moto_server'], { stdio: 'ignore' }).status !== 0) return undefined;
-  const port = await freePort();
-  const child = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
-  const endpoint = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 300; i++) {
-    const ok = await fetch(endpoint).then(() => true, () => false);
-    if (ok) return { endpoint, child };
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  child.kill();
-  return undefined;
-}
-
 /** Asynchronous: the server it talks to may run in this very process. */
 function curl(args: string[], out = '/dev/null'): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -153,7 +126,10 @@ async function operations(): Promise<void> {
   if (CKPT_MB <= 0) return;
   const work = await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-ops-'));
   const server = await startStoreServer({ root: path.join(work, 'served'), log: () => undefined, maxBodyBytes: 2 * 1024 ** 3 });
-  const moto = await startMoto();
+  // the S3 peer is curl with unsigned requests, which only moto accepts
+  const started = await startS3Server('bench');
+  const moto = started.kind === 'moto' ? started : undefined;
+  if (!moto) await started.stop();
   try {
     const repo = await Repository.init(path.join(work, 'a'));
     const file = path.join(repo.root, 'model.safetensors');
@@ -163,8 +139,6 @@ async function operations(): Promise<void> {
     const fileHasher = objectHasher('pack');
     for await (const b of createReadStream(file, { highWaterMark: 16 << 20 })) fileHasher.update(b as Buffer);
     const asPack = packKey(fileHasher.hex());
-    const s3 = moto ? new S3Client({ region: 'us-east-1', endpoint: moto.endpoint, forcePathStyle: true, credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } }) : undefined;
-    if (s3) await s3.send(new CreateBucketCommand({ Bucket: 'bench' }));
     process.env.AWS_ACCESS_KEY_ID ??= 'bench';
     process.env.AWS_SECRET_ACCESS_KEY ??= 'bench';
     const targets: { name: string; url: string; s3?: { endpoint: string }; peerPut: () => Promise<void> | void; peerGet: () => Promise<void> | void }[] = [
@@ -215,10 +189,9 @@ async function operations(): Promise<void> {
           `clone ${(mib / cloneS).toFixed(0)} MiB/s (${received} B of packs, checkout included) vs ${peer} ${(mib / getS).toFixed(0)} MiB/s = ${(getS / cloneS).toFixed(2)}x`,
       );
     }
-    s3?.destroy();
   } finally {
     await server.close();
-    moto?.child.kill();
+    await moto?.stop();
     await fs.rm(work, { recursive: true, force: true });
   }
 }
