@@ -2,6 +2,7 @@
  * Advisory locks as files created with O_EXCL. A lock whose owner process is gone (same host) is
  * stale and taken over, so a SIGKILLed writer never blocks the store for good.
  */
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,6 +41,27 @@ export async function isStale(file: string): Promise<boolean> {
   return owner.host === os.hostname() && !alive(owner.pid);
 }
 
+/** A lock this process holds as `file`; releasing it twice is harmless. */
+export function heldLock(file: string): Lock {
+  let released = false;
+  return {
+    async release() {
+      if (released) return;
+      released = true;
+      await fs.rm(file, { force: true });
+    },
+  };
+}
+
+/** Removes a stale lock file. Rename is atomic: of two processes breaking it, one wins. */
+export async function breakStale(file: string): Promise<void> {
+  const grave = `${file}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await fs.rename(file, grave).then(
+    () => fs.rm(grave, { force: true }),
+    () => undefined,
+  );
+}
+
 /**
  * Takes the lock at `file`, waiting up to `timeoutMs` for a live holder to release it. Throws
  * E_LOCKED naming the holder when it cannot.
@@ -54,24 +76,12 @@ export async function acquireLock(file: string, timeoutMs = 10_000): Promise<Loc
       const owner: LockOwner = { pid: process.pid, host: os.hostname(), time: Date.now() };
       await h.writeFile(JSON.stringify(owner));
       await h.close();
-      let released = false;
-      return {
-        async release() {
-          if (released) return;
-          released = true;
-          await fs.rm(file, { force: true });
-        },
-      };
+      return heldLock(file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
     if (await isStale(file)) {
-      // rename is atomic: of two processes breaking the same stale lock, one wins the rename
-      const grave = `${file}.stale.${process.pid}`;
-      await fs.rename(file, grave).then(
-        () => fs.rm(grave, { force: true }),
-        () => undefined,
-      );
+      await breakStale(file);
       continue;
     }
     if (Date.now() > deadline) {

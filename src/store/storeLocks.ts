@@ -16,7 +16,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
-import { acquireLock, isStale, type Lock } from './lockFile.js';
+import { acquireLock, breakStale, heldLock, isStale, type Lock } from './lockFile.js';
 
 export interface StoreLockOptions {
   /** How long to wait for the other side before giving up with E_LOCKED. */
@@ -30,14 +30,6 @@ const EXCLUSIVE_TIMEOUT = 10 * 60_000;
 
 export const gcLockFile = (locksDir: string) => path.join(locksDir, 'gc.lock');
 export const sharedLockDir = (locksDir: string) => path.join(locksDir, 'shared');
-
-async function breakStale(file: string): Promise<void> {
-  const grave = `${file}.stale.${process.pid}.${randomBytes(4).toString('hex')}`;
-  await fs.rename(file, grave).then(
-    () => fs.rm(grave, { force: true }),
-    () => undefined,
-  );
-}
 
 async function exists(file: string): Promise<boolean> {
   return fs.access(file).then(
@@ -57,16 +49,7 @@ export async function acquireShared(locksDir: string, purpose: string, opts: Sto
   for (;;) {
     const mine = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.lock`);
     await fs.writeFile(mine, owner, { flag: 'wx' });
-    if (!(await exists(gc))) {
-      let released = false;
-      return {
-        async release() {
-          if (released) return;
-          released = true;
-          await fs.rm(mine, { force: true });
-        },
-      };
-    }
+    if (!(await exists(gc))) return heldLock(mine);
     await fs.rm(mine, { force: true });
     if (await isStale(gc)) {
       await breakStale(gc);
