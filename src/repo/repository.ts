@@ -64,7 +64,8 @@ export class Repository {
     const gi = path.join(root, '.gitignore');
     const current = (await exists(gi)) ? await fs.readFile(gi, 'utf8') : '';
     const missing = GITIGNORE_LINES.filter((l) => !current.split('\n').includes(l));
-    if (missing.length > 1) {
+    // the comment alone is not worth a write; any missing rule is
+    if (missing.some((l) => !l.startsWith('#'))) {
       await fs.writeFile(gi, `${current}${current && !current.endsWith('\n') ? '\n' : ''}${missing.join('\n')}\n`);
     }
     return new Repository(root, store, opts);
