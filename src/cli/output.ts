@@ -69,7 +69,7 @@ export class Output {
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% {done}/{all} {rate}`,
-        stream: this.io.stderr as NodeJS.WritableStream,
+        stream: this.io.stderr,
         hideCursor: true,
         clearOnComplete: true,
       },
