@@ -72,6 +72,10 @@ describe('canonical msgpack of the metadata objects', () => {
     expect(hex(encodeCanonical({ ...shuffled, code: { ...COMMIT.code, remote: undefined } }))).toBe(GOLDEN.commit.bytes);
   });
 
+  it('keys that are array indices come first in numeric order, then the others sorted', () => {
+    expect(hex(encodeCanonical({ b: 1, '10': 2, a: 3, '9': 4, '01': 5 }))).toBe('85a13904a2313002a2303105a16103a16201');
+  });
+
   it('integers up to 32 bits take the smallest encoding; other numbers (and larger integers) float64; -0 is 0', () => {
     expect(hex(encodeCanonical([0, 127, 128, 255, 256, 65536, -1, -33, 0.5, -0, 2 ** 53 - 1]))).toBe(
       '9b007fcc80ccffcd0100ce00010000ffd0dfcb3fe000000000000000cb433fffffffffffff',
