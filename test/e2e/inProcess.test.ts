@@ -6,9 +6,11 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { Writable } from 'node:stream';
+import { main } from '../../src/cli/main.js';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { cleanupTempDirs, randomF32, tempDir } from './helpers.js';
-import { ckptIn, runIn } from './inProcess.js';
+import { ckptIn, runIn, testEnv } from './inProcess.js';
 
 afterAll(cleanupTempDirs);
 
@@ -71,5 +73,31 @@ describe('main(argv, io) in process', () => {
     expect(JSON.parse(la.stdout)).toEqual([]);
     expect(lb.stdout).toMatch(/no commits yet/);
     expect(lb.stdout).not.toMatch(/^\[/);
+  });
+
+  it('draws progress bars on the injected stderr when it is a terminal', async () => {
+    const dir = await tempDir();
+    await fs.writeFile(path.join(dir, 'm.safetensors'), writeSafetensors([{ name: 'w', dtype: 'F32', shape: [1 << 20], data: randomF32(9, 1 << 20) }]));
+    expect((await ckptIn(dir, 'init')).code).toBe(0);
+    const seen: string[] = [];
+    const tty = Object.assign(
+      new Writable({
+        write(chunk, _enc, done) {
+          seen.push(String(chunk));
+          done();
+        },
+      }),
+      { isTTY: true, columns: 80, rows: 24, cursorTo: () => true, clearLine: () => true, moveCursor: () => true },
+    );
+    const quiet = new Writable({ write: (_c, _e, done) => done() });
+    const processStderr = vi.spyOn(process.stderr, 'write');
+    try {
+      const code = await main(['commit', 'm.safetensors', '-m', 'bar'], { stdout: quiet, stderr: tty, cwd: dir, env: testEnv() });
+      expect(code).toBe(0);
+      expect(seen.join('')).toMatch(/commit \[/);
+      expect(processStderr).not.toHaveBeenCalled();
+    } finally {
+      processStderr.mockRestore();
+    }
   });
 });
