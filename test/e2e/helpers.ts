@@ -31,7 +31,10 @@ export interface Running {
   done: Promise<RunResult>;
 }
 
-/** Starts `bin/ckpt args...` as a child process in `cwd` without waiting, so a test can race or kill it. */
+/**
+ * Starts `bin/ckpt args...` as a child process in `cwd` without waiting, so a test can race or
+ * kill it.
+ */
 export function start(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,
