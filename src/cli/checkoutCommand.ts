@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { partialFetcher, type PartialFetchResult } from '../remote/partialFetch.js';
 import { checkout } from '../repo/checkout.js';
-import { openRepo, output, type Args } from './context.js';
+import { argPath, openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
 import { modeOption, withMode } from './revisionMode.js';
 
@@ -27,7 +27,7 @@ export const checkoutCommand: CommandModule<object, Args<{ rev: string; paths?: 
     });
     try {
       const r = await checkout(repo, withMode(argv.rev, argv.mode), {
-        output: argv.output,
+        output: argv.output === undefined ? undefined : argPath(argv, argv.output),
         tensors: argv.tensors,
         paths: argv.paths,
         onProgress: (d, t) => progress.update(d, t),

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import * as path from 'node:path';
 import { clone, cloneDirFor } from '../remote/clone.js';
-import { output, type Args } from './context.js';
+import { cwdOf, output, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 import { jobsOption, metered, summary, type Metered } from './transferReport.js';
 
@@ -33,7 +33,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       .option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const cwd = argv.cwd ?? process.cwd();
+    const cwd = cwdOf(argv);
     const dir = path.resolve(cwd, argv.dir ?? cloneDirFor(argv.url));
     let m: Metered | undefined;
     const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(argv.url) ? argv.url : path.resolve(cwd, argv.url);

@@ -5,7 +5,7 @@ import { CkptError, UsageError } from '../core/errors.js';
 import type { CommitMeta } from '../core/objects.js';
 import { commitFiles } from '../repo/commit.js';
 import type { Repository } from '../repo/repository.js';
-import { keyValues, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
+import { argPath, keyValues, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 
 interface CommitArgs {
@@ -92,9 +92,9 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
     const progress = out.progress('commit');
     const metrics = keyValues(argv.metric, 'metric', parseNumber);
     const params = keyValues(argv.param, 'param', parseParam);
-    const fromFile = argv['meta-file'] ? await readMetaFile(argv['meta-file']) : {};
+    const fromFile = argv['meta-file'] ? await readMetaFile(argPath(argv, argv['meta-file'])) : {};
     try {
-      const r = await commitFiles(repo, argv.paths, {
+      const r = await commitFiles(repo, argv.paths.map((p) => argPath(argv, p)), {
         message: argv.message,
         meta: {
           ...fromFile,

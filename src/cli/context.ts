@@ -1,16 +1,60 @@
 /** What every command needs: the repository (found from the current directory) and output. */
+import * as path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { Repository } from '../repo/repository.js';
-import { Output, type GlobalFlags } from './output.js';
+import { Output, processIo, type CliIo, type GlobalFlags } from './output.js';
 
-export type Args<T> = T & GlobalFlags & { cwd?: string };
-
-export function output(argv: GlobalFlags): Output {
-  return new Output(argv);
+/**
+ * One run of the CLI, handed to every command by `main` through yargs' parse context: the run's
+ * streams, folder and environment, and an exit code that is an outcome, not an error (diff
+ * --exit-code). A new one per run, so nothing carries over from one in-process run to the next.
+ */
+export interface CliRun {
+  io: CliIo;
+  exitCode: number;
 }
 
-export function openRepo(argv: { cwd?: string }): Promise<Repository> {
-  return Repository.open(argv.cwd ?? process.cwd());
+export type Args<T> = T & GlobalFlags & { cwd?: string; ckptRun?: CliRun };
+
+type RunArgs = { cwd?: string; ckptRun?: CliRun };
+
+export function ioOf(argv: RunArgs): CliIo {
+  return argv.ckptRun?.io ?? processIo();
+}
+
+/** The folder the command runs in: `--cwd`, resolved against the run's folder. */
+export function cwdOf(argv: RunArgs): string {
+  const io = ioOf(argv);
+  return argv.cwd === undefined ? io.cwd : path.resolve(io.cwd, argv.cwd);
+}
+
+/**
+ * A path argument as the library takes it: resolved against the run's folder, or as typed when
+ * that folder is the process's own (so messages quote it as the user wrote it).
+ */
+export function argPath(argv: RunArgs, p: string): string {
+  const cwd = cwdOf(argv);
+  return path.isAbsolute(p) || cwd === process.cwd() ? p : path.resolve(cwd, p);
+}
+
+/** Ends the run with this exit code once the command returns, without an error. */
+export function setExitCode(argv: RunArgs, code: number): void {
+  if (!argv.ckptRun) throw new Error('a ckpt command ran outside main()');
+  argv.ckptRun.exitCode = code;
+}
+
+export function output(argv: GlobalFlags & RunArgs): Output {
+  return new Output(argv, ioOf(argv));
+}
+
+export function openRepo(argv: RunArgs): Promise<Repository> {
+  return openRepoAt(argv, cwdOf(argv));
+}
+
+/** The repository at or above `dir`, its commits signed by the run's $CKPT_AUTHOR. */
+export function openRepoAt(argv: RunArgs, dir: string): Promise<Repository> {
+  const author = ioOf(argv).env.CKPT_AUTHOR;
+  return Repository.open(dir, author === undefined ? {} : { author });
 }
 
 /** `k=v` pairs; values through `parse`, which throws on a bad value. */

@@ -3,8 +3,8 @@ import { UsageError, type CkptError } from '../core/errors.js';
 import type { TensorStats } from '../core/tensorDeltaStats.js';
 import type { TensorLoc } from '../core/stateDiff.js';
 import { diff, type DiffReport, type DiffSide } from '../repo/diff.js';
-import { Repository } from '../repo/repository.js';
-import { output, type Args } from './context.js';
+import type { Repository } from '../repo/repository.js';
+import { cwdOf, openRepoAt, output, setExitCode, type Args } from './context.js';
 import { humanBytes, shortId, table, type Output, type Progress } from './output.js';
 
 type DiffArgs = Args<{
@@ -194,9 +194,9 @@ function render(out: Output, r: DiffReport, withStats: boolean): void {
   if (withStats) out.line(`read ${r.read.chunks} chunks (${humanBytes(r.read.bytes)}) for the statistics; changed tensors hold ${chunks} chunks per side`);
 }
 
-async function openOptional(cwd: string): Promise<Repository | undefined> {
+async function openOptional(argv: DiffArgs, cwd: string): Promise<Repository | undefined> {
   try {
-    return await Repository.open(cwd);
+    return await openRepoAt(argv, cwd);
   } catch (e) {
     if ((e as CkptError).code === 'E_NOT_A_REPO') return undefined;
     throw e;
@@ -220,8 +220,8 @@ export const diffCommand: CommandModule<object, DiffArgs> = {
       if (!Number.isInteger(x) || x < 0) throw new UsageError(`--${flag} expects a whole number >= 0, got ${x}`);
     }
     const out = output(argv);
-    const cwd = argv.cwd ?? process.cwd();
-    const repo = await openOptional(cwd);
+    const cwd = cwdOf(argv);
+    const repo = await openOptional(argv, cwd);
     const bars: Partial<Record<'hash' | 'read', Progress>> = {};
     let r: DiffReport;
     try {
@@ -245,6 +245,6 @@ export const diffCommand: CommandModule<object, DiffArgs> = {
     out.result(r);
     render(out, r, argv.stats);
     // As `git diff --exit-code`: a difference is an outcome, not an error.
-    if (argv.exitCode && !r.identical) process.exitCode = 1;
+    if (argv.exitCode && !r.identical) setExitCode(argv, 1);
   },
 };

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { Repository } from '../repo/repository.js';
-import { output, type Args } from './context.js';
+import { cwdOf, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
 
 export const initCommand: CommandModule<object, Args<{ 'chunk-size'?: number }>> = {
@@ -9,7 +9,7 @@ export const initCommand: CommandModule<object, Args<{ 'chunk-size'?: number }>>
   builder: (y) => y.option('chunk-size', { type: 'number', describe: 'bytes per tensor chunk (power of two, default 1 MiB)' }),
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await Repository.init(argv.cwd ?? process.cwd(), { chunkSize: argv['chunk-size'] });
+    const repo = await Repository.init(cwdOf(argv), { chunkSize: argv['chunk-size'] });
     out.result({ root: repo.root, store: repo.store.dir, chunkSize: repo.store.config.chunkSize });
     out.line(`Initialized empty ckpt store in ${repo.store.dir} (chunk size ${humanBytes(repo.store.config.chunkSize)})`);
   },

@@ -4,7 +4,9 @@
  */
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
+import type { CliRun } from './context.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
+import { processIo, type CliIo } from './output.js';
 import type { CommandModule } from 'yargs';
 
 type Loader = () => Promise<CommandModule<object, never>>;
@@ -42,15 +44,15 @@ async function commandsFor(argv: string[]): Promise<CommandModule<object, never>
   return Promise.all(only.map((l) => l()));
 }
 
-function report(err: unknown, json: boolean): number {
+function report(io: CliIo, err: unknown, json: boolean): number {
   if (isCkptError(err)) {
-    if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
-    process.stderr.write(`ckpt: error: ${err.message}\n`);
+    if (json) io.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
+    io.stderr.write(`ckpt: error: ${err.message}\n`);
     return EXIT_CODES[err.code] ?? EXIT_INTERNAL;
   }
   const e = err as Error;
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: 'E_INTERNAL', message: e?.message ?? String(err) } }, null, 2)}\n`);
-  process.stderr.write(`ckpt: internal error: ${e?.stack ?? String(err)}\n`);
+  if (json) io.stdout.write(`${JSON.stringify({ error: { code: 'E_INTERNAL', message: e?.message ?? String(err) } }, null, 2)}\n`);
+  io.stderr.write(`ckpt: internal error: ${e?.stack ?? String(err)}\n`);
   return EXIT_INTERNAL;
 }
 
@@ -58,7 +60,10 @@ function report(err: unknown, json: boolean): number {
  * The AWS SDK warns on every S3 run that its later releases will need Node 22: noise for a user
  * of this release. Other warnings still reach Node's own printer.
  */
+let sdkWarningMuted = false;
 function muteSdkNodeWarning(): void {
+  if (sdkWarningMuted) return; // once per process, however many runs
+  sdkWarningMuted = true;
   const printers = process.listeners('warning');
   process.removeAllListeners('warning');
   process.on('warning', (w) => {
@@ -67,8 +72,14 @@ function muteSdkNodeWarning(): void {
   });
 }
 
-export async function main(argv: string[]): Promise<number> {
+/**
+ * Runs one ckpt command line and returns its exit code. `io` replaces the process's streams,
+ * folder and environment (any part left out is the process's own), so the CLI runs in process:
+ * nothing is read from or left in process state, such as process.exitCode, between runs.
+ */
+export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
   muteSdkNodeWarning();
+  const run: CliRun = { io: { ...processIo(), ...io }, exitCode: 0 };
   const json = argv.includes('--json');
   let failure: unknown;
   let usageFailure: string | undefined;
@@ -81,23 +92,29 @@ export async function main(argv: string[]): Promise<number> {
     .strict()
     .demandCommand(1, 'name a command; see ckpt --help')
     .recommendCommands()
-    .wrap(Math.min(100, process.stdout.columns ?? 100))
+    .wrap(Math.min(100, run.io.stdout.columns ?? 100))
     .exitProcess(false)
     .fail((msg, err) => {
       if (err) failure = err;
       else usageFailure = msg;
     });
   for (const c of await commandsFor(argv)) cli.command(c);
+  // With a parse callback yargs hands over what it would print (help, version) instead of
+  // writing it to the console; the context reaches every command's argv as `ckptRun`.
+  let printed = '';
   try {
-    await cli.parseAsync();
+    await cli.parseAsync(argv, { ckptRun: run }, (_err, _args, text) => {
+      printed = text ?? '';
+    });
   } catch (e) {
     failure ??= e;
   }
-  if (failure) return report(failure, json);
+  if (printed) run.io.stdout.write(`${printed}\n`);
+  if (failure) return report(run.io, failure, json);
   if (usageFailure) {
-    process.stderr.write(`ckpt: ${usageFailure}\n`);
+    run.io.stderr.write(`ckpt: ${usageFailure}\n`);
     return EXIT_CODES.E_USAGE;
   }
   // A command may end with an outcome that is not an error (diff --exit-code found changes).
-  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  return run.exitCode;
 }

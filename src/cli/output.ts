@@ -1,8 +1,26 @@
 /**
  * Where CLI output goes: results to stdout (text, or one JSON document with --json), progress and
- * logs to stderr, progress bars only on a TTY and never with -q.
+ * logs to stderr, progress bars only on a TTY and never with -q. The streams, folder and
+ * environment of a run are a `CliIo`, so the CLI can run in process with streams of its own.
  */
 import cliProgress from 'cli-progress';
+
+/** A stream the CLI writes to: process.stdout, or any writable (a terminal when isTTY). */
+export type CliStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+
+/** What one run of the CLI reads from and writes to, instead of the process's own. */
+export interface CliIo {
+  stdout: CliStream;
+  stderr: CliStream;
+  /** The folder the command runs in (`--cwd` resolves against it). */
+  cwd: string;
+  env: Record<string, string | undefined>;
+}
+
+/** The process's own streams, folder and environment: what `bin/ckpt` runs with. */
+export function processIo(): CliIo {
+  return { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd(), env: process.env };
+}
 
 export interface GlobalFlags {
   json?: boolean;
@@ -20,24 +38,26 @@ export class Output {
   readonly json: boolean;
   readonly quiet: boolean;
   readonly color: boolean;
+  readonly io: CliIo;
 
-  constructor(flags: GlobalFlags) {
+  constructor(flags: GlobalFlags, io: CliIo = processIo()) {
+    this.io = io;
     this.json = Boolean(flags.json);
     this.quiet = Boolean(flags.quiet);
-    this.color = Boolean(process.stdout.isTTY) && !process.env.NO_COLOR && !this.json;
+    this.color = Boolean(io.stdout.isTTY) && !io.env.NO_COLOR && !this.json;
   }
 
   /** A line of human output (suppressed with --json, which prints `result` instead). */
   line(text = ''): void {
-    if (!this.json) process.stdout.write(`${text}\n`);
+    if (!this.json) this.io.stdout.write(`${text}\n`);
   }
 
   result(value: unknown): void {
-    if (this.json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+    if (this.json) this.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
   }
 
   info(text: string): void {
-    if (!this.quiet) process.stderr.write(`${text}\n`);
+    if (!this.quiet) this.io.stderr.write(`${text}\n`);
   }
 
   paint(code: number, text: string): string {
@@ -45,11 +65,11 @@ export class Output {
   }
 
   progress(label: string): Progress {
-    if (this.quiet || !process.stderr.isTTY) return noProgress;
+    if (this.quiet || !this.io.stderr.isTTY) return noProgress;
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% {done}/{all} {rate}`,
-        stream: process.stderr,
+        stream: this.io.stderr,
         hideCursor: true,
         clearOnComplete: true,
       },

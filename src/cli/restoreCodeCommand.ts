@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { restoreCode } from '../repo/restoreCode.js';
-import { openRepo, output, type Args } from './context.js';
+import { argPath, openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
 
 export const restoreCodeCommand: CommandModule<object, Args<{ rev: string; dir?: string }>> = {
@@ -13,7 +13,7 @@ export const restoreCodeCommand: CommandModule<object, Args<{ rev: string; dir?:
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
-    const r = await restoreCode(repo, argv.rev, argv.dir);
+    const r = await restoreCode(repo, argv.rev, argv.dir === undefined ? undefined : argPath(argv, argv.dir));
     out.result(r);
     for (const w of r.warnings) out.info(`ckpt: warning: ${w}`);
     for (const f of r.written) out.line(`${f.path}  ${humanBytes(f.size)}  verified`);

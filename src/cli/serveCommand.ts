@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { startStoreServer } from '../remote/storeServer.js';
-import { output, type Args } from './context.js';
+import { cwdOf, ioOf, output, type Args } from './context.js';
 
 type ServeArgs = Args<{
   root?: string;
@@ -24,13 +24,14 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('max-body', { type: 'number', describe: 'largest upload in bytes (default 1 GiB)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const root = argv.root ?? argv.cwd ?? process.cwd();
+    const root = argv.root ?? cwdOf(argv);
+    const env = ioOf(argv).env;
     const server = await startStoreServer({
       root,
       host: argv.host,
       port: argv.port,
-      readToken: argv['read-token'] ?? process.env.CKPT_READ_TOKEN,
-      writeToken: argv['write-token'] ?? process.env.CKPT_WRITE_TOKEN,
+      readToken: argv['read-token'] ?? env.CKPT_READ_TOKEN,
+      writeToken: argv['write-token'] ?? env.CKPT_WRITE_TOKEN,
       maxBodyBytes: argv['max-body'],
     });
     out.result({ url: server.url, port: server.port, root });

@@ -128,7 +128,7 @@ export async function captureCode(state: GitState, ingestor: Ingestor | undefine
   return { code, skipped, manifests };
 }
 
-/** Writes the stored files' manifests and tree (after their packs: DESIGN invariant 1). */
+/** Writes the stored files' manifests and tree (after their packs: invariant 1 of docs/architecture.md). */
 export async function writeCodeTree(repo: Repository, captured: CapturedCode): Promise<CodeProvenance> {
   if (captured.manifests.size === 0) return captured.code;
   const files: Record<string, TreeEntry> = {};

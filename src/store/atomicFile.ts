@@ -1,5 +1,5 @@
 /**
- * Crash-safe file writes (DESIGN invariant 2): write into tmp/, fsync, rename into place, fsync
+ * Crash-safe file writes (invariant 2 of docs/architecture.md): write into tmp/, fsync, rename into place, fsync
  * the directory. A reader sees the old file or the new one, never a torn one.
  */
 import { randomBytes } from 'node:crypto';

@@ -1,6 +1,6 @@
 /**
  * Reads chunks back from packs: one positioned read per run of adjacent records, codecs undone,
- * every chunk verified against its id (DESIGN invariant 4). Reads and decoding run ahead of the
+ * every chunk verified against its id (invariant 4 of docs/architecture.md). Reads and decoding run ahead of the
  * consumer within a bounded window, so memory stays bounded by the window, not the file.
  */
 import { promises as fs } from 'node:fs';

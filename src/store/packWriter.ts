@@ -1,7 +1,7 @@
 /**
  * Writes new chunks into packs as a stream: records are appended to a temporary file while the
  * pack's id is hashed, then the trailer goes on, the file is fsynced and renamed into
- * `objects/packs/`, and only then is its index file written (DESIGN invariant 1).
+ * `objects/packs/`, and only then is its index file written (invariant 1 of docs/architecture.md).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';

@@ -1,6 +1,6 @@
 /**
  * Refs (branches, tags, remote-tracking refs) and HEAD. A ref changes only under its lock, by
- * compare-and-swap against the value the writer read (DESIGN invariant 3); every change is
+ * compare-and-swap against the value the writer read (invariant 3 of docs/architecture.md); every change is
  * appended to the reflog.
  */
 import { promises as fs } from 'node:fs';

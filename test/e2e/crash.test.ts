@@ -65,10 +65,13 @@ describe('crash safety', () => {
       return digest(file);
     };
 
+    // spawned like the commits that get killed, so the measured durations include Node's start-up
+    // and the kill delays spread over the commit's work, not over the start-up alone
     const commit = async (compress: boolean, message: string) => {
       const began = Date.now();
-      const r = await ckptJson(dir, 'commit', 'model.safetensors', '-m', message, ...(compress ? [] : ['--no-compress']));
-      return { id: r.id as string, ms: Date.now() - began };
+      const r = await start(dir, ['commit', 'model.safetensors', '-m', message, '--json', ...(compress ? [] : ['--no-compress'])]).done;
+      expect(r.code, r.stderr).toBe(0);
+      return { id: JSON.parse(r.stdout).id as string, ms: Date.now() - began };
     };
 
     const logIds = async () => (await ckptJson<{ id: string; parents: string[] }[]>(dir, 'log')).map((e) => e.id);

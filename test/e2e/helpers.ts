@@ -1,7 +1,8 @@
 /**
- * Shared pieces of the end-to-end tests: the real CLI run as a child process (as a training
- * script would call it), scratch directories, store snapshots, hashes computed independently of
- * ckpt, seeded data and the fixture lists.
+ * Shared pieces of the end-to-end tests: the real CLI run in process (`ckpt`, `ckptOk`,
+ * `ckptJson`) or as a child process when a test needs one (`start`: kill, crash, race), scratch
+ * directories, store snapshots, hashes computed independently of ckpt, seeded data and the
+ * fixture lists.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -12,6 +13,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensorsHeader } from '../../src/formats/safetensors.js';
 import { mulberry32 } from '../../src/core/seededRandom.js';
+import { ckptIn, testEnv } from './inProcess.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = path.join(ROOT, 'bin', 'ckpt');
@@ -29,11 +31,14 @@ export interface Running {
   done: Promise<RunResult>;
 }
 
-/** Starts `ckpt args...` in `cwd` without waiting, so a test can race or kill it. */
+/**
+ * Starts `bin/ckpt args...` as a child process in `cwd` without waiting, so a test can race or
+ * kill it.
+ */
 export function start(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}): Running {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd,
-    env: { ...process.env, NO_COLOR: '1', CKPT_AUTHOR: 'e2e <e2e@test>', ...env },
+    env: testEnv(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const out: Buffer[] = [];
@@ -49,8 +54,9 @@ export function start(cwd: string, args: string[], env: NodeJS.ProcessEnv = {}):
   return { child, done };
 }
 
+/** Runs `ckpt args...` in `cwd`, in process (`main` with captured streams). */
 export function ckpt(cwd: string, ...args: string[]): Promise<RunResult> {
-  return start(cwd, args).done;
+  return ckptIn(cwd, ...args);
 }
 
 function describeRun(args: string[], r: RunResult): string {

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { startS3Server, type S3TestServer } from '../remote/s3Server.js';
 import { randomF32, start, tempDir, type RunResult, type Running } from './helpers.js';
+import { runIn } from './inProcess.js';
 
 export type Kind = 'directory' | 'http' | 's3';
 export const KINDS: Kind[] = ['directory', 'http', 's3'];
@@ -74,8 +75,13 @@ export async function startRemote(kind: Kind): Promise<TestRemote> {
   };
 }
 
+/**
+ * Runs `ckpt args...` in process. The AWS SDK reads its credentials from process.env only, so
+ * the S3 test server's keys (the same for the whole test file) are set there as well.
+ */
 export function run(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<RunResult> {
-  return start(cwd, args, env).done;
+  for (const [k, v] of Object.entries(env)) if (k.startsWith('AWS_')) process.env[k] = v;
+  return runIn(cwd, args, env);
 }
 
 export async function runOk(cwd: string, env: NodeJS.ProcessEnv, ...args: string[]): Promise<string> {
