@@ -7,7 +7,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import './page.css';
 import type { ViewData } from '../viewTypes.js';
-import { bytes, fmt, heatColor, layoutGraph, metricSeries, Model, owners, type PairChanges, type TensorChange } from './model.js';
+import { bytes, fmt, heatColor, heatRange, layoutGraph, metricSeries, Model, owners, type PairChanges, type TensorChange } from './model.js';
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#9467bd', '#d62728', '#8c564b', '#e377c2', '#17becf', '#bcbd22', '#7f7f7f'];
 
@@ -325,6 +325,8 @@ function drawHeat(): void {
   const depth = Number(depthSel.value);
   heat = { modules: model.modules(depth), columns: heatColumns(depth), depth };
   const { modules, columns } = heat;
+  const [lo, hi] = heatRange(columns.flatMap((c) => c.modules.map((m) => m.rel)));
+  drawLegend(lo, hi);
   const avail = Math.max(300, (heatWrap.clientWidth || 900) - LABEL_W - 8);
   const cw = columns.length ? Math.max(3, Math.min(48, Math.floor(avail / columns.length))) : 36;
   const ch = modules.length > 60 ? 12 : modules.length > 24 ? 18 : 22;
@@ -362,7 +364,7 @@ function drawHeat(): void {
     c.modules.forEach((mc, r) => {
       const x = LABEL_W + k * cw;
       const y = HEAD_H + r * ch;
-      g.fillStyle = mc.changed === 0 && mc.rel === null ? '#f4f4f6' : heatColor(mc.rel);
+      g.fillStyle = mc.changed === 0 && mc.rel === null ? '#f4f4f6' : heatColor(mc.rel, lo, hi);
       g.fillRect(x, y, cw - 1, ch - 1);
       if (c.basis !== 'exact' && mc.changed > 0 && cw >= 8) {
         g.fillStyle = 'rgba(255,255,255,0.85)';
@@ -462,16 +464,16 @@ function drawCell(): void {
   cellBox.append(table);
 }
 
-function drawLegend(): void {
+function drawLegend(lo: number, hi: number): void {
   const bar = el('canvas', 'legendbar');
   bar.width = 160;
   bar.height = 10;
   const g = bar.getContext('2d')!;
   for (let x = 0; x < 160; x++) {
-    g.fillStyle = heatColor(10 ** (-6 + (6 * x) / 159));
+    g.fillStyle = heatColor(lo * (hi / lo) ** (x / 159), lo, hi);
     g.fillRect(x, 0, 1, 10);
   }
-  legend.append(el('span', undefined, '≤1e-6 '), bar, el('span', undefined, ' ≥1'));
+  legend.replaceChildren(el('span', undefined, `relative change ≤${fmt(lo)} `), bar, el('span', undefined, ` ${fmt(hi)}`), el('span', 'swatch-zero'), el('span', undefined, 'unchanged'));
 }
 
 const redrawHeat = () => {
@@ -541,7 +543,6 @@ function drawStorage(): void {
 
 drawGraph();
 drawMetrics();
-drawLegend();
 drawStorage();
 listeners.push(drawDetails, redrawHeat);
 for (const f of listeners) f();

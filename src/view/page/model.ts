@@ -280,11 +280,22 @@ export function bytes(n: number): string {
   return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
-/** Colour of a relative change on a log scale from 1e-6 to 1 (viridis stops). */
-export function heatColor(rel: number | null): string {
+/** The log-scale range a heatmap colours: its largest value and at most six decades below, default 1e-6..1. */
+export function heatRange(values: (number | null)[]): [number, number] {
+  let hi = 0;
+  let lo = Infinity;
+  for (const v of values) if (v !== null && v > 0 && Number.isFinite(v)) (hi = Math.max(hi, v)), (lo = Math.min(lo, v));
+  if (hi === 0) return [1e-6, 1];
+  lo = Math.max(lo, hi / 1e6);
+  if (lo === hi) lo = hi / 10;
+  return [lo, hi];
+}
+
+/** Colour of a relative change on a log scale over [lo, hi] (viridis stops); red for a change from zero. */
+export function heatColor(rel: number | null, lo = 1e-6, hi = 1): string {
   if (rel === null) return '#d62728';
   if (rel <= 0) return '#f4f4f6';
-  const t = Math.min(1, Math.max(0, (Math.log10(rel) + 6) / 6));
+  const t = Math.min(1, Math.max(0, (Math.log10(rel) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))));
   const stops = [
     [68, 1, 84],
     [59, 82, 139],
