@@ -560,7 +560,7 @@ drawHeat();
   }),
   setHeat: (branch: string, depth: number) => {
     branchSel.value = branch;
-    depthSel.value = String(depth);
+    depthSel.value = String(Math.max(1, Math.min(depth, model.maxDepth())));
     heatCell = null;
     drawHeat();
   },
