@@ -8,15 +8,14 @@ import picomatch from 'picomatch';
 import { UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest } from '../core/objects.js';
-import type { ChunkIndex } from '../store/chunkIndex.js';
+import type { ChunkIndex, IndexedChunk } from '../store/chunkIndex.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { diff } from '../repo/diff.js';
-import { diskUsage } from '../repo/diskUsage.js';
 import { refsByCommit } from '../repo/history.js';
 import { readPrunedMarks } from '../repo/prunedMarks.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
-import type { CommitUsage, ViewChangedTensor, ViewCommit, ViewData, ViewPair } from './viewTypes.js';
+import type { CommitUsage, StoreUsage, ViewChangedTensor, ViewCommit, ViewData, ViewPair } from './viewTypes.js';
 
 export interface ViewOptions {
   /** Draw the history reachable from these revisions instead of every branch. */
@@ -50,15 +49,20 @@ export function encodeFloat32(values: ArrayLike<number>): string {
 /** Commits reachable from `tips`, oldest first, parents before children. */
 async function walk(repo: Repository, tips: ObjectId[]): Promise<Map<ObjectId, Commit>> {
   const found = new Map<ObjectId, Commit>();
-  const stack = [...tips];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (found.has(id)) continue;
+  const tried = new Set<ObjectId>();
+  // breadth first, a wave of reads at a time
+  for (let wave = [...new Set(tips)]; wave.length; ) {
+    for (const id of wave) tried.add(id);
     // a shallow or partial store may lack an ancestor: the history shown stops there
-    const c = await repo.readCommit(id).catch(() => undefined);
-    if (!c) continue;
-    found.set(id, c);
-    stack.push(...c.parents);
+    const read = await mapLimit(wave, 16, (id) => repo.readCommit(id).catch(() => undefined));
+    const next = new Set<ObjectId>();
+    wave.forEach((id, i) => {
+      const c = read[i];
+      if (!c) return;
+      found.set(id, c);
+      for (const p of c.parents) if (!tried.has(p)) next.add(p);
+    });
+    wave = [...next];
   }
   // by time, then each commit after its parents (clocks can disagree)
   const byTime = [...found.keys()].sort((x, y) => found.get(x)!.time - found.get(y)!.time || (x < y ? -1 : 1));
@@ -119,28 +123,79 @@ export function boundFromSumsq(a: TensorOfCommit, b: TensorOfCommit): number {
   return changed ? d2 : NaN;
 }
 
-function usage(index: ChunkIndex, logical: number, chunkIds: Set<string>, seen: Set<string>): CommitUsage {
-  let unique = 0;
-  let newUnique = 0;
-  const fresh = new Set<string>();
-  for (const c of chunkIds) {
-    const raw = index.get(c)?.raw ?? 0;
-    unique += raw;
-    if (!seen.has(c)) {
-      newUnique += raw;
-      fresh.add(c);
+/** Packed bytes of `chunks` with the delta bases they need that are not among them (as du counts a set). */
+function packedBytes(index: ChunkIndex, chunks: Iterable<IndexedChunk>, has: (r: IndexedChunk) => boolean): number {
+  let n = 0;
+  const bases = new Set<IndexedChunk>();
+  for (const r of chunks) {
+    n += r.stored;
+    for (let b = r.base ? index.get(r.base) : undefined; b && !has(b) && !bases.has(b); b = b.base ? index.get(b.base) : undefined) {
+      bases.add(b);
+      n += b.stored;
     }
   }
-  // as du counts a set: the chunks with the delta bases they need
-  const withBases = new Set<string>();
-  for (const c of chunkIds) for (let r = index.get(c); r && !withBases.has(r.id); r = r.base ? index.get(r.base) : undefined) withBases.add(r.id);
-  let chunks = 0;
-  for (const c of withBases) chunks += index.get(c)!.stored;
-  // what the commit added: its new chunks as stored (a delta's base is older, already counted)
+  return n;
+}
+
+/**
+ * The du figures of commit `ci` from its chunk ids (repeats allowed). A chunk not in the index
+ * (its data dropped) counts nothing. `lastSeen` maps a chunk to the last commit that used it:
+ * one lookup tells a repeat within the commit from a chunk an earlier commit already brought.
+ */
+function usage(index: ChunkIndex, ci: number, logical: number, chunkIds: string[], lastSeen: Map<IndexedChunk, number>): CommitUsage {
+  let unique = 0;
+  let newUnique = 0;
   let newChunks = 0;
-  for (const c of fresh) newChunks += index.get(c)?.stored ?? 0;
-  for (const c of fresh) seen.add(c);
-  return { logical, unique, chunks, newUnique, newChunks };
+  const mine: IndexedChunk[] = [];
+  for (const c of chunkIds) {
+    const r = index.get(c);
+    if (!r) continue;
+    const last = lastSeen.get(r);
+    if (last === ci) continue;
+    lastSeen.set(r, ci);
+    mine.push(r);
+    unique += r.raw;
+    if (last !== undefined) continue;
+    newUnique += r.raw;
+    // what the commit added: its new chunks as stored (a delta's base is older, already counted)
+    newChunks += r.stored;
+  }
+  return { logical, unique, chunks: packedBytes(index, mine, (r) => lastSeen.get(r) === ci), newUnique, newChunks };
+}
+
+/** `ckpt du --json`'s store-wide figures, over the commits shown whose data is kept. */
+function storeUsage(index: ChunkIndex, commits: ViewCommit[], liveChunks: { keys(): Iterable<IndexedChunk>; has(r: IndexedChunk): boolean }): StoreUsage {
+  const live = commits.filter((c) => !c.pruned);
+  const logical = live.reduce((n, c) => n + c.du.logical, 0);
+  let unique = 0;
+  for (const r of liveChunks.keys()) unique += r.raw;
+  const chunks = packedBytes(index, liveChunks.keys(), (r) => liveChunks.has(r));
+  const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b);
+  const pruned = commits.filter((c) => c.pruned);
+  return {
+    commits: live.length,
+    logical,
+    unique,
+    chunks,
+    dedupRatio: ratio(logical, unique),
+    compressionRatio: ratio(unique, chunks),
+    prunedCommits: pruned.length,
+    prunedLogical: pruned.reduce((n, c) => n + c.du.logical, 0),
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight, results in order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
 }
 
 export async function buildViewData(repo: Repository, opts: ViewOptions = {}): Promise<ViewData> {
@@ -165,52 +220,6 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
   const pruned = await readPrunedMarks(repo);
   const index = await repo.store.reloadIndex();
 
-  // every commit's tensors, from its manifests (each read once however many commits share it)
-  const manifests = new Map<string, Promise<Manifest>>();
-  const readManifest = (id: string) => {
-    let m = manifests.get(id);
-    if (!m) manifests.set(id, (m = repo.readManifest(id)));
-    return m;
-  };
-  const perCommit: Map<string, TensorOfCommit>[] = [];
-  const commits: ViewCommit[] = [];
-  const seenChunks = new Set<string>();
-  const tensorInfo = new Map<string, { name: string; file: string }>();
-  const metricNames = new Set<string>();
-  for (const id of ids) {
-    const c = history.get(id)!;
-    const tree = await repo.readTree(c.tree);
-    const tensors = new Map<string, TensorOfCommit>();
-    const chunkIds = new Set<string>();
-    let logical = 0;
-    for (const [file, e] of Object.entries(tree.files).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))) {
-      logical += e.size;
-      const m = await readManifest(e.manifest);
-      for (const s of m.segments) for (const [cid] of s.chunks) chunkIds.add(cid);
-      for (const t of tensorsOf(file, m)) {
-        if (tensors.has(t.key)) t.key = `${t.name}\0${file}`;
-        tensors.set(t.key, t);
-        if (!tensorInfo.has(t.key)) tensorInfo.set(t.key, { name: t.name, file });
-      }
-    }
-    perCommit.push(tensors);
-    for (const k of Object.keys(c.meta.metrics ?? {})) metricNames.add(k);
-    const mark = pruned.get(id);
-    commits.push({
-      id,
-      refs: names.get(id) ?? [],
-      ...c,
-      ...(mark ? { pruned: { time: new Date(mark.time).toISOString(), reason: mark.reason } } : {}),
-      du: usage(index, logical, chunkIds, seenChunks),
-    });
-  }
-  const keys = [...tensorInfo.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-  const column = new Map(keys.map((k, i) => [k, i]));
-  const norms = new Float32Array(ids.length * keys.length).fill(NaN);
-  perCommit.forEach((tensors, ci) => {
-    for (const t of tensors.values()) if (t.sumsq) norms[ci * keys.length + column.get(t.key)!] = Math.sqrt(sum(t.sumsq));
-  });
-
   // parent→child comparisons, and the REVs pairwise
   const wanted: { a: number; b: number; kind: ViewPair['kind'] }[] = [];
   ids.forEach((id, bi) => {
@@ -221,10 +230,112 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
     const b = indexOf.get(selectedIds[i + 1])!;
     if (a !== b && !wanted.some((w) => w.a === a && w.b === b)) wanted.push({ a, b, kind: 'selected' });
   }
+
+  // One pass over the commits, oldest first, reading ahead. A commit's tensors stay in memory
+  // only until the comparisons it is a side of have their bounds. Tensors get columns in the
+  // order they are first seen; the columns are sorted by name at the end.
+  const uses = new Array<number>(ids.length).fill(0);
+  const completesAt = new Map<number, number[]>();
+  wanted.forEach((w, wi) => {
+    uses[w.a]++;
+    uses[w.b]++;
+    const at = Math.max(w.a, w.b);
+    completesAt.set(at, [...(completesAt.get(at) ?? []), wi]);
+  });
+  const manifests = new Map<string, Promise<Manifest>>();
+  const load = async (id: ObjectId) => {
+    const tree = await repo.readTree(history.get(id)!.tree);
+    const files = Object.entries(tree.files).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0));
+    return Promise.all(
+      files.map(async ([file, e]) => {
+        // a manifest shared by commits read close together is read once
+        let m = manifests.get(e.manifest);
+        if (!m) manifests.set(e.manifest, (m = repo.readManifest(e.manifest)));
+        return { file, size: e.size, manifest: await m, id: e.manifest };
+      }),
+    );
+  };
+  const AHEAD = 4;
+  const loading: (ReturnType<typeof load> | undefined)[] = [];
+  const live = new Map<number, Map<string, TensorOfCommit>>();
+  const columnOf = new Map<string, number>();
+  const tensorFile: string[] = [];
+  const normRows: Float32Array[] = [];
+  const bounds: Float32Array[] = [];
+  const commits: ViewCommit[] = [];
+  const lastSeen = new Map<IndexedChunk, number>();
+  // the chunks of commits whose data is kept, for the store-wide figures (all seen when none is pruned)
+  const liveChunks = pruned.size ? new Set<IndexedChunk>() : undefined;
+  const metricNames = new Set<string>();
+  for (const [ci, id] of ids.entries()) {
+    for (let k = ci; k < Math.min(ids.length, ci + AHEAD); k++) {
+      if (loading[k]) continue;
+      loading[k] = load(ids[k]);
+      loading[k]!.catch(() => undefined);
+    }
+    const files = await loading[ci]!;
+    loading[ci] = undefined;
+    const c = history.get(id)!;
+    const tensors = new Map<string, TensorOfCommit>();
+    const chunkIds: string[] = [];
+    let logical = 0;
+    for (const { file, size, manifest: m, id: mid } of files) {
+      manifests.delete(mid);
+      logical += size;
+      for (const s of m.segments) for (const [cid] of s.chunks) chunkIds.push(cid);
+      for (const t of tensorsOf(file, m)) {
+        if (tensors.has(t.key)) t.key = `${t.name}\0${file}`;
+        tensors.set(t.key, t);
+        if (!columnOf.has(t.key)) {
+          columnOf.set(t.key, columnOf.size);
+          tensorFile.push(file);
+        }
+      }
+    }
+    const row = new Float32Array(columnOf.size).fill(NaN);
+    for (const t of tensors.values()) if (t.sumsq) row[columnOf.get(t.key)!] = Math.sqrt(sum(t.sumsq));
+    normRows.push(row);
+    live.set(ci, tensors);
+    for (const wi of completesAt.get(ci) ?? []) {
+      const w = wanted[wi];
+      const out = new Float32Array(columnOf.size).fill(NaN);
+      const ta = live.get(w.a)!;
+      for (const [k, tb] of live.get(w.b)!) {
+        const x = ta.get(k);
+        if (x) out[columnOf.get(k)!] = boundFromSumsq(x, tb);
+      }
+      bounds[wi] = out;
+      for (const side of [w.a, w.b]) if (--uses[side] === 0) live.delete(side);
+    }
+    if (uses[ci] === 0) live.delete(ci);
+
+    for (const k of Object.keys(c.meta.metrics ?? {})) metricNames.add(k);
+    const mark = pruned.get(id);
+    if (!mark && liveChunks) for (const x of chunkIds) if (index.get(x)) liveChunks.add(index.get(x)!);
+    commits.push({
+      id,
+      refs: names.get(id) ?? [],
+      ...c,
+      ...(mark ? { pruned: { time: new Date(mark.time).toISOString(), reason: mark.reason } } : {}),
+      du: usage(index, ci, logical, chunkIds, lastSeen),
+    });
+  }
+  const keys = [...columnOf.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+  const sorted = new Map(keys.map((k, i) => [k, i]));
+  // first-seen column -> sorted column
+  const perm = [...columnOf.keys()].map((k) => sorted.get(k)!);
+  const permuted = (row: Float32Array, out: Float32Array, base = 0) => {
+    for (let j = 0; j < row.length; j++) out[base + perm[j]] = row[j];
+    return out;
+  };
+  const norms = new Float32Array(ids.length * keys.length).fill(NaN);
+  normRows.forEach((row, ci) => permuted(row, norms, ci * keys.length));
+  const boundOf = (wi: number) => encodeFloat32(permuted(bounds[wi], new Float32Array(keys.length).fill(NaN)));
+
   let reader: ChunkReader | undefined;
   const pairs: ViewPair[] = [];
   try {
-    for (const w of wanted) {
+    for (const [wi, w] of wanted.entries()) {
       const note = opts.read === false ? 'not read (--no-read)' : commits[w.a].pruned || commits[w.b].pruned ? 'a side is pruned: its data is gone' : undefined;
       if (!note) {
         try {
@@ -243,23 +354,14 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
           pairs.push({ ...w, exact: true, changed, restructured });
           continue;
         } catch (e) {
-          pairs.push({ ...w, exact: false, note: `could not read: ${(e as Error).message}`, bound: boundOf(w.a, w.b) });
+          pairs.push({ ...w, exact: false, note: `could not read: ${(e as Error).message}`, bound: boundOf(wi) });
           continue;
         }
       }
-      pairs.push({ ...w, exact: false, note, bound: boundOf(w.a, w.b) });
+      pairs.push({ ...w, exact: false, note, bound: boundOf(wi) });
     }
   } finally {
     await reader?.close();
-  }
-
-  function boundOf(a: number, b: number): string {
-    const out = new Float32Array(keys.length).fill(NaN);
-    for (const [k, tb] of perCommit[b]) {
-      const ta = perCommit[a].get(k);
-      if (ta) out[column.get(k)!] = boundFromSumsq(ta, tb);
-    }
-    return encodeFloat32(out);
   }
 
   const metrics = opts.metrics?.length ? opts.metrics : [...metricNames].sort();
@@ -274,10 +376,10 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
     tags,
     metrics,
     commits,
-    tensors: { name: keys, file: keys.map((k) => tensorInfo.get(k)!.file) },
+    tensors: { name: keys, file: keys.map((k) => tensorFile[columnOf.get(k)!]) },
     norms: encodeFloat32(norms),
     pairs,
-    du: await diskUsage(repo),
+    du: storeUsage(index, commits, liveChunks ?? lastSeen),
     groupDepth,
     selected,
   };

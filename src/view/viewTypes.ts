@@ -8,7 +8,7 @@
  */
 import type { CodeProvenance, CommitMeta } from '../core/objects.js';
 import type { TensorStats } from '../core/tensorDeltaStats.js';
-import type { DiskUsage } from '../repo/diskUsage.js';
+import type { UsageFigures } from '../repo/diskUsage.js';
 
 /** What one commit takes, as `du` counts it for a set of one commit, and what it adds to the commits before it. */
 export interface CommitUsage {
@@ -22,6 +22,12 @@ export interface CommitUsage {
   newUnique: number;
   /** Bytes those new chunks take in packs (a delta without its older base): what it added after compression. */
   newChunks: number;
+}
+
+/** `ckpt du --json`'s store-wide figures (without `disk`, `codeBytes` and `branches`), over the commits shown. */
+export interface StoreUsage extends UsageFigures {
+  prunedCommits: number;
+  prunedLogical: number;
 }
 
 export interface ViewCommit {
@@ -101,7 +107,7 @@ export interface ViewData {
    */
   norms: string;
   pairs: ViewPair[];
-  du: DiskUsage | null;
+  du: StoreUsage;
   /** Name components in a module prefix the page starts with (as `diff --group-depth`). */
   groupDepth: number;
   /** Two commits the page opens comparing (the first two REVs). */

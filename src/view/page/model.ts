@@ -179,8 +179,8 @@ export interface GraphRow {
 
 /**
  * Lanes for a commit graph drawn newest at the top: each open line waits for the commit it
- * leads to; a commit takes the lane of the first line waiting for it (or a new one); its first
- * parent continues in that lane, other parents get lanes of their own.
+ * leads to; a commit takes the lowest lane waiting for it (or a free one); its first parent
+ * continues in that lane, another parent joins a line already waiting for it or gets a lane.
  */
 export function layoutGraph(data: ViewData, model: Model): { rows: GraphRow[]; lanes: number } {
   const waiting: (number | null)[] = [];
@@ -198,9 +198,9 @@ export function layoutGraph(data: ViewData, model: Model): { rows: GraphRow[]; l
     parents.forEach((p, k) => {
       let to = k === 0 ? lane : waiting.indexOf(p);
       if (k === 0) {
-        const other = waiting.indexOf(p);
-        if (other >= 0 && other !== lane) to = other;
-        else waiting[lane] = p;
+        // the first parent continues this lane, even when another line waits for it too: the
+        // parent takes the lowest lane waiting for it, and the other lines bend into it there
+        waiting[lane] = p;
       } else if (to < 0) {
         to = waiting.indexOf(null);
         if (to < 0) to = waiting.push(null) - 1;
