@@ -6,7 +6,7 @@ import { buildViewData } from '../view/viewData.js';
 import { openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
 
-type ViewArgs = Args<{ revs?: string[]; o?: string; branches?: string; metric?: string[]; read: boolean; groupDepth: number }>;
+type ViewArgs = Args<{ revs?: string[]; o?: string; branches?: string; metric?: string[]; read: boolean; groupDepth: number; title?: string }>;
 
 export const viewCommand: CommandModule<object, ViewArgs> = {
   command: 'view [revs..]',
@@ -18,7 +18,8 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       .option('branches', { type: 'string', describe: 'only branches whose name matches this glob' })
       .option('metric', { type: 'string', array: true, describe: 'only these metrics (default all)' })
       .option('read', { type: 'boolean', default: true, describe: 'read changed chunks for exact per-layer change (--no-read: bounds from the stored sums of squares only)' })
-      .option('group-depth', { type: 'number', default: 2, describe: 'name components in a module prefix the page starts with' }) as never,
+      .option('group-depth', { type: 'number', default: 2, describe: 'name components in a module prefix the page starts with' })
+      .option('title', { type: 'string', describe: 'the page title (default: the work tree folder name)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
@@ -28,7 +29,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       metrics: argv.metric,
       read: argv.read,
       groupDepth: argv.groupDepth,
-      title: path.basename(repo.root),
+      title: argv.title ?? path.basename(repo.root),
     });
     const { html } = renderViewHtml(data);
     const file = path.resolve(argv.cwd ?? process.cwd(), argv.o ?? 'ckpt-view.html');

@@ -29,7 +29,7 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     store = await makeRunStore(dir);
     page = path.join(dir, 'out', 'view.html');
     // the command itself, in process
-    expect(await main(['view', '-o', page, '-q', '--cwd', dir])).toBe(0);
+    expect(await main(['view', '-o', page, '-q', '--cwd', dir, '--title', 'tiny-mixer: main + finetune'])).toBe(0);
     tab = await browser.tab(1400, 1000);
   });
 
@@ -85,7 +85,7 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     expect(far.columns[0].basis).toBe('norm-bound');
 
     if (shots) {
-      await tab.evaluate(`ckptView.select(${JSON.stringify(store.merge)}); ckptView.setHeat('main', 3); ckptView.clickCell(5, 2)`);
+      await tab.evaluate(`ckptView.select(${JSON.stringify(store.merge)}); ckptView.setHeat('main', 3); ckptView.clickCell(5, 4)`);
       await tab.screenshot(path.join(ROOT, shots, 'view-run.png'));
     }
     expectClean(tab);

@@ -131,7 +131,10 @@ describe('the heatmap', () => {
   });
 
   test('colour scale: log over the data’s range, red for a change from zero, grey for none', () => {
-    expect(heatRange([null, 0, 1e-3, 1e-1])).toEqual([1e-3, 1e-1]);
+    expect(heatRange([null, 0, 1e-5, 1e-1])).toEqual([1e-5, 1e-1]);
+    // at least three decades: values close together look alike
+    expect(heatRange([0.0035, 0.0054])).toEqual([0.0054 / 1e3, 0.0054]);
+    // at most six
     expect(heatRange([1e-12, 1])).toEqual([1e-6, 1]);
     expect(heatRange([])).toEqual([1e-6, 1]);
     expect(heatColor(null)).toBe('#d62728');

@@ -258,8 +258,8 @@ const heatSec = el('section', 'card');
 heatSec.append(el('h2', undefined, 'Layer change'));
 const heatExplain = el('p', 'hint');
 heatExplain.textContent =
-  'Each cell: the relative change of a module from the commit before — sqrt(Σ‖B−A‖²) / sqrt(Σ‖A‖²) over its changed tensors, exactly `ckpt diff`’s summary.groups[].relChange (computed by diff when this page was written). ' +
-  'Cells marked ≥ are lower bounds from the chunks’ sums of squares (a side pruned, or --no-read). Click a cell for its tensors’ diff rows.';
+  'Each cell: how much a module moved from the commit before, sqrt(Σ‖B−A‖²) / sqrt(Σ‖A‖²) over its changed tensors — the relChange of ckpt diff’s module summary, computed by diff when this page was written. ' +
+  'A cell with a white corner is a lower bound from the chunks’ stored sums of squares (a side was pruned, or the page was written with --no-read). Click a cell for its tensors’ diff rows.';
 heatSec.append(heatExplain);
 const controls = el('div', 'controls');
 const branchSel = el('select');

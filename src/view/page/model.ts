@@ -280,15 +280,17 @@ export function bytes(n: number): string {
   return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
-/** The log-scale range a heatmap colours: its largest value and at most six decades below, default 1e-6..1. */
+/**
+ * The log-scale range a heatmap colours: up to its largest value, from its smallest but spanning
+ * at least three decades (values a few percent apart look alike) and at most six; 1e-6..1 when
+ * nothing changed.
+ */
 export function heatRange(values: (number | null)[]): [number, number] {
   let hi = 0;
   let lo = Infinity;
   for (const v of values) if (v !== null && v > 0 && Number.isFinite(v)) (hi = Math.max(hi, v)), (lo = Math.min(lo, v));
   if (hi === 0) return [1e-6, 1];
-  lo = Math.max(lo, hi / 1e6);
-  if (lo === hi) lo = hi / 10;
-  return [lo, hi];
+  return [Math.min(Math.max(lo, hi / 1e6), hi / 1e3), hi];
 }
 
 /** Colour of a relative change on a log scale over [lo, hi] (viridis stops); red for a change from zero. */
