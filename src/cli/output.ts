@@ -3,6 +3,9 @@
  * logs to stderr, progress bars only on a TTY and never with -q.
  */
 import cliProgress from 'cli-progress';
+import { humanBytes } from '../core/humanBytes.js';
+
+export { humanBytes };
 
 export interface GlobalFlags {
   json?: boolean;
@@ -70,17 +73,6 @@ export class Output {
       },
     };
   }
-}
-
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${Math.round(v)} ${units[i]}` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
 export function shortId(id: string): string {

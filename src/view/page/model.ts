@@ -3,6 +3,7 @@
  * with no DOM, so tests run them in Node.
  */
 import { groupPrefix } from '../../core/diffSummary.js';
+export { humanBytes as bytes } from '../../core/humanBytes.js';
 import type { NumericTensorStats } from '../../core/tensorDeltaStats.js';
 import type { ViewData, ViewPair } from '../viewTypes.js';
 
@@ -267,17 +268,6 @@ export function fmt(x: number | null | undefined): string {
   const a = Math.abs(x);
   if (a >= 1e-3 && a < 1e6) return String(Number(x.toPrecision(4)));
   return x.toExponential(2);
-}
-
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${Math.round(v)} B` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
 }
 
 /**
