@@ -112,6 +112,7 @@ export class Tab {
     await c.send('Runtime.enable');
     await c.send('Log.enable');
     await c.send('Page.enable');
+    await c.send('Performance.enable');
     await c.send('Emulation.setDeviceMetricsOverride', { width, height, deviceScaleFactor: 1, mobile: false });
   }
 
@@ -127,6 +128,12 @@ export class Tab {
       if (performance.now() - t0 > timeoutMs) return Infinity;
       await new Promise((r) => setTimeout(r, 10));
     }
+  }
+
+  /** Seconds the renderer's main thread spent on tasks (script, layout, paint) since the tab opened: the page's cost, apart from waiting for a busy machine. */
+  async busySeconds(): Promise<number> {
+    const { metrics } = await this.client.send('Performance.getMetrics');
+    return (metrics as { name: string; value: number }[]).find((m) => m.name === 'TaskDuration')?.value ?? NaN;
   }
 
   async evaluate<T = unknown>(expression: string): Promise<T> {

@@ -6,10 +6,12 @@
  * written. Every tensor changes in every commit: the worst case for the page's size and for the
  * per-commit storage figures. Measured, interleaved over rounds, medians:
  *
- *   write   buildViewData + renderViewHtml + writing the file, in process (past start-up)
+ *   write   buildViewData + renderViewHtml + writing the file, in process (past start-up): wall
+ *           time, and CPU time (what it costs apart from waiting for a machine other jobs share)
  *   cli     `ckpt view --no-read` as a user runs it, start-up included
  *   size    bytes of the page
- *   render  Chromium: navigation to the page having drawn everything (body[data-ready])
+ *   render  Chromium: navigation to the page having drawn everything (body[data-ready]): wall
+ *           time, and the renderer main thread's busy time (DevTools TaskDuration)
  *
  * The pages are bounds (`--no-read`): the store holds no chunk to read. An exact page also runs
  * diff on every parent pair, reading the changed chunks: that cost follows the data, not the page.
@@ -114,6 +116,8 @@ async function main(): Promise<void> {
     const repo = await Repository.open(dir);
     const browser = chromiumPath() ? await Chromium.launch() : undefined;
     const write: number[] = [];
+    const writeCpu: number[] = [];
+    const busy: number[] = [];
     const cli: number[] = [];
     const render: number[] = [];
     let size = 0;
@@ -121,10 +125,13 @@ async function main(): Promise<void> {
     const page = path.join(dir, 'view.html');
     for (let r = 0; r < ROUNDS; r++) {
       const w0 = performance.now();
+      const cpu0 = process.cpuUsage();
       const data = await buildViewData(repo, { read: false });
       const { html } = renderViewHtml(data);
       await fs.writeFile(page, html);
       write.push(performance.now() - w0);
+      const cpu = process.cpuUsage(cpu0);
+      writeCpu.push((cpu.user + cpu.system) / 1000);
       size = Buffer.byteLength(html);
       pairs = data.pairs.length;
 
@@ -136,6 +143,7 @@ async function main(): Promise<void> {
       if (browser) {
         const tab = await browser.tab(1400, 1000);
         render.push(await tab.open(`file://${page}`, undefined, 60_000));
+        busy.push((await tab.busySeconds()) * 1000);
         if (tab.log.errors.length || tab.log.requests.length) throw new Error(`page errors ${JSON.stringify(tab.log)}`);
         await tab.close();
       }
@@ -145,9 +153,13 @@ async function main(): Promise<void> {
     process.stdout.write(
       `view of ${COMMITS} commits × ${TENSORS} tensors (${pairs} parent pairs, all tensors changing), medians of ${ROUNDS}, load average ${load}:\n` +
         `  write (in process, past start-up)  ${(median(write) / 1000).toFixed(2)} s   [${write.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n` +
+        `    of which CPU                     ${(median(writeCpu) / 1000).toFixed(2)} s   [${writeCpu.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n` +
         `  ckpt view --no-read (with start-up) ${(median(cli) / 1000).toFixed(2)} s   [${cli.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n` +
         `  page size                          ${(size / 1e6).toFixed(2)} MB (${size} bytes)\n` +
-        (render.length ? `  Chromium render (to drawn)         ${(median(render) / 1000).toFixed(2)} s   [${render.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n` : '  Chromium render: no chromium found\n'),
+        (render.length
+          ? `  Chromium render (to drawn)         ${(median(render) / 1000).toFixed(2)} s   [${render.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n` +
+            `    renderer main thread busy        ${(median(busy) / 1000).toFixed(2)} s   [${busy.map((x) => (x / 1000).toFixed(2)).join(', ')}]\n`
+          : '  Chromium render: no chromium found\n'),
     );
   } finally {
     if (!process.env.CKPT_BENCH_KEEP) await fs.rm(dir, { recursive: true, force: true });

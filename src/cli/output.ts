@@ -3,9 +3,6 @@
  * logs to stderr, progress bars only on a TTY and never with -q.
  */
 import cliProgress from 'cli-progress';
-import { humanBytes } from '../core/humanBytes.js';
-
-export { humanBytes };
 
 export interface GlobalFlags {
   json?: boolean;
@@ -74,6 +71,10 @@ export class Output {
     };
   }
 }
+
+// shared with the view page, which cannot import this file's terminal code
+import { humanBytes } from '../core/humanBytes.js';
+export { humanBytes };
 
 export function shortId(id: string): string {
   return id.slice(0, 12);
