@@ -15,7 +15,8 @@
  *
  * The pages are bounds (`--no-read`): the store holds no chunk to read. An exact page also runs
  * diff on every parent pair, reading the changed chunks: that cost follows the data, not the page.
- * CKPT_BENCH_COMMITS (default 1000), CKPT_BENCH_TENSORS (300), CKPT_BENCH_ROUNDS (3).
+ * CKPT_BENCH_COMMITS (default 1000), CKPT_BENCH_TENSORS (300), CKPT_BENCH_ROUNDS (3);
+ * CKPT_BENCH_KEEP=1 keeps the store and prints where, CKPT_BENCH_STORE=DIR measures one kept.
  */
 import { spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
@@ -108,11 +109,14 @@ async function synthesize(dir: string): Promise<void> {
 }
 
 async function main(): Promise<void> {
-  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-view-'));
+  const kept = process.env.CKPT_BENCH_STORE;
+  const dir = kept ?? (await fs.mkdtemp(path.join(os.tmpdir(), 'ckpt-bench-view-')));
   try {
-    const t0 = performance.now();
-    await synthesize(dir);
-    process.stdout.write(`synthesized ${COMMITS} commits × ${TENSORS} tensors in ${((performance.now() - t0) / 1000).toFixed(1)} s (${dir})\n`);
+    if (!kept) {
+      const t0 = performance.now();
+      await synthesize(dir);
+      process.stdout.write(`synthesized ${COMMITS} commits × ${TENSORS} tensors in ${((performance.now() - t0) / 1000).toFixed(1)} s (${dir})\n`);
+    }
     const repo = await Repository.open(dir);
     const browser = chromiumPath() ? await Chromium.launch() : undefined;
     const write: number[] = [];
@@ -162,7 +166,7 @@ async function main(): Promise<void> {
           : '  Chromium render: no chromium found\n'),
     );
   } finally {
-    if (!process.env.CKPT_BENCH_KEEP) await fs.rm(dir, { recursive: true, force: true });
+    if (!process.env.CKPT_BENCH_KEEP && !kept) await fs.rm(dir, { recursive: true, force: true });
   }
 }
 

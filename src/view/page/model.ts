@@ -80,11 +80,23 @@ export class Model {
     return d;
   }
 
-  /** Every module prefix at `depth`, in diff's order (numeric-aware). */
+  private readonly grouping = new Map<number, { modules: string[]; row: Map<string, number> }>();
+
+  /** Every module prefix at `depth`, in diff's order (numeric-aware), and the row of each tensor name. */
+  private groups(depth: number): { modules: string[]; row: Map<string, number> } {
+    let g = this.grouping.get(depth);
+    if (!g) {
+      const names = this.data.tensors.name;
+      const prefixes = names.map((n) => groupPrefix(n, depth));
+      const modules = [...new Set(prefixes)].sort(collator.compare);
+      const rowOf = new Map(modules.map((m, i) => [m, i]));
+      this.grouping.set(depth, (g = { modules, row: new Map(names.map((n, i) => [n, rowOf.get(prefixes[i])!])) }));
+    }
+    return g;
+  }
+
   modules(depth: number): string[] {
-    const s = new Set<string>();
-    for (const n of this.data.tensors.name) s.add(groupPrefix(n, depth));
-    return [...s].sort(collator.compare);
+    return this.groups(depth).modules;
   }
 
   /** The change from commit a to commit b, per tensor and per module at `depth`. */
@@ -127,19 +139,23 @@ export class Model {
         if (bound || d2 > 0) tensors.set(t, { index: t, name: names.name[t], file: names.file[t], relL2: n2 > 0 ? Math.sqrt(d2 / n2) : d2 === 0 ? 0 : null });
       }
     }
-    const groups = new Map<string, { d2: number; n2: number; changed: number }>();
+    const { modules: prefixes, row } = this.groups(depth);
+    const d2 = new Float64Array(prefixes.length);
+    const n2 = new Float64Array(prefixes.length);
+    const changed = new Int32Array(prefixes.length);
+    const hit = new Uint8Array(prefixes.length);
     for (const t of terms) {
-      const p = groupPrefix(t.name, depth);
-      let g = groups.get(p);
-      if (!g) groups.set(p, (g = { d2: 0, n2: 0, changed: 0 }));
-      g.d2 += t.d2;
-      g.n2 += t.n2;
-      if (basis !== 'norm-bound' || t.d2 > 0) g.changed++;
+      // diff's rows name tensors as the table does; a name it lacks groups like any other
+      const r = row.get(t.name) ?? prefixes.indexOf(groupPrefix(t.name, depth));
+      if (r < 0) continue;
+      d2[r] += t.d2;
+      n2[r] += t.n2;
+      hit[r] = 1;
+      if (basis !== 'norm-bound' || t.d2 > 0) changed[r]++;
     }
-    const modules = this.modules(depth).map((prefix) => {
-      const g = groups.get(prefix);
-      const rel = !g ? null : g.n2 > 0 ? Math.sqrt(g.d2 / g.n2) : g.d2 === 0 ? 0 : null;
-      return { prefix, rel, changed: g?.changed ?? 0 };
+    const modules = prefixes.map((prefix, r) => {
+      const rel = !hit[r] ? null : n2[r] > 0 ? Math.sqrt(d2[r] / n2[r]) : d2[r] === 0 ? 0 : null;
+      return { prefix, rel, changed: changed[r] };
     });
     return { a, b, basis, note: pair?.note, modules, tensors };
   }
@@ -147,7 +163,8 @@ export class Model {
   /** The tensors of one module in a comparison, most changed first. */
   moduleTensors(ch: PairChanges, prefix: string, depth: number): TensorChange[] {
     const rank = (r: number | null) => r ?? Infinity;
-    return [...ch.tensors.values()].filter((t) => groupPrefix(t.name, depth) === prefix).sort((x, y) => rank(y.relL2) - rank(x.relL2) || collator.compare(x.name, y.name));
+    const { row, modules } = this.groups(depth);
+    return [...ch.tensors.values()].filter((t) => modules[row.get(t.name) ?? -1] === prefix || (!row.has(t.name) && groupPrefix(t.name, depth) === prefix)).sort((x, y) => rank(y.relL2) - rank(x.relL2) || collator.compare(x.name, y.name));
   }
 
   /** A branch's first-parent chain, oldest first. */
