@@ -23,7 +23,13 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
+    let told = false;
     const data = await buildViewData(repo, {
+      onProgress: (done, total) => {
+        // the comparisons read the chunks that changed: say so when there are many
+        if (done === 0 && total > 20 && argv.read && !told) out.info(`comparing ${total} pairs of commits (reading the chunks that changed; --no-read skips that)`);
+        told = true;
+      },
       revs: argv.revs,
       branches: argv.branches,
       metrics: argv.metric,
@@ -41,6 +47,9 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
     const exact = data.pairs.filter((p) => p.exact).length;
     out.result({ file, bytes: Buffer.byteLength(html), commits: data.commits.length, tensors: data.tensors.name.length, pairs: data.pairs.length, exactPairs: exact, data });
     out.line(`wrote ${file} (${humanBytes(Buffer.byteLength(html))}): ${data.commits.length} commits, ${data.branches.length} branches, ${data.metrics.length} metrics, ${data.tensors.name.length} tensors`);
-    if (exact < data.pairs.length) out.info(`${data.pairs.length - exact} of ${data.pairs.length} comparisons are bounds from sums of squares (${[...new Set(data.pairs.filter((p) => !p.exact).map((p) => p.note))].join('; ')})`);
+    if (exact < data.pairs.length) {
+      const why = [...new Set(data.pairs.filter((p) => !p.exact).map((p) => p.note))];
+      out.info(`${data.pairs.length - exact} of ${data.pairs.length} comparisons are bounds from sums of squares (${why.slice(0, 3).join('; ')}${why.length > 3 ? '; ...' : ''})`);
+    }
   },
 };

@@ -28,6 +28,8 @@ export interface ViewOptions {
   read?: boolean;
   groupDepth?: number;
   title?: string;
+  /** Called after each comparison diff ran (or was bounded): done of total. */
+  onProgress?: (done: number, total: number) => void;
 }
 
 interface TensorOfCommit {
@@ -336,6 +338,7 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
   const pairs: ViewPair[] = [];
   try {
     for (const [wi, w] of wanted.entries()) {
+      opts.onProgress?.(wi, wanted.length);
       const note = opts.read === false ? 'not read (--no-read)' : commits[w.a].pruned || commits[w.b].pruned ? 'a side is pruned: its data is gone' : undefined;
       if (!note) {
         try {
