@@ -5,7 +5,7 @@
  * sums of squares), and the `du` figures per commit.
  */
 import picomatch from 'picomatch';
-import { UsageError } from '../core/errors.js';
+import { UsageError, type CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest } from '../core/objects.js';
 import type { ChunkIndex, IndexedChunk } from '../store/chunkIndex.js';
@@ -47,16 +47,22 @@ export function encodeFloat32(values: ArrayLike<number>): string {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
 }
 
-
 /** Commits reachable from `tips`, oldest first, parents before children. */
 async function walk(repo: Repository, tips: ObjectId[]): Promise<Map<ObjectId, Commit>> {
   const found = new Map<ObjectId, Commit>();
   const tried = new Set<ObjectId>();
-  // breadth first, a wave of reads at a time
+  // breadth first, a wave of reads at a time (a wave is as wide as the lines of history)
   for (let wave = [...new Set(tips)]; wave.length; ) {
     for (const id of wave) tried.add(id);
     // a shallow or partial store may lack an ancestor: the history shown stops there
-    const read = await mapLimit(wave, 16, (id) => repo.readCommit(id).catch(() => undefined));
+    const read = await Promise.all(
+      wave.map((id) =>
+        repo.readCommit(id).catch((e: unknown) => {
+          if ((e as CkptError).code === 'E_NOT_FOUND') return undefined;
+          throw e;
+        }),
+      ),
+    );
     const next = new Set<ObjectId>();
     wave.forEach((id, i) => {
       const c = read[i];
@@ -103,8 +109,12 @@ function tensorsOf(file: string, m: Manifest): TensorOfCommit[] {
 
 const sum = (xs: number[]) => xs.reduce((n, x) => n + x, 0);
 
-/** Lower bound of ||B − A||² from the chunks' sums of squares; NaN when unchanged or without them. */
-export function boundFromSumsq(a: TensorOfCommit, b: TensorOfCommit): number {
+/**
+ * Lower bound of ||B − A||² from the chunks' sums of squares (||b_c − a_c|| >= | ||b_c|| − ||a_c|| |
+ * for each chunk that differs); NaN when unchanged or without sums. The sums skip non-finite
+ * elements, so where NaN or Inf appear it bounds the change of the finite part only.
+ */
+function boundFromSumsq(a: TensorOfCommit, b: TensorOfCommit): number {
   if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return NaN;
   if (!a.sumsq || !b.sumsq) return NaN;
   let changed = false;
@@ -184,20 +194,6 @@ function storeUsage(index: ChunkIndex, commits: ViewCommit[], liveChunks: { keys
     prunedCommits: pruned.length,
     prunedLogical: pruned.reduce((n, c) => n + c.du.logical, 0),
   };
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight, results in order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export async function buildViewData(repo: Repository, opts: ViewOptions = {}): Promise<ViewData> {

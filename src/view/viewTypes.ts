@@ -66,7 +66,8 @@ export interface ViewChangedTensor {
  * Not exact (a side is pruned, a chunk could not be read, or `--no-read`): `bound` holds, per
  * tensor of the table, a lower bound of ||B − A||² from the chunks' sums of squares alone:
  * Σ over the chunks whose ids differ of (||b_c|| − ||a_c||)² (reverse triangle inequality), NaN
- * where the tensor did not change or has no element values. Float32, base64, little-endian.
+ * where the tensor did not change or has no element values. (The sums skip NaN and Inf, so where
+ * those appear it bounds the finite part.) Float32, base64, little-endian.
  */
 export interface ViewPair {
   a: number;
