@@ -491,7 +491,7 @@ storeSec.append(el('h2', undefined, 'Storage'));
 const duLine = el('p', 'hint');
 if (data.du) {
   const d = data.du;
-  duLine.textContent = `All commits: ${bytes(d.logical)} of checkpoints → ${bytes(d.unique)} after dedup (${d.dedupRatio.toFixed(2)}x) → ${bytes(d.chunks)} in packs (${d.compressionRatio.toFixed(2)}x)${d.prunedCommits ? `, ${d.prunedCommits} pruned commit(s) not counted` : ''}. Per commit: its checkpoint size, and what it added after dedup and after compression.`;
+  duLine.textContent = `The commits shown: ${bytes(d.logical)} of checkpoints → ${bytes(d.unique)} after dedup (${d.dedupRatio.toFixed(2)}x) → ${bytes(d.chunks)} in packs (${d.compressionRatio.toFixed(2)}x)${d.prunedCommits ? `, ${d.prunedCommits} pruned commit(s) not counted` : ''}. Per commit: its checkpoint size, and what it added after dedup and after compression.`;
 }
 storeSec.append(duLine);
 const storeBox = el('div', 'chart');
