@@ -42,6 +42,9 @@ function select(i: number, compare = false): void {
   if (compare && selected !== null && i !== selected) {
     compareWith = selected;
     selected = i;
+    // the heatmap turns to the pair
+    branchSel.value = '\0pair';
+    heatCell = null;
   } else {
     selected = i;
     compareWith = null;
