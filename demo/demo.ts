@@ -63,6 +63,7 @@ async function main(): Promise<void> {
   run(dir, ['show', 'HEAD~2']);
   run(dir, ['tag', 'best', 'best:val_loss']);
   run(dir, ['checkout', 'HEAD~2', '-o', 'restored.safetensors']);
+  run(dir, ['view', '-o', 'view.html']);
   const a = await fs.readFile(path.join(dir, files[1]));
   const b = await fs.readFile(path.join(dir, 'restored.safetensors'));
   if (!a.equals(b)) throw new Error('restored file differs from the original');
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
     `\nrestored.safetensors is byte-identical to ${files[1]} (${a.length} bytes).\n` +
       `4 checkpoints, ${(logical / 2 ** 20).toFixed(1)} MiB of files, stored in ${(stored / 2 ** 20).toFixed(1)} MiB of packs ` +
       `(${((stored / logical) * 100).toFixed(0)}%): frozen tensors are stored once.\n` +
+      `Open ${path.join(dir, 'view.html')} in a browser for the history, curves and per-layer change.\n` +
       `The demo folder stays at ${dir}; try \`cd ${dir} && ${ckptBin} log\`.\n`,
   );
 }

@@ -35,6 +35,7 @@ const loaders: Record<string, Loader> = {
   pull: async () => (await import('./pullCommand.js')).pullCommand as never,
   clone: async () => (await import('./cloneCommand.js')).cloneCommand as never,
   serve: async () => (await import('./serveCommand.js')).serveCommand as never,
+  view: async () => (await import('./viewCommand.js')).viewCommand as never,
 };
 
 /** The named command alone when argv names one; every command for help and mistakes. */

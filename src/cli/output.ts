@@ -92,16 +92,9 @@ export class Output {
   }
 }
 
-export function humanBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${Math.round(v)} ${units[i]}` : `${v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2)} ${units[i]}`;
-}
+// shared with the view page, which cannot import this file's terminal code
+import { humanBytes } from '../core/humanBytes.js';
+export { humanBytes };
 
 export function shortId(id: string): string {
   return id.slice(0, 12);

@@ -11,6 +11,7 @@
  *                                    412 with {actual} when the ref holds something else
  *   DELETE   /<repo>/<object key>     204
  *   DELETE   /<repo>/refs/...         If-Match: "<old>"
+ *   GET      /<repo>/view             the `ckpt view` page of the store (HTML)
  *
  * <repo> is one path segment; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that exists. Auth: with a readToken, reads need it (or the write token); with a writeToken, writes
  * need it and a read token on a write gets 403; a server with only a readToken is read-only.
@@ -26,6 +27,7 @@ import { isObjectId } from '../core/objectId.js';
 import { parseKey } from '../store/objectKeys.js';
 import { DirectoryTransport, resolveStoreDir } from './directoryTransport.js';
 import { listPrefix } from './transport.js';
+import { serveView } from '../view/serveView.js';
 
 export interface RequestLogEntry {
   method: string;
@@ -206,6 +208,8 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     if (!write && method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
     authorize(req, write);
     const { store, key } = await locate(rawPath);
+    // GET /<repo>/view: the `ckpt view` page, drawn live (src/view/serveView.ts)
+    if (key === 'view' && !write) return void (counter.bytes = await serveView(store.storeDir, rawPath.split('/')[1], res, method === 'HEAD'));
 
     if (key === '') {
       if (write || !query.has('list')) throw new HttpError(400, 'expected ?list=<prefix>');
