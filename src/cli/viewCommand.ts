@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { renderViewHtml } from '../view/htmlWriter.js';
 import { buildViewData } from '../view/viewData.js';
-import { openRepo, output, type Args } from './context.js';
+import { cwdOf, openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';
 
 type ViewArgs = Args<{ revs?: string[]; o?: string; branches?: string; metric?: string[]; read: boolean; groupDepth: number; title?: string }>;
@@ -38,7 +38,7 @@ export const viewCommand: CommandModule<object, ViewArgs> = {
       title: argv.title ?? path.basename(repo.root),
     });
     const { html } = renderViewHtml(data);
-    const file = path.resolve(argv.cwd ?? process.cwd(), argv.o ?? 'ckpt-view.html');
+    const file = path.resolve(cwdOf(argv), argv.o ?? 'ckpt-view.html');
     await fs.mkdir(path.dirname(file), { recursive: true });
     // written beside the target and renamed: a reader never sees half a page
     const tmp = `${file}.${process.pid}.tmp`;

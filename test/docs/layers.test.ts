@@ -13,8 +13,9 @@ const MAY_IMPORT: Record<string, string[]> = {
   formats: ['core', 'chunking'],
   store: ['core', 'chunking'],
   repo: ['core', 'chunking', 'formats', 'store'],
-  remote: ['core', 'chunking', 'formats', 'store', 'repo'],
-  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'remote'],
+  view: ['core', 'chunking', 'formats', 'store', 'repo'],
+  remote: ['core', 'chunking', 'formats', 'store', 'repo', 'view'],
+  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'view', 'remote'],
 };
 
 describe('layers', () => {
