@@ -29,11 +29,12 @@ export async function windowCommits(repo: Repository, start: ObjectId, n: number
 }
 
 /**
- * Weights for `n` checkpoints, oldest first, summing to 1. minus-sqrt: c_k = sqrt(k/n) -
+ * Weights for `n` checkpoints, oldest first. minus-sqrt (summing to 1): c_k = sqrt(k/n) -
  * sqrt((k-1)/n), so the suffix sums sum_{i>=k} c_i = 1 - sqrt((k-1)/n) are the 1-sqrt decay.
  */
 export function scheduleWeights(schedule: Schedule, n: number): number[] {
-  if (schedule === 'uniform') return new Array<number>(n).fill(1 / n);
+  // uniform: equal weights, normalized by their sum, so the result is the plain mean
+  if (schedule === 'uniform') return new Array<number>(n).fill(1);
   if (schedule === 'minus-sqrt') return Array.from({ length: n }, (_, i) => Math.sqrt((i + 1) / n) - Math.sqrt(i / n));
   throw new UsageError(`unknown --schedule ${JSON.stringify(schedule)} (uniform or minus-sqrt)`);
 }
