@@ -55,11 +55,13 @@ export function encodeMiniFloat(x: number, f: MiniFloat): number {
   const nan = kind === 'fnuz' ? signBit : kind === 'fn' ? (expMax << mantBits) | ((1 << mantBits) - 1) : (expMax << mantBits) | (1 << (mantBits - 1));
   if (Number.isNaN(x)) return nan;
   const neg = x < 0 || Object.is(x, -0);
-  const sign = neg && kind !== 'fnuz' ? signBit : 0;
+  const sign = neg ? signBit : 0;
+  // FNUZ has no negative zero (its pattern is the NaN): a zero of either sign is 0x00
+  const zero = kind === 'fnuz' ? 0 : sign;
   const a = Math.abs(x);
   const overflow = kind === 'ieee' ? sign | (expMax << mantBits) : nan;
   if (a === Infinity) return overflow;
-  if (a === 0) return sign;
+  if (a === 0) return zero;
   // largest finite: top exponent below the reserved one (ieee), or the top exponent itself
   const topExp = kind === 'ieee' ? expMax - 1 : expMax;
   const topMant = kind === 'fn' ? (1 << mantBits) - 2 : (1 << mantBits) - 1;
@@ -73,7 +75,7 @@ export function encodeMiniFloat(x: number, f: MiniFloat): number {
     e++;
     r /= 2;
   }
-  if (r === 0) return sign;
+  if (r === 0) return zero;
   if (r < 2 ** mantBits) return sign | r; // subnormal (e is emin)
   const field = e + bias;
   const mant = r - 2 ** mantBits;
