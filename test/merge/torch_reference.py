@@ -2,7 +2,7 @@
 """Reference merges in PyTorch, from mergekit's published formulas, computed in float64 and
 rounded once to the output dtype, compared element by element with the files ckpt wrote.
 
-stdin: JSON list of cases {method, inputs: [file...], base: file|null, weights, t, density,
+stdin: JSON list of cases {method (or 'mean': torch's mean of the inputs), inputs: [file...], base: file|null, weights, t, density,
 lambda, seed, normalize, output: file}. stdout: JSON list, per case {tensors: {name: {ulp, n,
 nan_mismatch}}, missing: [...]}: ulp is the largest distance in units in the last place of the
 output dtype between ckpt's element and the reference's.
@@ -88,6 +88,8 @@ def dare(d, density, seed, model, name):
 def merge(case, name, xs, base):
     m = case['method']
     w = case.get('weights') or [1.0] * len(xs)
+    if m == 'mean':
+        return torch.stack(xs).mean(0)
     if m == 'linear':
         res = sum(wi * x for wi, x in zip(w, xs) if wi != 0)
         return res / sum(w) if case.get('normalize', True) else res
