@@ -146,13 +146,14 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
   const rules = (o.rules ?? []).map(parseRule);
   const fallback = o.default !== undefined ? parseResolution(o.default, '--default') : undefined;
   const target = await currentTarget(repo, o.into);
+  const ourName = (target.ref ?? 'HEAD').replace(/^refs\/heads\//, '');
   if (!target.head) throw new NotFoundError(`a commit on ${target.ref ?? 'HEAD'} to merge into`);
   const ours = target.head;
   const theirs = await resolveRevision(repo, o.theirs);
   if (await isAncestor(repo, theirs, ours)) return { outcome: 'up-to-date', id: ours, branch: target.ref };
   const base = await mergeBase(repo, ours, theirs);
   if (!base) {
-    throw new CkptError('E_NOT_FOUND', `${o.theirs} and ${target.ref ?? 'HEAD'} share no history (no merge base); to combine unrelated models use ckpt merge --method with --base`, {
+    throw new CkptError('E_NOT_FOUND', `${o.theirs} and ${ourName} share no history (no merge base); to combine unrelated models use ckpt merge --method with --base`, {
       ours,
       theirs,
     });
@@ -304,7 +305,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
       await ingestor.abort();
       throw e;
     }
-    const message = o.message ?? `merge ${o.theirs} into ${(target.ref ?? 'HEAD').replace(/^refs\/heads\//, '')}`;
+    const message = o.message ?? `merge ${o.theirs} into ${ourName}`;
     const parents = [ours, theirs];
     const { id } = await writeMergeCommit(repo, target, files, parents, message, { extra: { merge: recipe } });
     return { outcome: 'merged', id, branch: target.ref, base, parents, taken, recipe };
