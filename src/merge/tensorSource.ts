@@ -72,13 +72,19 @@ function chunkSpan(seg: ManifestTensorSegment, from: number, to: number): { ids:
   return { ids, skip };
 }
 
+/**
+ * Read-ahead of one tensor stream: merge reads one stream per input at once, so each keeps a few
+ * chunks ahead instead of the reader's default window.
+ */
+export const STREAM_WINDOW = 4 * 1024 * 1024;
+
 /** The bytes [from, to) of a segment, in the pieces the chunks give (no copy). */
 export async function* segmentBytes(reader: ChunkReader, seg: ManifestTensorSegment, from: number, to: number): AsyncGenerator<Uint8Array> {
   if (to <= from) return;
   const { ids, skip } = chunkSpan(seg, from, to);
   let left = to - from;
   let first = true;
-  for await (const c of reader.stream(ids)) {
+  for await (const c of reader.stream(ids, STREAM_WINDOW)) {
     const piece = first ? c.subarray(skip) : c;
     first = false;
     const take = piece.subarray(0, Math.min(piece.length, left));
