@@ -1,30 +1,22 @@
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
-import { arithmeticMerge, type MergeSummary } from '../merge/arithmeticMerge.js';
+import { arithmeticMerge, type ArithmeticMergeOptions, type MergeSummary } from '../merge/arithmeticMerge.js';
 import { describeRecipe } from '../merge/recipe.js';
 import { MergeConflictError, threeWayMerge } from '../merge/threeWayMerge.js';
 import { openRepo, output, type Args } from './context.js';
 import { humanBytes, shortId, table, type Output } from './output.js';
 
-type MergeArgs = Args<{
-  revs?: string[];
-  method?: string;
-  into?: string;
-  rule?: string[];
-  default?: string;
-  message?: string;
-  base?: string;
-  weights?: string;
-  t?: number;
-  density?: number;
-  lambda?: number;
-  seed?: number;
-  normalize?: boolean;
-  tensors?: string;
-  window?: string;
-  schedule?: string;
-  format?: string;
-}>;
+type MergeArgs = Args<
+  Omit<ArithmeticMergeOptions, 'method' | 'revs' | 'weights' | 'onProgress'> & {
+    revs?: string[];
+    method?: string;
+    /** w1,w2,... as typed */
+    weights?: string;
+    into?: string;
+    rule?: string[];
+    default?: string;
+  }
+>;
 
 function parseWeights(text: string | undefined): number[] | undefined {
   if (text === undefined) return undefined;

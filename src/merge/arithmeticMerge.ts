@@ -358,26 +358,9 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
       for (const fp of filePlans) {
         const b = new ManifestBuilder(sink, reader, chunkSize);
         const ctx: ComputeContext = { method, weights, normalize, density, lambda, t, seed, reader, chunkSize };
-        const writeTensor = async (p: Plan, name: string, reuse: boolean) => {
+        const writeTensor = async (p: Plan, name: string) => {
           if (p.kind === 'copy') {
-            if (reuse && p.t.whole && fp.first.manifest.chunkSize === chunkSize) {
-              await b.reuseTensor(p.t.segment, name);
-              summary.tensors.reused++;
-            } else {
-              const w = b.tensor(name, p.t.dtype, p.t.shape, p.t.len);
-              const r = new BlockReader(tensorBytes(reader, p.t));
-              try {
-                for (let left = p.t.len; left > 0; ) {
-                  const blk = await r.next(Math.min(chunkSize, left));
-                  await w.write(blk);
-                  left -= blk.length;
-                }
-              } finally {
-                await r.close();
-              }
-              await w.end();
-              summary.tensors.copied++;
-            }
+            summary.tensors[await b.takeTensor(p.t, name)]++;
             return;
           }
           const nans = await computeTensor(ctx, p, b.tensor(name, p.out.dtype, p.out.shape, p.out.len), (n) => o.onProgress?.((done += n), total));
@@ -389,18 +372,14 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
           const byName = new Map(fp.plans.map((p) => [(p.kind === 'copy' ? p.t : p.out).name, p]));
           for (const s of fp.first.manifest.segments) {
             if (s.t === 'bytes') await b.reuseBytes(s);
-            else await writeTensor(byName.get(s.name)!, s.name, true);
+            else await writeTensor(byName.get(s.name)!, s.name);
           }
           const fm = fp.first.manifest;
           m = b.finish(fm.format, { ...(fm.info ? { info: fm.info } : {}) });
         } else {
           const list = fp.plans.map((p) => (p.kind === 'copy' ? p.t : p.out));
           await b.newBytes(encodeSafetensorsHeader(list.map((x) => ({ name: x.name, dtype: x.dtype, shape: x.shape, length: x.len })), metadataOf(fp.first.manifest)));
-          // a reused segment must look like the tensor it now is
-          for (const p of fp.plans) {
-            if (p.kind === 'copy' && p.t.whole && (p.t.segment.dtype !== p.t.dtype || !sameShape(p.t.segment.shape, p.t.shape))) await writeTensor(p, p.t.name, false);
-            else await writeTensor(p, (p.kind === 'copy' ? p.t : p.out).name, true);
-          }
+          for (const p of fp.plans) await writeTensor(p, (p.kind === 'copy' ? p.t : p.out).name);
           const meta = metadataOf(fp.first.manifest);
           m = b.finish('safetensors', meta ? { info: { metadata: meta } } : {});
         }

@@ -12,9 +12,13 @@ import { chunkSumSquares } from '../core/tensorDeltaStats.js';
 import { CDC_MAX, nextCut } from '../chunking/gearChunker.js';
 import type { ChunkSink } from '../repo/ingestFile.js';
 import type { ChunkReader } from '../store/chunkReader.js';
+import { BlockReader, tensorBytes, type LogicalTensor } from './tensorSource.js';
 
 export interface TensorWriter {
-  /** Appends bytes; every call but the last must bring a multiple of the chunk size. */
+  /**
+   * Appends bytes, regrouped into chunks; a block of exactly one chunk is kept as the chunk, so
+   * the caller must not reuse it.
+   */
   write(bytes: Uint8Array): Promise<void>;
   end(): Promise<void>;
 }
@@ -58,10 +62,36 @@ export class ManifestBuilder {
   }
 
   /** A tensor stored elsewhere with the same chunk size, under a name of this file. */
-  async reuseTensor(seg: ManifestTensorSegment, name = seg.name): Promise<void> {
+  private async reuseTensor(seg: ManifestTensorSegment, name = seg.name): Promise<void> {
     await this.hashStored(seg.chunks);
     this.segments.push({ ...seg, name, chunks: seg.chunks.slice(), ...(seg.sumsq ? { sumsq: seg.sumsq.slice() } : {}) });
     this.size += seg.len;
+  }
+
+  /**
+   * A stored tensor, unchanged, under `name`: by reference to its chunks when it is a whole
+   * segment of the same chunking (and looks like the tensor: a storage read by a view of another
+   * shape does not), else its bytes read and chunked again.
+   */
+  async takeTensor(t: LogicalTensor, name: string): Promise<'reused' | 'copied'> {
+    const s = t.segment;
+    if (t.whole && t.chunkSize === this.chunkSize && s.dtype === t.dtype && s.shape.length === t.shape.length && s.shape.every((d, i) => d === t.shape[i])) {
+      await this.reuseTensor(s, name);
+      return 'reused';
+    }
+    const w = this.tensor(name, t.dtype, t.shape, t.len);
+    const r = new BlockReader(tensorBytes(this.reader, t));
+    try {
+      for (let left = t.len; left > 0; ) {
+        const blk = await r.next(Math.min(this.chunkSize, left));
+        await w.write(blk);
+        left -= blk.length;
+      }
+    } finally {
+      await r.close();
+    }
+    await w.end();
+    return 'copied';
   }
 
   /** A tensor whose bytes the caller produces. */
@@ -90,6 +120,11 @@ export class ManifestBuilder {
           pending = new Uint8Array(0);
         }
         let pos = 0;
+        // a block of exactly one chunk is the caller's fresh buffer: stored as it is, not copied
+        if (b.length === this.chunkSize) {
+          await emit(b);
+          return;
+        }
         while (b.length - pos >= this.chunkSize) {
           await emit(b.slice(pos, pos + this.chunkSize));
           pos += this.chunkSize;

@@ -37,6 +37,14 @@ export function linearBlock(inputs: Float64Array[], weights: readonly number[], 
   }
   const first = inputs[terms[0]];
   const w0 = weights[terms[0]];
+  if (terms.length === 2) {
+    // the common case in one pass: the same operations in the same order as the loops below
+    const second = inputs[terms[1]];
+    const w1 = weights[terms[1]];
+    if (divisor === 1) for (let i = 0; i < n; i++) out[i] = w0 * first[i] + w1 * second[i];
+    else for (let i = 0; i < n; i++) out[i] = (w0 * first[i] + w1 * second[i]) / divisor;
+    return;
+  }
   for (let i = 0; i < n; i++) out[i] = w0 * first[i];
   for (let j = 1; j < terms.length; j++) {
     const x = inputs[terms[j]];

@@ -24,6 +24,8 @@ export interface LogicalTensor {
   view?: { storageOffset: number; stride: number[] };
   /** The tensor is its whole segment: its chunk references can be reused as they are. */
   whole: boolean;
+  /** The chunk size of the manifest it comes from. */
+  chunkSize: number;
 }
 
 function contiguous(shape: number[], stride: number[]): boolean {
@@ -38,7 +40,8 @@ function contiguous(shape: number[], stride: number[]): boolean {
 /** The tensors of one stored file, in the file's order. */
 export function logicalTensors(m: Manifest, file: string): LogicalTensor[] {
   const segs = m.segments.filter((s): s is ManifestTensorSegment => s.t === 'tensor');
-  if (!m.tensors) return segs.map((s) => ({ name: s.name, dtype: s.dtype, shape: s.shape, len: s.len, segment: s, offset: 0, whole: true }));
+  const chunkSize = m.chunkSize;
+  if (!m.tensors) return segs.map((s) => ({ name: s.name, dtype: s.dtype, shape: s.shape, len: s.len, segment: s, offset: 0, whole: true, chunkSize }));
   const byName = new Map(segs.map((s) => [s.name, s]));
   return m.tensors.map((v) => {
     const seg = byName.get(v.segment);
@@ -50,9 +53,9 @@ export function logicalTensors(m: Manifest, file: string): LogicalTensor[] {
     const so = v.storageOffset ?? 0;
     if (!v.stride || contiguous(v.shape, stride)) {
       const offset = so * el;
-      return { name: v.name, dtype: v.dtype, shape: v.shape, len, segment: seg, offset, whole: offset === 0 && len === seg.len };
+      return { name: v.name, dtype: v.dtype, shape: v.shape, len, segment: seg, offset, whole: offset === 0 && len === seg.len, chunkSize };
     }
-    return { name: v.name, dtype: v.dtype, shape: v.shape, len, segment: seg, offset: 0, view: { storageOffset: so, stride }, whole: false };
+    return { name: v.name, dtype: v.dtype, shape: v.shape, len, segment: seg, offset: 0, view: { storageOffset: so, stride }, whole: false, chunkSize };
   });
 }
 
@@ -134,6 +137,12 @@ export class BlockReader {
   }
   /** The next `size` bytes, or fewer at the end. */
   async next(size: number): Promise<Uint8Array> {
+    if (this.piece.length === 0) {
+      const r = await this.it.next();
+      if (r.done) return new Uint8Array(0);
+      this.piece = r.value;
+    }
+    // a block inside one piece (the usual case: blocks and chunks aligned) is a view, not a copy
     if (this.piece.length >= size) {
       const b = this.piece.subarray(0, size);
       this.piece = this.piece.subarray(size);

@@ -267,24 +267,10 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
             await computeTensor({ ...ctx, weights: [1 - pick.w, pick.w] }, { kind: 'compute', inputs: [pick.ours, pick.theirs], out }, b.tensor(name, out.dtype, out.shape, out.len), () => undefined);
             return;
           }
-          const t = pick.t;
-          if (t.whole && t.segment.dtype === t.dtype && sameShape(t.segment.shape, t.shape)) return b.reuseTensor(t.segment, name);
-          const w = b.tensor(name, t.dtype, t.shape, t.len);
-          const r = new BlockReader(tensorBytes(reader, t));
-          try {
-            for (let left = t.len; left > 0; ) {
-              const blk = await r.next(Math.min(chunkSize, left));
-              await w.write(blk);
-              left -= blk.length;
-            }
-          } finally {
-            await r.close();
-          }
-          await w.end();
+          await b.takeTensor(pick.t, name);
         };
         const picks = f.picks!;
-        const reuseChunks = m.chunkSize === chunkSize;
-        if (SAME_FRAMING_FORMATS.has(m.format) && !m.tensors && reuseChunks) {
+        if (SAME_FRAMING_FORMATS.has(m.format) && !m.tensors && m.chunkSize === chunkSize) {
           for (const s of m.segments) {
             if (s.t === 'bytes') await b.reuseBytes(s);
             else await write(s.name, picks.get(s.name)!);
