@@ -345,7 +345,8 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
   try {
     const target = await currentTarget(repo);
     const index = await repo.store.reloadIndex();
-    const sink = ingestor.sink(index);
+    // fewer chunks in the encoder than a commit keeps: merge holds a block of every input besides
+    const sink = ingestor.sink(index, 4);
     const chunkSize = repo.store.config.chunkSize;
     const resultFiles: Record<string, Manifest | TreeEntry> = {};
     // files of the first model that hold no tensors (configs, tokenizers) come along unchanged

@@ -250,7 +250,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
   const ingestor = new Ingestor(repo.store, { compress: true });
   try {
     const chunkSize = repo.store.config.chunkSize;
-    const sink = ingestor.sink(await repo.store.reloadIndex());
+    const sink = ingestor.sink(await repo.store.reloadIndex(), 4);
     const files: Record<string, Manifest | TreeEntry> = {};
     try {
       for (const f of merges) {

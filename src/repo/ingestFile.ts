@@ -141,9 +141,9 @@ export class Ingestor {
 
   /**
    * Where chunks go: each is hashed, and one the store lacks is encoded (running ahead, within
-   * the encode window) and added to the pack in the order given. Ingest and merge share it.
+   * `window` chunks at most) and added to the pack in the order given. Ingest and merge share it.
    */
-  sink(index: ChunkIndex): ChunkSink {
+  sink(index: ChunkIndex, window = ENCODE_WINDOW): ChunkSink {
     const pending: Promise<void>[] = [];
     const drain = async (limit: number) => {
       while (pending.length > limit) await pending.shift();
@@ -162,7 +162,7 @@ export class Ingestor {
           const p = Promise.all([enc, prev]).then(([e]) => this.put(id, bytes.length, e));
           p.catch(() => undefined);
           pending.push(p);
-          await drain(ENCODE_WINDOW);
+          await drain(window);
         }
         return [id, bytes.length];
       },
