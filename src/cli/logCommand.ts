@@ -1,11 +1,10 @@
 import type { CommandModule } from 'yargs';
 import { logForCode } from '../repo/codeHistory.js';
-import { log } from '../repo/history.js';
+import { describeRecipe, recipeOf } from '../merge/recipe.js';
+import { log, refsByCommit } from '../repo/history.js';
 import { drawGraph, topoOrder } from '../repo/historyGraph.js';
 import { readPrunedMarks } from '../repo/prunedMarks.js';
-import { describeRecipe, recipeOf } from '../merge/recipe.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
-import { refsByCommit } from '../repo/history.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
 
@@ -25,7 +24,9 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; 
     const repo = await openRepo(argv);
     if (argv.graph) {
       const starts = argv.all ? [...(await repo.store.refs.list('refs/heads/')).values()] : [];
-      if (!argv.all || argv.rev) if (argv.rev || (await repo.headCommit())) starts.push(await resolveRevision(repo, argv.rev ?? 'HEAD'));
+      const head = await repo.headCommit();
+      if (argv.rev) starts.push(await resolveRevision(repo, argv.rev));
+      else if (head) starts.push(head);
       const rows = drawGraph(await topoOrder(repo, starts, argv.n ?? Infinity));
       const names = await refsByCommit(repo);
       out.result(rows.filter((r) => r.id).map((r) => ({ id: r.id, graph: r.graph, refs: names.get(r.id!) ?? [], ...r.commit })));

@@ -186,7 +186,7 @@ export class Ingestor {
       onProgress?.(done);
     });
     const sink = this.sink(index);
-    const addChunk = (bytes: Uint8Array, dtype: string | undefined, base: ObjectId | undefined) => sink.add(bytes, dtype, base);
+    const addChunk = sink.add;
     try {
       const segments: ManifestSegment[] = [];
       for (const s of layout.segments) {

@@ -50,6 +50,11 @@ describe('merge identities, byte for byte', () => {
       const dt = await mergedBytes(repo, { method: 'dare-ties', revs: ['a', 'b'], weights: [0.6, 0.8], density: 1, seed: 11 });
       expect(dt.equals(ties)).toBe(true);
 
+      // --format safetensors writes a new header; the tensors are the same bytes
+      const converted = await arithmeticMerge(repo, { method: 'linear', revs: ['a', 'b'], weights: [1, 0], format: 'safetensors' });
+      const tensors = readSafetensors(await checkoutTo(repo, converted.id, path.join(await tempDir('ckpt-merge-id-'), 'c.safetensors')));
+      for (const [name, t] of readSafetensors(fx('ft_a'))) expect(tensors.get(name)!.data.equals(t.data), name).toBe(true);
+
       // a model averaged with itself is the model
       expect((await mergedBytes(repo, { method: 'linear', revs: ['a', 'a'] })).equals(A)).toBe(true);
       expect((await mergedBytes(repo, { method: 'linear', revs: ['a', 'a', 'a'], weights: [0.2, 0.3, 0.5] })).equals(A)).toBe(true);
