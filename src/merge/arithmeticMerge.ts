@@ -35,27 +35,15 @@ import {
   type MergeMethod,
   type TrimThreshold,
 } from './mergeMethods.js';
-import { ckptVersion, type MergeRecipe } from './recipe.js';
+import { ckptVersion, type MergeKnobs, type MergeRecipe } from './recipe.js';
 import { BlockReader, logicalTensors, tensorBytes, type LogicalTensor } from './tensorSource.js';
 import { parseWindow, scheduleWeights, windowCommits, type Schedule } from './window.js';
 
-export interface ArithmeticMergeOptions {
+export interface ArithmeticMergeOptions extends MergeKnobs {
   method: string;
   revs: string[];
+  /** The base of the task vectors (default: the merge base of the inputs). */
   base?: string;
-  weights?: number[];
-  t?: number;
-  density?: number;
-  lambda?: number;
-  seed?: number;
-  normalize?: boolean;
-  /** Only tensors matching this glob are merged; the rest are taken from the first model. */
-  tensors?: string;
-  /** `last:N`: the last N commits of the first revision (default HEAD) are the inputs. */
-  window?: string;
-  schedule?: string;
-  /** Write safetensors whatever the input format. */
-  format?: string;
   message?: string;
   onProgress?: (done: number, total: number) => void;
 }

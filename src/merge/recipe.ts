@@ -7,21 +7,34 @@ import { readFileSync } from 'node:fs';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit } from '../core/objects.js';
 
-export interface MergeRecipe {
+/** The knobs of an arithmetic merge, as given and as recorded. */
+export interface MergeKnobs {
+  /** One per model, in the order of the inputs. */
+  weights?: number[];
+  /** slerp's interpolation factor. */
+  t?: number;
+  /** ties/dare: the fraction of each task vector kept. */
+  density?: number;
+  /** Scale of the merged task vector. */
+  lambda?: number;
+  /** dare: the seed of the random drop. */
+  seed?: number;
+  /** Divide by the sum of the weights that contributed. */
+  normalize?: boolean;
+  /** Only tensors matching this glob are merged; the rest are taken from the first model. */
+  tensors?: string;
+  /** `last:N`: the last N commits of the first revision (default HEAD) are the inputs. */
+  window?: string;
+  schedule?: string;
+  /** Write safetensors whatever the input format. */
+  format?: string;
+}
+
+export interface MergeRecipe extends MergeKnobs {
   method: string;
   /** Input commits, in the order the weights follow. */
   inputs: ObjectId[];
-  weights?: number[];
   base?: ObjectId;
-  t?: number;
-  density?: number;
-  lambda?: number;
-  seed?: number;
-  normalize?: boolean;
-  tensors?: string;
-  window?: string;
-  schedule?: string;
-  format?: string;
   /** Three-way merges: the rules given, in order, and the default. */
   rules?: string[];
   default?: string;

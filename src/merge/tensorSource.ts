@@ -8,6 +8,7 @@
 import { dtypeByName, tensorByteLength } from '../core/dtypes.js';
 import { FormatError } from '../core/errors.js';
 import type { Manifest, ManifestTensorSegment } from '../core/objects.js';
+import { isContiguous } from '../formats/pytorch.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 
 export interface LogicalTensor {
@@ -28,15 +29,6 @@ export interface LogicalTensor {
   chunkSize: number;
 }
 
-function contiguous(shape: number[], stride: number[]): boolean {
-  let expected = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    if (shape[i] !== 1 && stride[i] !== expected) return false;
-    expected *= shape[i];
-  }
-  return true;
-}
-
 /** The tensors of one stored file, in the file's order. */
 export function logicalTensors(m: Manifest, file: string): LogicalTensor[] {
   const segs = m.segments.filter((s): s is ManifestTensorSegment => s.t === 'tensor');
@@ -51,7 +43,7 @@ export function logicalTensors(m: Manifest, file: string): LogicalTensor[] {
     const el = d.bits / 8;
     const stride = v.stride ?? [];
     const so = v.storageOffset ?? 0;
-    if (!v.stride || contiguous(v.shape, stride)) {
+    if (!v.stride || isContiguous(v.shape, stride)) {
       const offset = so * el;
       return { name: v.name, dtype: v.dtype, shape: v.shape, len, segment: seg, offset, whole: offset === 0 && len === seg.len, chunkSize };
     }
