@@ -55,6 +55,12 @@ describe('merge identities, byte for byte', () => {
       const tensors = readSafetensors(await checkoutTo(repo, converted.id, path.join(await tempDir('ckpt-merge-id-'), 'c.safetensors')));
       for (const [name, t] of readSafetensors(fx('ft_a'))) expect(tensors.get(name)!.data.equals(t.data), name).toBe(true);
 
+      // --tensors: only the matching tensors are merged, the rest are the first model's bytes
+      const only = await arithmeticMerge(repo, { method: 'linear', revs: ['a', 'b'], tensors: 'fc1.*' });
+      expect(only.tensors).toMatchObject({ merged: 2 });
+      const part = readSafetensors(await checkoutTo(repo, only.id, path.join(await tempDir('ckpt-merge-id-'), 'p.safetensors')));
+      for (const [name, t] of readSafetensors(fx('ft_a'))) expect(part.get(name)!.data.equals(t.data), name).toBe(!name.startsWith('fc1.'));
+
       // a model averaged with itself is the model
       expect((await mergedBytes(repo, { method: 'linear', revs: ['a', 'a'] })).equals(A)).toBe(true);
       expect((await mergedBytes(repo, { method: 'linear', revs: ['a', 'a', 'a'], weights: [0.2, 0.3, 0.5] })).equals(A)).toBe(true);

@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { prng } from '../e2e/helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
+import { decodeElements } from '../../src/core/elementDecoder.js';
 import { arithmeticMerge, type ArithmeticMergeOptions } from '../../src/merge/arithmeticMerge.js';
+import { encodeFloats } from '../../src/merge/dtypeRounding.js';
 import { cleanupTempDirs, tempDir } from '../e2e/helpers.js';
 import { checkoutTo, commitAs, readSafetensors, HAVE_TORCH, MERGE_FIXTURES, newRepo, torchReference, type ReferenceCase } from './mergeHelpers.js';
 
@@ -42,7 +44,52 @@ function randomLike(file: string, seed: number): Uint8Array {
   return writeSafetensors(tensors);
 }
 
+/** A fixture with its F32 tensors rounded to F16 (the fixtures are F32 and BF16 only). */
+function asF16(file: string): Uint8Array {
+  return writeSafetensors(
+    [...readSafetensors(file)].map(([name, t]) => {
+      if (t.dtype !== 'F32') return { name, dtype: t.dtype, shape: t.shape, data: new Uint8Array(t.data) };
+      const v = decodeElements(t.data, 'F32');
+      const data = new Uint8Array(v.length * 2);
+      encodeFloats(v, v.length, 'F16', data);
+      return { name, dtype: 'F16', shape: t.shape, data };
+    }),
+  );
+}
+
 describe.skipIf(!HAVE_TORCH)('merges against PyTorch', () => {
+  it('F16 (made from the F32 fixtures): linear, slerp, ties and dare-ties within 1 ulp', async () => {
+    const repo = await newRepo();
+    const dir = await tempDir('ckpt-merge-f16-');
+    const files: Record<string, string> = {};
+    for (const n of ['base', 'ft_a', 'ft_b']) {
+      files[n] = path.join(dir, `${n}.f16.safetensors`);
+      await fs.writeFile(files[n], asF16(path.join(MERGE_FIXTURES, `${n}.f32.safetensors`)));
+    }
+    await commitAs(repo, files.base, 'model.safetensors', 'base');
+    await commitAs(repo, files.ft_a, 'model.safetensors', 'a', 'a');
+    await commitAs(repo, files.ft_b, 'model.safetensors', 'b', 'b');
+    const cases: ReferenceCase[] = [];
+    const recipes: Omit<ArithmeticMergeOptions, 'revs'>[] = [
+      { method: 'linear', weights: [0.4, 0.6] },
+      { method: 'slerp', t: 0.7 },
+      { method: 'ties', weights: [1, 0.7], density: 0.3 },
+      { method: 'dare-ties', weights: [1, 1], density: 0.7, seed: 2 },
+    ];
+    for (const r of recipes) {
+      const s = await arithmeticMerge(repo, { ...r, revs: ['a', 'b'] });
+      const output = await checkoutTo(repo, s.id, path.join(dir, `${r.method}.out.safetensors`));
+      cases.push({ ...r, inputs: [files.ft_a, files.ft_b], base: r.method === 'linear' || r.method === 'slerp' ? null : files.base, output } as ReferenceCase);
+    }
+    torchReference(cases).forEach((res, i) => {
+      expect(res.missing).toEqual([]);
+      for (const [name, t] of Object.entries(res.tensors)) {
+        expect(t.nan_mismatch, `${recipes[i].method} ${name}`).toBe(0);
+        expect(t.ulp, `${recipes[i].method} ${name}: ${t.ulp} ulp`).toBeLessThanOrEqual(1);
+      }
+    });
+  });
+
   for (const dtype of ['f32', 'bf16']) {
     it(`every method, ${dtype.toUpperCase()}: each output tensor within 1 ulp of the reference`, async () => {
       const repo = await newRepo();
