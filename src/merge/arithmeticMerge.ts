@@ -5,9 +5,7 @@
  * before anything is written; then each tensor is computed block by block (one chunk of each
  * input at a time) and stored through the ingest path's chunk sink.
  */
-import * as path from 'node:path';
 import picomatch from 'picomatch';
-import { decodeElements } from '../core/elementDecoder.js';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, Tree, TreeEntry } from '../core/objects.js';
@@ -17,25 +15,14 @@ import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { acquireShared } from '../store/storeLocks.js';
-import { encodeFloats, floatBytes, isMergeableFloat } from './dtypeRounding.js';
+import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBaseOfAll } from './mergeBase.js';
 import { currentTarget, mergeParents, writeMergeCommit } from './mergeCommit.js';
-import {
-  addSlerpSums,
-  DareMask,
-  dareSeed,
-  defaultNormalize,
-  linearBlock,
-  MERGE_METHODS,
-  slerpCoefficients,
-  taskArithmeticBlock,
-  trimBlock,
-  usesBase,
-  type MergeMethod,
-  type TrimThreshold,
-} from './mergeMethods.js';
+import { defaultNormalize, MERGE_METHODS, usesBase, type MergeMethod } from './mergeMethods.js';
+import { metadataOf, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
 import { ckptVersion, type MergeKnobs, type MergeRecipe } from './recipe.js';
+import { computeTensor, type ComputeContext, type TensorJob } from './tensorCompute.js';
 import { BlockReader, logicalTensors, tensorBytes, type LogicalTensor } from './tensorSource.js';
 import { parseWindow, scheduleWeights, windowCommits, type Schedule } from './window.js';
 
@@ -67,9 +54,7 @@ interface InputFile {
   tensors: Map<string, LogicalTensor>;
 }
 
-export type Plan =
-  | { kind: 'copy'; t: LogicalTensor }
-  | { kind: 'compute'; inputs: LogicalTensor[]; base?: LogicalTensor; out: LogicalTensor };
+type Plan = { kind: 'copy'; t: LogicalTensor } | ({ kind: 'compute' } & TensorJob);
 
 interface FilePlan {
   path: string;
@@ -78,8 +63,6 @@ interface FilePlan {
   sameFraming: boolean;
   plans: Plan[];
 }
-
-export const SAME_FRAMING_FORMATS = new Set(['safetensors', 'npy', 'gguf']);
 
 function checkNumber(v: number | undefined, flag: string, ok: (x: number) => boolean, range: string): void {
   if (v !== undefined && (!Number.isFinite(v) || !ok(v))) throw new UsageError(`${flag} must be ${range}, got ${v}`, { flag, value: v });
@@ -142,25 +125,8 @@ function inputFile(rev: string, p: string, m: Manifest): InputFile {
   return { rev, path: p, manifest: m, tensors: new Map(logicalTensors(m, p).map((t) => [t.name, t])) };
 }
 
-export const sameShape = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
-
 function mismatch(msg: string, data: Record<string, unknown> = {}): CkptError {
   return new CkptError('E_MISMATCH', msg, data);
-}
-
-/** The output path of a file converted to safetensors. */
-export function safetensorsPath(p: string): string {
-  const ext = path.posix.extname(p);
-  if (ext === '.safetensors') return p;
-  return `${['.pt', '.pth', '.bin', '.ckpt', '.npz', '.npy', '.gguf'].includes(ext) ? p.slice(0, -ext.length) : p}.safetensors`;
-}
-
-/** safetensors metadata carrying the non-tensor parts of the first model's file. */
-export function metadataOf(m: Manifest): Record<string, string> | undefined {
-  const meta = m.info?.metadata;
-  if (m.format === 'safetensors' && meta && typeof meta === 'object') return meta as Record<string, string>;
-  if (m.info?.values !== undefined) return { 'ckpt.values': JSON.stringify(m.info.values) };
-  return undefined;
 }
 
 /** Hashes equal means bytes equal; views that are not whole segments are compared by reading. */
@@ -393,143 +359,4 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
     await reader.close();
     await lock.release();
   }
-}
-
-export interface ComputeContext {
-  method: MergeMethod;
-  weights: number[];
-  normalize: boolean;
-  density: number;
-  lambda: number;
-  t: number;
-  seed: number;
-  reader: ChunkReader;
-  chunkSize: number;
-}
-
-/** Reads every tensor of `list` block by block, decoded, and calls `fn` with the blocks. */
-async function eachBlock(ctx: ComputeContext, list: LogicalTensor[], bufs: Float64Array[], fn: (n: number) => void | Promise<void>): Promise<void> {
-  const el = floatBytes(list[0].dtype);
-  const blockElems = ctx.chunkSize / el;
-  const readers = list.map((x) => new BlockReader(tensorBytes(ctx.reader, x)));
-  try {
-    for (let left = list[0].len / el; left > 0; ) {
-      const n = Math.min(blockElems, left);
-      const blocks = await Promise.all(readers.map((r) => r.next(n * el)));
-      blocks.forEach((b, i) => decodeElements(b, list[0].dtype, bufs[i]));
-      await fn(n);
-      left -= n;
-    }
-  } finally {
-    for (const r of readers) await r.close();
-  }
-}
-
-/** TIES's trim threshold for each model: two radix passes over the float32 keys of |delta|. */
-async function trimThresholds(ctx: ComputeContext, p: Extract<Plan, { kind: 'compute' }>, bufs: Float64Array[]): Promise<TrimThreshold[]> {
-  const models = p.inputs.length;
-  const numel = p.out.len / floatBytes(p.out.dtype);
-  if (ctx.density >= 1) return p.inputs.map(() => ({ key: 0, ties: 0, all: true }));
-  const k = Math.floor(ctx.density * numel);
-  const f32 = new Float32Array(1);
-  const u32 = new Uint32Array(f32.buffer);
-  const list = [...p.inputs, p.base!];
-  const pick = (hist: Uint32Array, need: number): { bin: number; above: number } => {
-    let above = 0;
-    for (let bin = 65535; bin >= 0; bin--) {
-      if (above + hist[bin] >= need) return { bin, above };
-      above += hist[bin];
-    }
-    return { bin: 0, above };
-  };
-  const hi = p.inputs.map(() => new Uint32Array(65536));
-  await eachBlock(ctx, list, bufs, (n) => {
-    const base = bufs[models];
-    for (let m = 0; m < models; m++) {
-      const x = bufs[m];
-      const h = hi[m];
-      for (let i = 0; i < n; i++) {
-        f32[0] = Math.abs(x[i] - base[i]);
-        h[u32[0] >>> 16]++;
-      }
-    }
-  });
-  const top = hi.map((h) => pick(h, k));
-  const lo = p.inputs.map(() => new Uint32Array(65536));
-  await eachBlock(ctx, list, bufs, (n) => {
-    const base = bufs[models];
-    for (let m = 0; m < models; m++) {
-      const x = bufs[m];
-      const h = lo[m];
-      const want = top[m].bin;
-      for (let i = 0; i < n; i++) {
-        f32[0] = Math.abs(x[i] - base[i]);
-        if (u32[0] >>> 16 === want) h[u32[0] & 0xffff]++;
-      }
-    }
-  });
-  return p.inputs.map((_, m) => {
-    const need = k - top[m].above;
-    const low = pick(lo[m], need);
-    return { key: ((top[m].bin << 16) | low.bin) >>> 0, ties: need - low.above, all: false };
-  });
-}
-
-/** Computes one merged tensor into `w`; returns how many of its elements are NaN. */
-export async function computeTensor(
-  ctx: ComputeContext,
-  p: Extract<Plan, { kind: 'compute' }>,
-  w: { write(b: Uint8Array): Promise<void>; end(): Promise<void> },
-  onBytes: (n: number) => void,
-): Promise<number> {
-  const dtype = p.out.dtype;
-  const el = floatBytes(dtype);
-  const blockElems = ctx.chunkSize / el;
-  const models = p.inputs.length;
-  const list = p.base ? [...p.inputs, p.base] : p.inputs;
-  const bufs = list.map(() => new Float64Array(blockElems));
-  const res = new Float64Array(blockElems);
-  let nans = 0;
-  const emit = async (n: number) => {
-    const bytes = new Uint8Array(n * el);
-    nans += encodeFloats(res, n, dtype, bytes);
-    await w.write(bytes);
-    onBytes(n * el);
-  };
-  if (ctx.method === 'linear') {
-    await eachBlock(ctx, list, bufs, async (n) => {
-      linearBlock(bufs, ctx.weights, ctx.normalize, n, res);
-      await emit(n);
-    });
-  } else if (ctx.method === 'slerp') {
-    const sums = { aa: 0, bb: 0, ab: 0 };
-    if (ctx.t !== 0 && ctx.t !== 1) await eachBlock(ctx, list, bufs, (n) => addSlerpSums(bufs[0], bufs[1], n, sums));
-    const c = slerpCoefficients(sums, ctx.t);
-    await eachBlock(ctx, list, bufs, async (n) => {
-      linearBlock(bufs, [c.s0, c.s1], false, n, res);
-      await emit(n);
-    });
-  } else {
-    const ties = ctx.method === 'ties';
-    const dare = ctx.method === 'dare-linear' || ctx.method === 'dare-ties';
-    const thresholds = ties ? await trimThresholds(ctx, p, bufs) : undefined;
-    const tieState = p.inputs.map(() => ({ tiesKept: 0 }));
-    const masks = dare && ctx.density < 1 ? p.inputs.map((_, m) => new DareMask(dareSeed(ctx.seed, m, p.out.name), ctx.density)) : undefined;
-    const f32 = new Float32Array(1);
-    const u32 = new Uint32Array(f32.buffer);
-    const deltas = bufs.slice(0, models);
-    await eachBlock(ctx, list, bufs, async (n) => {
-      const base = bufs[models];
-      for (let m = 0; m < models; m++) {
-        const d = deltas[m];
-        for (let i = 0; i < n; i++) d[i] -= base[i];
-        if (thresholds) trimBlock(d, n, thresholds[m], tieState[m], f32, u32);
-        masks?.[m].apply(d, n, ctx.density);
-      }
-      taskArithmeticBlock(base, deltas, ctx.weights, { consensus: ties || ctx.method === 'dare-ties', normalize: ctx.normalize, lambda: ctx.lambda }, n, res);
-      await emit(n);
-    });
-  }
-  await w.end();
-  return nans;
 }

@@ -15,7 +15,7 @@ import { resolveRevision } from '../repo/resolveRevision.js';
 import { renameIntoPlace, tmpName } from '../store/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { acquireShared } from '../store/storeLocks.js';
-import { metadataOf } from './arithmeticMerge.js';
+import { metadataOf } from './outputFormat.js';
 import { logicalTensors, tensorBytes } from './tensorSource.js';
 
 export interface ExportResult {

@@ -17,10 +17,11 @@ import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { acquireShared } from '../store/storeLocks.js';
-import { computeTensor, metadataOf, safetensorsPath, SAME_FRAMING_FORMATS, sameShape, type ComputeContext } from './arithmeticMerge.js';
 import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBase } from './mergeBase.js';
+import { metadataOf, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
+import { computeTensor, type ComputeContext } from './tensorCompute.js';
 import { currentTarget, writeMergeCommit } from './mergeCommit.js';
 import { ckptVersion, type MergeRecipe } from './recipe.js';
 import { BlockReader, logicalTensors, tensorBytes, type LogicalTensor } from './tensorSource.js';
@@ -264,7 +265,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
         const write = async (name: string, pick: Pick) => {
           if (pick.from === 'average') {
             const out = pick.ours;
-            await computeTensor({ ...ctx, weights: [1 - pick.w, pick.w] }, { kind: 'compute', inputs: [pick.ours, pick.theirs], out }, b.tensor(name, out.dtype, out.shape, out.len), () => undefined);
+            await computeTensor({ ...ctx, weights: [1 - pick.w, pick.w] }, { inputs: [pick.ours, pick.theirs], out }, b.tensor(name, out.dtype, out.shape, out.len), () => undefined);
             return;
           }
           await b.takeTensor(pick.t, name);
