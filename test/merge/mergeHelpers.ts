@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { promises as fs, readFileSync } from 'node:fs';
 import * as path from 'node:path';
+import type { MergeKnobs } from '../../src/merge/recipe.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -62,16 +63,11 @@ export function readSafetensors(file: string): Map<string, StTensor> {
   return out;
 }
 
-export interface ReferenceCase {
+/** A merge as the reference computes it: the recipe's knobs, the input files and ckpt's output file. */
+export interface ReferenceCase extends MergeKnobs {
   method: string;
   inputs: string[];
   base?: string | null;
-  weights?: number[];
-  t?: number;
-  density?: number;
-  lambda?: number;
-  seed?: number;
-  normalize?: boolean;
   output: string;
 }
 
