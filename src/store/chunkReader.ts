@@ -89,6 +89,8 @@ export class ChunkReader {
     // but each decodes to a whole chunk
     type Run = { recs: IndexedChunk[]; bytes: number; raw: number };
     const runs: Run[] = [];
+    // a small window reads in small runs too, or one run alone would exceed it
+    const runLimit = Math.min(RUN_BYTES, windowBytes);
     for (const id of ids) {
       const rec = this.record(id);
       const last = runs[runs.length - 1];
@@ -98,8 +100,8 @@ export class ChunkReader {
         prev &&
         prev.pack === rec.pack &&
         prev.offset + prev.stored === rec.offset &&
-        last.bytes + rec.stored <= RUN_BYTES &&
-        last.raw + rec.raw <= RUN_BYTES
+        last.bytes + rec.stored <= runLimit &&
+        last.raw + rec.raw <= runLimit
       ) {
         last.recs.push(rec);
         last.bytes += rec.stored;
