@@ -96,10 +96,6 @@ export function slerpCoefficients(sums: SlerpSums, t: number): { s0: number; s1:
   return { s0: Math.sin(theta0 - thetaT) / sinTheta0, s1: Math.sin(thetaT) / sinTheta0, lerp: false };
 }
 
-export function slerpBlock(a: Float64Array, b: Float64Array, c: { s0: number; s1: number }, n: number, out: Float64Array): void {
-  linearBlock([a, b], [c.s0, c.s1], false, n, out);
-}
-
 /**
  * The seed of DARE's mask for one model's tensor: FNV-1a (32-bit) of `seed:model:tensor`, so a
  * mask depends on nothing but the recipe and the tensor's name.
