@@ -29,3 +29,8 @@ export { pull, type PullResult } from './remote/pull.js';
 export { clone, type CloneOptions, type CloneResult } from './remote/clone.js';
 export { fetchChunksByRange } from './remote/partialFetch.js';
 export { NonFastForwardError } from './remote/ancestry.js';
+export { arithmeticMerge, type ArithmeticMergeOptions, type MergeSummary } from './merge/arithmeticMerge.js';
+export { threeWayMerge, MergeConflictError, type ThreeWayOptions, type ThreeWayResult, type Conflict } from './merge/threeWayMerge.js';
+export { mergeBase } from './merge/mergeBase.js';
+export { exportSafetensors, type ExportResult } from './merge/exportSafetensors.js';
+export type { MergeRecipe } from './merge/recipe.js';

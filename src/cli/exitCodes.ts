@@ -17,6 +17,8 @@ export const EXIT_CODES: Record<ErrorCode, number> = {
   E_REMOTE: 7,
   E_AUTH: 7,
   E_IO: 8,
+  E_CONFLICT: 1,
+  E_MISMATCH: 3,
 };
 
 /** An error that is not a CkptError: a bug or an environment failure. */

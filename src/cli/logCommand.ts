@@ -1,11 +1,14 @@
 import type { CommandModule } from 'yargs';
 import { logForCode } from '../repo/codeHistory.js';
-import { log } from '../repo/history.js';
+import { describeRecipe, recipeOf } from '../merge/recipe.js';
+import { log, refsByCommit } from '../repo/history.js';
+import { drawGraph, topoOrder } from '../repo/historyGraph.js';
 import { readPrunedMarks } from '../repo/prunedMarks.js';
+import { resolveRevision } from '../repo/resolveRevision.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
 
-export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[]; code?: string }>> = {
+export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[]; code?: string; graph?: boolean; all?: boolean }>> = {
   command: 'log [rev]',
   describe: 'show the history of a branch with steps and metrics',
   builder: (y) =>
@@ -13,10 +16,33 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; 
       .positional('rev', { type: 'string', describe: 'where to start (default HEAD)' })
       .option('n', { alias: 'max-count', type: 'number', describe: 'at most N commits' })
       .option('metric', { type: 'string', array: true, describe: 'show these metrics as columns' })
-      .option('code', { type: 'string', describe: 'the checkpoints made from this Git commit of the code (any Git revision)' }) as never,
+      .option('code', { type: 'string', describe: 'the checkpoints made from this Git commit of the code (any Git revision)' })
+      .option('graph', { type: 'boolean', describe: 'draw merges and branches, every parent followed (as git log --graph)' })
+      .option('all', { type: 'boolean', describe: 'with --graph: start from every branch, not only REV' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
+    if (argv.graph) {
+      const starts = argv.all ? [...(await repo.store.refs.list('refs/heads/')).values()] : [];
+      const head = await repo.headCommit();
+      if (argv.rev) starts.push(await resolveRevision(repo, argv.rev));
+      else if (head) starts.push(head);
+      const rows = drawGraph(await topoOrder(repo, starts, argv.n ?? Infinity));
+      const names = await refsByCommit(repo);
+      out.result(rows.filter((r) => r.id).map((r) => ({ id: r.id, graph: r.graph, refs: names.get(r.id!) ?? [], ...r.commit })));
+      if (rows.length === 0) return out.line('no commits yet');
+      for (const r of rows) {
+        if (!r.id) {
+          out.line(r.graph);
+          continue;
+        }
+        const refs = names.get(r.id)?.length ? out.paint(33, ` (${names.get(r.id)!.join(', ')})`) : '';
+        const recipe = recipeOf(r.commit!);
+        const step = r.commit!.meta.step !== undefined ? ` step ${r.commit!.meta.step}` : '';
+        out.line(`${r.graph} ${out.paint(33, shortId(r.id))}${refs} ${r.commit!.message.split('\n')[0]}${step}${recipe ? out.paint(2, ` [${describeRecipe(recipe)}]`) : ''}`);
+      }
+      return;
+    }
     const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
     const entries = byCode ? byCode.entries.slice(0, argv.n ?? Infinity) : await log(repo, argv.rev ?? 'HEAD', argv.n ?? Infinity);
     const pruned = await readPrunedMarks(repo);

@@ -36,6 +36,8 @@ const loaders: Record<string, Loader> = {
   clone: async () => (await import('./cloneCommand.js')).cloneCommand as never,
   serve: async () => (await import('./serveCommand.js')).serveCommand as never,
   view: async () => (await import('./viewCommand.js')).viewCommand as never,
+  merge: async () => (await import('./mergeCommand.js')).mergeCommand as never,
+  export: async () => (await import('./exportCommand.js')).exportCommand as never,
 };
 
 /** The named command alone when argv names one; every command for help and mistakes. */

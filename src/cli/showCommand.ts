@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance } from '../core/objects.js';
+import { describeRecipe, recipeOf } from '../merge/recipe.js';
 import { readPrunedMark } from '../repo/prunedMarks.js';
 import { showCommit } from '../repo/showCommit.js';
 import { openRepo, output, type Args } from './context.js';
@@ -53,6 +54,8 @@ export const showCommand: CommandModule<object, Args<{ rev: string; code?: boole
     if (c.meta.epoch !== undefined) out.line(`epoch  ${c.meta.epoch}`);
     for (const [k, v] of Object.entries(c.meta.metrics ?? {})) out.line(`metric ${k} = ${v}`);
     for (const [k, v] of Object.entries(c.meta.params ?? {})) out.line(`param  ${k} = ${v}`);
+    const recipe = recipeOf(c);
+    if (recipe) out.line(`merge  ${describeRecipe(recipe)}`);
     if (c.code) out.line(`code   ${c.code.commit ?? '?'}${c.code.dirty ? ' (dirty)' : ''}${c.code.branch ? ` on ${c.code.branch}` : ''}`);
     out.line();
     out.line(`    ${c.message.split('\n').join('\n    ')}`);

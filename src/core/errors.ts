@@ -17,7 +17,9 @@ export type ErrorCode =
   | 'E_PRUNED' // the data of a commit was dropped by retention
   | 'E_REMOTE' // a transport failed
   | 'E_AUTH' // a server refused the credentials
-  | 'E_IO'; // the filesystem failed
+  | 'E_IO' // the filesystem failed
+  | 'E_CONFLICT' // a merge found tensors changed on both sides and no rule for them
+  | 'E_MISMATCH'; // models to merge differ in tensors, dtypes, shapes or integer values
 
 export class CkptError extends Error {
   readonly code: ErrorCode;

@@ -5,7 +5,6 @@
  */
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import type { Repository } from '../repo/repository.js';
 
 export class NonFastForwardError extends CkptError {
   constructor(ref: string, current: ObjectId, next: ObjectId, hint: string) {
@@ -18,17 +17,4 @@ export class NonFastForwardError extends CkptError {
   }
 }
 
-export async function isAncestor(repo: Repository, ancestor: ObjectId, descendant: ObjectId): Promise<boolean> {
-  if (ancestor === descendant) return true;
-  if (!(await repo.store.meta.has(ancestor))) return false;
-  const seen = new Set<ObjectId>();
-  const stack = [descendant];
-  while (stack.length) {
-    const id = stack.pop()!;
-    if (id === ancestor) return true;
-    if (seen.has(id) || !(await repo.store.meta.has(id))) continue;
-    seen.add(id);
-    stack.push(...(await repo.readCommit(id)).parents);
-  }
-  return false;
-}
+export { isAncestor } from '../repo/isAncestor.js';

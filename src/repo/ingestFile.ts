@@ -62,6 +62,15 @@ export async function readLayout(file: string, options: { format?: string } & Pa
   }
 }
 
+export interface ChunkSink {
+  /** Stores the chunk unless the store has it; returns its reference. */
+  add(bytes: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<ChunkRef>;
+  /** Waits until every chunk added is in the pack. */
+  drain(): Promise<void>;
+  /** Waits for the chunks under way after a failure, ignoring their outcome. */
+  settle(): Promise<void>;
+}
+
 export class Ingestor {
   readonly stats: IngestStats = { chunks: 0, newChunks: 0, newRawBytes: 0, storedBytes: 0 };
   private readonly seen = new Set<ObjectId>();
@@ -130,6 +139,40 @@ export class Ingestor {
     this.pack = undefined;
   }
 
+  /**
+   * Where chunks go: each is hashed, and one the store lacks is encoded (running ahead, within
+   * `window` chunks at most) and added to the pack in the order given. Ingest and merge share it.
+   */
+  sink(index: ChunkIndex, window = ENCODE_WINDOW): ChunkSink {
+    const pending: Promise<void>[] = [];
+    const drain = async (limit: number) => {
+      while (pending.length > limit) await pending.shift();
+    };
+    return {
+      add: async (bytes, dtype, base) => {
+        const id = objectId('chunk', bytes);
+        this.stats.chunks++;
+        if (!index.has(id) && !this.seen.has(id)) {
+          this.seen.add(id);
+          this.stats.newChunks++;
+          this.stats.newRawBytes += bytes.length;
+          const enc = this.encode(index, bytes, dtype, base);
+          // encoding runs ahead; chunks reach the pack in the order given
+          const prev = pending[pending.length - 1] ?? Promise.resolve();
+          const p = Promise.all([enc, prev]).then(([e]) => this.put(id, bytes.length, e));
+          p.catch(() => undefined);
+          pending.push(p);
+          await drain(window);
+        }
+        return [id, bytes.length];
+      },
+      drain: () => drain(0),
+      settle: async () => {
+        await Promise.allSettled(pending);
+      },
+    };
+  }
+
   /** Stores `file` and returns its manifest (not yet written). */
   async ingest(file: string, layout: Layout, onProgress?: (bytes: number) => void): Promise<Manifest> {
     const index = await this.store.index();
@@ -142,27 +185,8 @@ export class Ingestor {
       done += b.length;
       onProgress?.(done);
     });
-    const pending: Promise<void>[] = [];
-    const drain = async (limit: number) => {
-      while (pending.length > limit) await pending.shift();
-    };
-    const addChunk = async (bytes: Uint8Array, dtype: string | undefined, base: ObjectId | undefined): Promise<ChunkRef> => {
-      const id = objectId('chunk', bytes);
-      this.stats.chunks++;
-      if (!index.has(id) && !this.seen.has(id)) {
-        this.seen.add(id);
-        this.stats.newChunks++;
-        this.stats.newRawBytes += bytes.length;
-        const enc = this.encode(index, bytes, dtype, base);
-        // encoding runs ahead; chunks reach the pack in file order
-        const prev = pending[pending.length - 1] ?? Promise.resolve();
-        const p = Promise.all([enc, prev]).then(([e]) => this.put(id, bytes.length, e));
-        p.catch(() => undefined);
-        pending.push(p);
-        await drain(ENCODE_WINDOW);
-      }
-      return [id, bytes.length];
-    };
+    const sink = this.sink(index);
+    const addChunk = sink.add;
     try {
       const segments: ManifestSegment[] = [];
       for (const s of layout.segments) {
@@ -191,7 +215,7 @@ export class Ingestor {
           segments.push({ t: 'bytes', len: s.length, chunks });
         }
       }
-      await drain(0);
+      await sink.drain();
       const manifest: Manifest = {
         type: 'manifest',
         format: layout.format,
@@ -205,7 +229,7 @@ export class Ingestor {
       if (layout.warnings?.length) manifest.warnings = layout.warnings;
       return manifest;
     } catch (e) {
-      await Promise.allSettled(pending);
+      await sink.settle();
       throw e;
     } finally {
       await fh.close();

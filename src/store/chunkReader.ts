@@ -79,12 +79,18 @@ export class ChunkReader {
     return this.decode(rec, await this.readStored(rec.pack, rec.offset, rec.stored));
   }
 
-  /** The chunks in order, verified, reading adjacent records together and decoding ahead. */
-  async *stream(ids: readonly ObjectId[]): AsyncGenerator<Uint8Array> {
+  /**
+   * The chunks in order, verified, reading adjacent records together and decoding ahead, up to
+   * `windowBytes` (stored plus decoded) at a time: a reader of several streams at once (merge)
+   * passes a smaller window.
+   */
+  async *stream(ids: readonly ObjectId[], windowBytes = WINDOW_BYTES): AsyncGenerator<Uint8Array> {
     // runs and the window are bounded by decoded bytes too: compressed records are small on disk
     // but each decodes to a whole chunk
     type Run = { recs: IndexedChunk[]; bytes: number; raw: number };
     const runs: Run[] = [];
+    // a small window reads in small runs too, or one run alone would exceed it
+    const runLimit = Math.min(RUN_BYTES, windowBytes);
     for (const id of ids) {
       const rec = this.record(id);
       const last = runs[runs.length - 1];
@@ -94,8 +100,8 @@ export class ChunkReader {
         prev &&
         prev.pack === rec.pack &&
         prev.offset + prev.stored === rec.offset &&
-        last.bytes + rec.stored <= RUN_BYTES &&
-        last.raw + rec.raw <= RUN_BYTES
+        last.bytes + rec.stored <= runLimit &&
+        last.raw + rec.raw <= runLimit
       ) {
         last.recs.push(rec);
         last.bytes += rec.stored;
@@ -116,7 +122,7 @@ export class ChunkReader {
     let inflightBytes = 0;
     let next = 0;
     const fill = () => {
-      while (next < runs.length && (inflight.length === 0 || inflightBytes + runs[next].bytes + runs[next].raw <= WINDOW_BYTES)) {
+      while (next < runs.length && (inflight.length === 0 || inflightBytes + runs[next].bytes + runs[next].raw <= windowBytes)) {
         const run = runs[next++];
         const p = loadRun(run);
         p.catch(() => undefined);

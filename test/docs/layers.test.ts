@@ -13,9 +13,10 @@ const MAY_IMPORT: Record<string, string[]> = {
   formats: ['core', 'chunking'],
   store: ['core', 'chunking'],
   repo: ['core', 'chunking', 'formats', 'store'],
+  merge: ['core', 'chunking', 'formats', 'store', 'repo'],
   view: ['core', 'chunking', 'formats', 'store', 'repo'],
   remote: ['core', 'chunking', 'formats', 'store', 'repo', 'view'],
-  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'view', 'remote'],
+  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'merge', 'view', 'remote'],
 };
 
 describe('layers', () => {
