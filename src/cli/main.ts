@@ -33,6 +33,7 @@ const loaders: Record<string, Loader> = {
   pull: async () => (await import('./pullCommand.js')).pullCommand as never,
   clone: async () => (await import('./cloneCommand.js')).cloneCommand as never,
   serve: async () => (await import('./serveCommand.js')).serveCommand as never,
+  watch: async () => (await import('./watchCommand.js')).watchCommand as never,
 };
 
 /** The named command alone when argv names one; every command for help and mistakes. */
