@@ -1,12 +1,12 @@
 """A tiny real PyTorch training loop that saves like the tools our users train with.
 
-usage: train_loop.py LAYOUT OUT KEEP [--steps 100] [--every 10] [--limit 2] [--pause S]
+usage: train_loop.py LAYOUT OUT KEEP [--steps 100] [--every 10] [--limit 2] [--pause S] [--width W] [--out-dim D]
 
 LAYOUT is hf (Hugging Face Trainer folders checkpoint-N/ with model, optimizer, scheduler, RNG
 state, training args and trainer_state.json written last, rotated with save_total_limit),
 lightning (epoch=E-step=S-val_loss=V.ckpt files, kept top-k by val_loss like ModelCheckpoint) or
 plain (torch.save of step_N.pt with step_N.metrics.json beside, last `limit` kept). A copy of every
-checkpoint is kept under KEEP before rotation can remove it; the list of checkpoints (name, step,
+checkpoint is kept under KEEP ('-': none) before rotation can remove it; the list of checkpoints (name, step,
 metrics, time the save finished) is printed as JSON on stdout.
 """
 import argparse
@@ -37,6 +37,7 @@ def main():
     ap.add_argument("--limit", type=int, default=2)
     ap.add_argument("--pause", type=float, default=0.0, help="seconds to sleep after each save")
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--out-dim", type=int, default=4)
     a = ap.parse_args()
 
     torch.manual_seed(0)
@@ -44,12 +45,14 @@ def main():
     np.random.seed(0)
     # linear regression, full batch, small step: convex, so the loss falls at every step
     x = torch.randn(64, a.width)
-    y = x @ torch.randn(a.width, 4) + 0.1 * torch.randn(64, 4)
-    model = torch.nn.Linear(a.width, 4)
+    y = x @ torch.randn(a.width, a.out_dim) + 0.1 * torch.randn(64, a.out_dim)
+    model = torch.nn.Linear(a.width, a.out_dim)
     opt = torch.optim.AdamW(model.parameters(), lr=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / (a.steps + 1))
     os.makedirs(a.out, exist_ok=True)
-    os.makedirs(a.keep, exist_ok=True)
+    keep = a.keep != "-"  # '-': keep no copies (the benchmark)
+    if keep:
+        os.makedirs(a.keep, exist_ok=True)
     saved = []
     log_history = []
     top = []  # lightning: (val_loss, path)
@@ -82,7 +85,8 @@ def main():
             with open(os.path.join(d, "trainer_state.json"), "w") as f:  # written last, as the Trainer does
                 json.dump(state, f, indent=2)
             metrics = {"loss": train_loss, "learning_rate": sched.get_last_lr()[0], "eval_loss": round(val_loss, 6), "best_metric": best}
-            shutil.copytree(d, os.path.join(a.keep, name))
+            if keep:
+                shutil.copytree(d, os.path.join(a.keep, name))
             dirs = sorted((p for p in os.listdir(a.out) if p.startswith("checkpoint-")), key=lambda p: int(p.split("-")[1]))
             for old in dirs[: -a.limit]:
                 shutil.rmtree(os.path.join(a.out, old))
@@ -102,7 +106,8 @@ def main():
             }
             torch.save(ckpt, p)
             metrics = {"val_loss": float(f"{val_loss:.4f}")}
-            shutil.copy2(p, os.path.join(a.keep, name))
+            if keep:
+                shutil.copy2(p, os.path.join(a.keep, name))
             top.append((val_loss, p))
             top.sort()
             for _, worse in top[a.limit:]:
@@ -115,7 +120,8 @@ def main():
                 json.dump({"loss": train_loss, "val_loss": round(val_loss, 6)}, f)
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step}, p)
             metrics = {"loss": train_loss, "val_loss": round(val_loss, 6)}
-            shutil.copy2(p, os.path.join(a.keep, name))
+            if keep:
+                shutil.copy2(p, os.path.join(a.keep, name))
             files = sorted((q for q in os.listdir(a.out) if q.endswith(".pt")), key=lambda q: int(q[5:-3]))
             for old in files[: -a.limit]:
                 os.remove(os.path.join(a.out, old))
