@@ -1,16 +1,31 @@
 import type { CommandModule } from 'yargs';
-import { pendingGroups } from '../repo/parts.js';
+import { openRemote } from '../remote/remoteConfig.js';
+import { remotePendingGroups } from '../remote/remoteParts.js';
+import { localPendingGroups, type PendingGroup } from '../repo/parts.js';
+import type { Repository } from '../repo/repository.js';
 import { status } from '../repo/status.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
 
-export const statusCommand: CommandModule<object, Args<object>> = {
+/** Many-rank commits still waiting for ranks: in this store, or on a remote with --remote. */
+async function pendingParts(repo: Repository, remote: string | undefined): Promise<PendingGroup[]> {
+  if (remote === undefined) return localPendingGroups(repo);
+  const { transport } = await openRemote(repo, remote);
+  try {
+    return await remotePendingGroups(transport, repo);
+  } finally {
+    await transport.close?.();
+  }
+}
+
+export const statusCommand: CommandModule<object, Args<{ remote?: string }>> = {
   command: 'status',
-  describe: 'do the work tree\'s files match HEAD\'s?',
+  describe: 'do the work tree\'s files match HEAD\'s? which ranks a many-rank commit waits for',
+  builder: (y) => y.option('remote', { type: 'string', describe: 'also list the many-rank commits waiting on this remote' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
-    const s = { ...(await status(repo)), parts: await pendingGroups(repo) };
+    const s = { ...(await status(repo)), parts: await pendingParts(repo, argv.remote) };
     out.result(s);
     for (const g of s.parts) out.line(`many-rank commit ${g.group}: ${g.present.length}/${g.of} parts, missing rank(s) ${g.missing.join(', ')}`);
     out.line(`On ${s.branch ? `branch ${s.branch}` : 'a detached HEAD'}${s.head ? ` at ${shortId(s.head)}` : ', no commits yet'}`);
