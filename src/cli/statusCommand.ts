@@ -25,9 +25,11 @@ export const statusCommand: CommandModule<object, Args<{ remote?: string }>> = {
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
-    const s = { ...(await status(repo)), parts: await pendingParts(repo, argv.remote) };
-    out.result(s);
-    for (const g of s.parts) out.line(`many-rank commit ${g.group}: ${g.present.length}/${g.of} parts, missing rank(s) ${g.missing.join(', ')}`);
+    const parts = await pendingParts(repo, argv.remote);
+    const s = await status(repo);
+    // `parts` only when a many-rank commit waits (or a remote was asked about)
+    out.result(parts.length || argv.remote !== undefined ? { ...s, parts } : s);
+    for (const g of parts) out.line(`many-rank commit ${g.group}: ${g.present.length}/${g.of} parts, missing rank(s) ${g.missing.join(', ')}`);
     out.line(`On ${s.branch ? `branch ${s.branch}` : 'a detached HEAD'}${s.head ? ` at ${shortId(s.head)}` : ', no commits yet'}`);
     const changed = s.files.filter((f) => f.state !== 'unchanged');
     if (s.head && changed.length === 0) out.line(`all ${s.files.length} file(s) match HEAD`);

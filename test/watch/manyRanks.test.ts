@@ -90,6 +90,6 @@ describe('many ranks, one commit', () => {
     // the missing rank arrives late: the round is committed after all
     const late = await ckptJson(repo, 'commit', '--part', `2/${RANKS}`, '--group', killed, '-m', killed, ...shards.get(killed)![2]);
     expect(late.combined).toBe(true);
-    expect((await ckptJson(repo, 'status')).parts).toEqual([]);
+    expect((await ckptJson(repo, 'status')).parts).toBeUndefined();
   });
 });
