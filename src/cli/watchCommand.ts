@@ -16,6 +16,7 @@ interface WatchArgs {
   metric?: string;
   once?: boolean;
   'allow-unsafe-pickle'?: boolean;
+  nice: number;
 }
 
 export const watchCommand: CommandModule<object, Args<WatchArgs>> = {
@@ -31,13 +32,15 @@ export const watchCommand: CommandModule<object, Args<WatchArgs>> = {
       .option('keep-best', { type: 'number', describe: 'after each commit, also keep the K best by --metric' })
       .option('metric', { type: 'string', describe: 'metric for --keep-best' })
       .option('once', { type: 'boolean', describe: 'commit what is complete now and exit' })
-      .option('allow-unsafe-pickle', { type: 'boolean', describe: 'store pickles that would run code on load' }) as never,
+      .option('allow-unsafe-pickle', { type: 'boolean', describe: 'store pickles that would run code on load' })
+      .option('nice', { type: 'number', default: 10, describe: 'CPU priority, 0-19 (higher yields more to training; 19 can starve the watcher on a full machine)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
     for (const [flag, v] of [['--interval', argv.interval], ['--settle', argv.settle]] as const) {
       if (!Number.isFinite(v) || v < 0) throw new UsageError(`${flag} needs a number of seconds, got ${v}`);
     }
+    if (!Number.isInteger(argv.nice) || argv.nice < 0 || argv.nice > 19) throw new UsageError(`--nice needs a whole number from 0 to 19, got ${argv.nice}`);
     const st = await fs.stat(argv.dir).catch(() => undefined);
     if (!st?.isDirectory()) throw new CkptError('E_NOT_FOUND', `${argv.dir}: no such folder to watch`, { path: argv.dir });
     let retention: RetentionPolicy | undefined;
@@ -45,9 +48,9 @@ export const watchCommand: CommandModule<object, Args<WatchArgs>> = {
       if (argv['keep-best'] !== undefined && !argv.metric) throw new UsageError('--keep-best needs --metric NAME');
       retention = { keepLast: argv['keep-last'], keepBest: argv['keep-best'], metric: argv.metric };
     }
-    // training comes first: the watcher takes what CPU is left
+    // training comes first: the watcher yields the CPU to it
     try {
-      os.setPriority(0, 19);
+      os.setPriority(0, Math.max(os.getPriority(0), argv.nice));
     } catch {
       // not allowed here: run at the priority we have
     }
