@@ -95,6 +95,32 @@ describe('completion conventions', () => {
     expect(await again.look()).toEqual([]);
   });
 
+  it('with --keep-last and --keep-best, prunes and gcs after each commit while the history stays whole', async () => {
+    const dir = await newRepo();
+    const run = path.join(dir, 'run');
+    const repo = await Repository.open(dir);
+    const lines: string[] = [];
+    const w = await Watcher.open(repo, { dir: run, intervalMs: 0, settleMs: 0, once: true, retention: { keepLast: 2, keepBest: 1, metric: 'val_loss' }, log: (l) => lines.push(l) });
+    const losses = [0.5, 0.2, 0.6, 0.7, 0.8, 0.9];
+    for (const [i, loss] of losses.entries()) {
+      await put(path.join(run, `epoch=${i}-step=${(i + 1) * 100}-val_loss=${loss}.ckpt`), Buffer.alloc(50_000, i + 1));
+      expect(await w.look()).toHaveLength(1);
+    }
+    expect(lines).toHaveLength(losses.length);
+    const log = [];
+    for (let id = await repo.headCommit(); id; id = (await repo.readCommit(id)).parents[0] ?? null) log.push(id);
+    expect(log).toHaveLength(losses.length);
+    const { checkout } = await import('../../src/repo/checkout.js');
+    // kept: the last two and the best (step 200); the others' data is gone, their history is not
+    const steps = losses.map((_, i) => (i + 1) * 100).reverse();
+    for (const [i, id] of log.entries()) {
+      const kept = i < 2 || steps[i] === 200;
+      const out = path.join(dir, `out-${i}.ckpt`);
+      if (kept) await expect(checkout(repo, id, { output: out })).resolves.toBeTruthy();
+      else await expect(checkout(repo, id, { output: out })).rejects.toMatchObject({ code: 'E_PRUNED' });
+    }
+  });
+
   it('reads step, epoch and metrics from the names training tools write', () => {
     expect(metaFromName('epoch=3-step=1200-val_loss=0.42.ckpt')).toEqual({ epoch: 3, step: 1200, metrics: { val_loss: 0.42 } });
     expect(metaFromName('checkpoint-500')).toEqual({ step: 500 });
