@@ -63,12 +63,15 @@ class HFCallbackTest(StoreTest):
         for old in dirs[: -args.save_total_limit]:
             shutil.rmtree(os.path.join(args.output_dir, old))
 
-    def test_commits_every_save_once_with_step_and_metrics(self):
+    def trainer(self):
+        """What a Trainer hands its callbacks, and the model and optimizer it trains."""
         args, state, control = training_arguments(self.path("out")), trainer_state(), trainer_control()
         os.makedirs(args.output_dir)
         model = torch.nn.Linear(8, 4)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        cb = HFCallback(cwd=self.dir)
+        return args, state, control, model, torch.optim.SGD(model.parameters(), lr=0.1), HFCallback(cwd=self.dir)
+
+    def test_commits_every_save_once_with_step_and_metrics(self):
+        args, state, control, model, opt, cb = self.trainer()
         kept = {}
         for step in range(1, 51):
             state.global_step = step
@@ -102,11 +105,7 @@ class HFCallbackTest(StoreTest):
         self.assertFalse(os.listdir(os.path.join(args.output_dir, ".ckpt-staging")))
 
     def test_on_save_returns_at_once_while_a_200mb_commit_runs(self):
-        args, state, control = training_arguments(self.path("out")), trainer_state(), trainer_control()
-        os.makedirs(args.output_dir)
-        model = torch.nn.Linear(8, 4)
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        cb = HFCallback(cwd=self.dir)
+        args, state, control, model, opt, cb = self.trainer()
         state.global_step = 1
         self.hf_save(args, state, model, opt, big=200 << 20)
         cb.on_save(args, state, control)
