@@ -1,8 +1,10 @@
 /**
  * `ckpt watch`: looks at a folder every interval and commits each checkpoint that has become
- * complete (completeness.ts), once (watchRecord.ts), oldest step first. A checkpoint is read
- * once, by the commit itself; its files are looked at again (stat only) before the branch moves,
- * and a checkpoint that changed while it was read is not committed but looked at again later.
+ * complete (completeness.ts), once (watchRecord.ts), oldest step first. A checkpoint found
+ * complete is hard-linked into the store's tmp/ at once (linkSnapshot.ts), so the trainer's
+ * rotation cannot delete it from under its commit, and read once, by the commit itself; its
+ * files are looked at again (stat only) before the branch moves, and a checkpoint that changed
+ * while it was read is not committed but looked at again later.
  * With a retention policy, prune and gc run after each commit.
  */
 import * as path from 'node:path';
@@ -15,6 +17,7 @@ import type { Repository } from '../repo/repository.js';
 import { readCheckpointMeta } from './checkpointMeta.js';
 import { conventionVerdict, settled } from './completeness.js';
 import { candidateOf, discoverCheckpoints, type Candidate } from './discoverCheckpoints.js';
+import { linkSnapshot, removeStaleSnapshots, type Snapshot } from './linkSnapshot.js';
 import { filesOpenForWriting } from './openWriters.js';
 import { WatchRecord, type WatchMark } from './watchRecord.js';
 
@@ -71,6 +74,7 @@ export class Watcher {
   ) {}
 
   static async open(repo: Repository, opts: WatchOptions): Promise<Watcher> {
+    await removeStaleSnapshots(repo.store.tmpDir);
     return new Watcher(repo, opts, await WatchRecord.load(repo, opts.branch));
   }
 
@@ -107,16 +111,23 @@ export class Watcher {
     const todo: { c: Candidate; meta: CommitMeta }[] = [];
     for (const c of ready) if (!c.files.some((f) => open.has(f.path))) todo.push({ c, meta: await readCheckpointMeta(c.path, c.folder) });
     todo.sort((a, b) => (a.meta.step ?? Infinity) - (b.meta.step ?? Infinity) || a.c.newestMtimeMs - b.c.newestMtimeMs);
+    // linked before any is committed: rotation can no longer take one away
+    const snaps = await Promise.all(todo.map(({ c }) => linkSnapshot(c, this.repo.store.tmpDir)));
     const done: WatchCommit[] = [];
-    for (const { c, meta } of todo) {
-      if (this.stopping) break;
-      const r = await this.commitOne(c, meta);
-      if (r) done.push(r);
+    try {
+      for (const [i, { c, meta }] of todo.entries()) {
+        if (this.stopping) break;
+        const r = await this.commitOne(c, meta, snaps[i]);
+        if (r) done.push(r);
+      }
+    } finally {
+      for (const s of snaps) await s?.dispose();
     }
     return done;
   }
 
-  private async commitOne(c: Candidate, meta: CommitMeta): Promise<WatchCommit | undefined> {
+  private async commitOne(c: Candidate, meta: CommitMeta, snap: Snapshot | undefined): Promise<WatchCommit | undefined> {
+    const at = snap?.path ?? c.path;
     const source = this.source(c);
     const mark: WatchMark = { source, fingerprint: c.fingerprint };
     const message = `watch: ${source}`;
@@ -125,17 +136,17 @@ export class Watcher {
     try {
       await commitFiles(
         this.repo,
-        c.files.map((f) => f.path),
+        snap?.files ?? c.files.map((f) => f.path),
         {
           message,
           meta: fullMeta,
           detached: true,
-          treeRoot: c.folder ? c.path : path.dirname(c.path),
+          treeRoot: c.folder ? at : path.dirname(at),
           allowUnsafePickle: this.opts.allowUnsafePickle,
           // the branch moves only if nothing changed while the files were read, and before the
           // store lock is released, so no gc can sweep the new chunks in between
           whileLocked: async (r) => {
-            const again = await candidateOf(c.path, c.folder, c.convention);
+            const again = await candidateOf(at, c.folder, c.convention);
             if (!again || again.fingerprint !== c.fingerprint) throw new ChangedWhileReading();
             id = (await appendCommit(this.repo, { tree: r.tree, message, meta: fullMeta, branch: this.opts.branch })).id;
           },
@@ -155,12 +166,21 @@ export class Watcher {
     this.record.add(mark);
     const committedAt = Date.now();
     let pruned: number | undefined;
-    if (this.opts.retention) pruned = (await prune(this.repo, this.opts.retention)).pruned.length;
+    let retentionNote = '';
+    if (this.opts.retention) {
+      try {
+        pruned = (await prune(this.repo, this.opts.retention)).pruned.length;
+      } catch (e) {
+        // the commit stands; retention runs again after the next one
+        if (!(e instanceof CkptError)) throw e;
+        retentionNote = `; retention not applied this time: ${e.message}`;
+      }
+    }
     const bytes = c.files.reduce((n, f) => n + f.size, 0);
     const secs = ((committedAt - Math.max(c.newestMtimeMs, 0)) / 1000).toFixed(1);
     this.opts.log(
       `ckpt watch: committed ${source} as ${id!.slice(0, 12)}${describeMeta(meta)}, ${c.files.length} file(s), ${bytes} bytes, ` +
-        `${secs}s after it was written${pruned ? `; retention dropped the data of ${pruned} older commit(s)` : ''}`,
+        `${secs}s after it was written${pruned ? `; retention dropped the data of ${pruned} older commit(s)` : ''}${retentionNote}`,
     );
     return { source, id: id!, meta, files: c.files.length, bytes, writtenAt: c.newestMtimeMs, committedAt, ...(pruned !== undefined ? { pruned } : {}) };
   }

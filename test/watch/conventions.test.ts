@@ -8,6 +8,8 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Repository } from '../../src/repo/repository.js';
 import { metaFromName } from '../../src/watch/checkpointNames.js';
+import { candidateOf, discoverCheckpoints } from '../../src/watch/discoverCheckpoints.js';
+import { linkSnapshot } from '../../src/watch/linkSnapshot.js';
 import { Watcher } from '../../src/watch/watcher.js';
 import { cleanupTempDirs, newRepo } from '../e2e/helpers.js';
 
@@ -119,6 +121,22 @@ describe('completion conventions', () => {
       if (kept) await expect(checkout(repo, id, { output: out })).resolves.toBeTruthy();
       else await expect(checkout(repo, id, { output: out })).rejects.toMatchObject({ code: 'E_PRUNED' });
     }
+  });
+
+  it('links a complete checkpoint into the store at once: the trainer deleting it cannot take it from a waiting commit', async () => {
+    const dir = await newRepo();
+    const repo = await Repository.open(dir);
+    const ck = path.join(dir, 'run', 'checkpoint-7');
+    await put(path.join(ck, 'model.bin'), Buffer.alloc(10_000, 3));
+    await put(path.join(ck, 'trainer_state.json'), '{"global_step": 7}');
+    const [c] = (await discoverCheckpoints(path.join(dir, 'run'))).candidates;
+    const snap = (await linkSnapshot(c, repo.store.tmpDir))!;
+    await fs.rm(ck, { recursive: true });
+    expect(snap.files.map((f) => path.relative(snap.path, f)).sort()).toEqual(['model.bin', 'trainer_state.json']);
+    expect((await fs.readFile(path.join(snap.path, 'model.bin'))).equals(Buffer.alloc(10_000, 3))).toBe(true);
+    expect((await candidateOf(snap.path, true, c.convention))!.fingerprint).toBe(c.fingerprint);
+    await snap.dispose();
+    await expect(fs.access(snap.path)).rejects.toThrow();
   });
 
   it('reads step, epoch and metrics from the names training tools write', () => {
