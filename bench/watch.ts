@@ -49,7 +49,9 @@ async function oneRun(layout: string, withWatch: boolean): Promise<{ stepsPerS: 
   try {
     spawnSync(ckptBin, ['init', '-q'], { cwd: dir });
     await fs.mkdir(path.join(dir, 'run'));
-    const watcher = withWatch ? spawn(ckptBin, ['watch', 'run', '--interval', '1', '--settle', '2', '-q', '--allow-unsafe-pickle'], { cwd: dir, stdio: 'ignore' }) : undefined;
+    const watcher = withWatch ? spawn(ckptBin, ['watch', 'run', '--interval', '1', '--settle', '2', '--allow-unsafe-pickle'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] }) : undefined;
+    let stderr = '';
+    watcher?.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
     const r = await train(dir, layout);
     let delays: number[] = [];
     if (watcher) {
@@ -64,9 +66,12 @@ async function oneRun(layout: string, withWatch: boolean): Promise<{ stepsPerS: 
         await new Promise((res) => setTimeout(res, 500));
       }
       watcher.kill('SIGTERM');
+      await new Promise((res) => watcher.on('close', res));
       const at = new Map(log.map((c) => [c.meta.step, c.time]));
       delays = r.saved.filter((s) => at.has(s.step)).map((s) => at.get(s.step)! - s.savedAt);
-      if (delays.length < want) console.log(`  (only ${delays.length}/${want} checkpoints committed: the rest rotated away first)`);
+      console.log(`  ${layout} with watch: delays (s) ${delays.map((d) => (d / 1000).toFixed(1)).join(' ')}`);
+      for (const l of stderr.split('\n')) if (l && !/committed|watching/.test(l)) console.log(`  watch said: ${l}`);
+      if (delays.length < want) console.log(`  (only ${delays.length}/${want} checkpoints committed)`);
     }
     return { stepsPerS: STEPS / r.seconds, delays };
   } finally {
