@@ -14,10 +14,10 @@ describe('python client', () => {
       cwd: ROOT,
       encoding: 'utf8',
       env: { ...process.env, CKPT_BIN: CLI, CKPT_AUTHOR: 'py <py@test>', PYTHONDONTWRITEBYTECODE: '1' },
-      timeout: 110_000,
+      timeout: 230_000,
     });
     const summary = r.stderr.split('\n').filter((l) => / \.\.\. |^Ran |^OK|^FAILED/.test(l));
     process.stdout.write(`python/tests:\n${summary.join('\n')}\n${r.stdout}`);
     expect(r.status, r.stderr).toBe(0);
-  });
+  }, 240_000);
 });
