@@ -19,7 +19,7 @@ def _paths(paths):
     return [os.fspath(p) for p in paths]
 
 
-def init(path=".", **_):
+def init(path="."):
     """Creates a ckpt store for the work tree at `path`."""
     return run(["init"], cwd=os.fspath(path))
 
