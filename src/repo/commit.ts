@@ -135,7 +135,9 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   } finally {
     await lock.release();
   }
-  for (let i = 0; i < files.length; i++) await cache.record(files[i], result.files[i].manifest, repo.clock());
+  // links in the store's tmp/ (a watcher's snapshot of a checkpoint) go away: not worth an entry
+  const transient = (f: string) => path.resolve(f).startsWith(repo.store.tmpDir + path.sep);
+  for (let i = 0; i < files.length; i++) if (!transient(files[i])) await cache.record(files[i], result.files[i].manifest, repo.clock());
   await cache.save(repo.store.tmpDir);
   if (gitState && result.code?.commit) {
     try {
