@@ -48,6 +48,12 @@ export interface WatchCommit {
 
 class ChangedWhileReading extends Error {}
 
+interface Prepared {
+  c: Candidate;
+  meta: CommitMeta;
+  snap: Snapshot | undefined;
+}
+
 function describeMeta(m: CommitMeta): string {
   const parts: string[] = [];
   if (m.step !== undefined) parts.push(`step ${m.step}`);
@@ -65,6 +71,8 @@ export class Watcher {
   /** Checkpoints that failed to commit, by fingerprint: not tried again until they change. */
   private failed = new Map<string, string>();
   private looks = 0;
+  /** Prepared and waiting for their commit. */
+  private readonly queued = new Set<string>();
   private stopping = false;
 
   private constructor(
@@ -89,6 +97,14 @@ export class Watcher {
 
   /** One look at the folder; commits what is complete. */
   async look(): Promise<WatchCommit[]> {
+    return this.commitAll(await this.prepare());
+  }
+
+  /**
+   * Finds what became complete, reads its step and metrics and links it into the store; the
+   * commits are made by commitAll, which `run` lets proceed while the next looks happen.
+   */
+  private async prepare(): Promise<Prepared[]> {
     const now = Date.now();
     this.looks++;
     const scan = await discoverCheckpoints(this.opts.dir);
@@ -96,7 +112,7 @@ export class Watcher {
     for (const c of scan.candidates) {
       if (this.temporary.has(c.ino)) this.renamed.set(c.path, c.ino);
       const mark: WatchMark = { source: this.source(c), fingerprint: c.fingerprint };
-      if (this.record.has(mark) || this.failed.get(c.path) === c.fingerprint) continue;
+      if (this.record.has(mark) || this.queued.has(Watcher.key(mark)) || this.failed.get(c.path) === c.fingerprint) continue;
       const verdict = await conventionVerdict(c, this.renamed.get(c.path) === c.ino);
       const stable = this.opts.once || this.previous.get(c.path) === c.fingerprint;
       if (verdict === 'complete' ? stable : verdict === 'unknown' && stable && settled(c, now, this.opts.settleMs)) ready.push(c);
@@ -112,16 +128,32 @@ export class Watcher {
     for (const c of ready) if (!c.files.some((f) => open.has(f.path))) todo.push({ c, meta: await readCheckpointMeta(c.path, c.folder) });
     todo.sort((a, b) => (a.meta.step ?? Infinity) - (b.meta.step ?? Infinity) || a.c.newestMtimeMs - b.c.newestMtimeMs);
     // linked before any is committed: rotation can no longer take one away
-    const snaps = await Promise.all(todo.map(({ c }) => linkSnapshot(c, this.repo.store.tmpDir)));
+    const out: Prepared[] = [];
+    for (const { c, meta } of todo) {
+      this.queued.add(Watcher.key({ source: this.source(c), fingerprint: c.fingerprint }));
+      out.push({ c, meta, snap: await linkSnapshot(c, this.repo.store.tmpDir) });
+    }
+    return out;
+  }
+
+  private static key(m: WatchMark): string {
+    return `${m.source}\0${m.fingerprint}`;
+  }
+
+  /** Commits prepared checkpoints in order, then lets their links go. */
+  private async commitAll(todo: Prepared[]): Promise<WatchCommit[]> {
     const done: WatchCommit[] = [];
     try {
-      for (const [i, { c, meta }] of todo.entries()) {
+      for (const { c, meta, snap } of todo) {
         if (this.stopping) break;
-        const r = await this.commitOne(c, meta, snaps[i]);
+        const r = await this.commitOne(c, meta, snap);
         if (r) done.push(r);
       }
     } finally {
-      for (const s of snaps) await s?.dispose();
+      for (const { c, snap } of todo) {
+        this.queued.delete(Watcher.key({ source: this.source(c), fingerprint: c.fingerprint }));
+        await snap?.dispose();
+      }
     }
     return done;
   }
@@ -185,12 +217,27 @@ export class Watcher {
     return { source, id: id!, meta, files: c.files.length, bytes, writtenAt: c.newestMtimeMs, committedAt, ...(pruned !== undefined ? { pruned } : {}) };
   }
 
-  /** Looks until stopped (or once); returns every commit made. */
+  /**
+   * Looks until stopped (or once); returns every commit made. Commits run one at a time behind
+   * the looks, so a long commit does not stop the watcher from finding (and linking) the next
+   * checkpoints before the trainer's rotation deletes them.
+   */
   async run(): Promise<WatchCommit[]> {
     const all: WatchCommit[] = [];
+    let committing: Promise<void> = Promise.resolve();
+    let failure: unknown;
     for (;;) {
-      all.push(...(await this.look()));
-      if (this.opts.once || this.stopping) return all;
+      if (failure) throw failure;
+      const batch = await this.prepare();
+      committing = committing.then(async () => {
+        if (failure) return;
+        try {
+          all.push(...(await this.commitAll(batch)));
+        } catch (e) {
+          failure = e;
+        }
+      });
+      if (this.opts.once || this.stopping) break;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, this.opts.intervalMs);
         this.wake = () => {
@@ -198,8 +245,11 @@ export class Watcher {
           resolve();
         };
       });
-      if (this.stopping) return all;
+      if (this.stopping) break;
     }
+    await committing;
+    if (failure) throw failure;
+    return all;
   }
 
   private wake: () => void = () => undefined;
