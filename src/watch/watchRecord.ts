@@ -17,7 +17,8 @@ export interface WatchMark {
 export class WatchRecord {
   private readonly done = new Set<string>();
 
-  private static key(m: WatchMark): string {
+  /** One string per checkpoint state: its source and fingerprint. */
+  static key(m: WatchMark): string {
     return `${m.source}\0${m.fingerprint}`;
   }
 

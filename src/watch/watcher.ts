@@ -112,7 +112,7 @@ export class Watcher {
     for (const c of scan.candidates) {
       if (this.temporary.has(c.ino)) this.renamed.set(c.path, c.ino);
       const mark: WatchMark = { source: this.source(c), fingerprint: c.fingerprint };
-      if (this.record.has(mark) || this.queued.has(Watcher.key(mark)) || this.failed.get(c.path) === c.fingerprint) continue;
+      if (this.record.has(mark) || this.queued.has(WatchRecord.key(mark)) || this.failed.get(c.path) === c.fingerprint) continue;
       const verdict = await conventionVerdict(c, this.renamed.get(c.path) === c.ino);
       const stable = this.opts.once || this.previous.get(c.path) === c.fingerprint;
       if (verdict === 'complete' ? stable : verdict === 'unknown' && stable && settled(c, now, this.opts.settleMs)) ready.push(c);
@@ -130,14 +130,10 @@ export class Watcher {
     // linked before any is committed: rotation can no longer take one away
     const out: Prepared[] = [];
     for (const { c, meta } of todo) {
-      this.queued.add(Watcher.key({ source: this.source(c), fingerprint: c.fingerprint }));
+      this.queued.add(WatchRecord.key({ source: this.source(c), fingerprint: c.fingerprint }));
       out.push({ c, meta, snap: await linkSnapshot(c, this.repo.store.tmpDir) });
     }
     return out;
-  }
-
-  private static key(m: WatchMark): string {
-    return `${m.source}\0${m.fingerprint}`;
   }
 
   /** Commits prepared checkpoints in order, then lets their links go. */
@@ -151,7 +147,7 @@ export class Watcher {
       }
     } finally {
       for (const { c, snap } of todo) {
-        this.queued.delete(Watcher.key({ source: this.source(c), fingerprint: c.fingerprint }));
+        this.queued.delete(WatchRecord.key({ source: this.source(c), fingerprint: c.fingerprint }));
         await snap?.dispose();
       }
     }
