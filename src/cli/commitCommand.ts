@@ -3,7 +3,8 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { CommitMeta } from '../core/objects.js';
-import { commitFiles } from '../repo/commit.js';
+import { commitFiles, type CommitOptions } from '../repo/commit.js';
+import { commitPart, parsePart } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { argPath, keyValues, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
@@ -21,6 +22,9 @@ interface CommitArgs {
   compress?: boolean;
   'with-code'?: boolean;
   'meta-file'?: string;
+  root?: string;
+  part?: string;
+  group?: string;
 }
 
 /** `--meta-file`: {step, epoch, metrics, params, extra}; any other key goes into extra. */
@@ -85,7 +89,10 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
       .option('allow-unsafe-pickle', { type: 'boolean', describe: 'store a pickle that would run code on load' })
       .option('compress', { type: 'boolean', default: true, describe: 'compress chunks (--no-compress to store plain)' })
       .option('with-code', { type: 'boolean', describe: 'also store the changed and untracked code files (default: config withCode)' })
-      .option('meta-file', { type: 'string', describe: 'JSON file of {step, epoch, metrics, params, extra}; flags win' }) as never,
+      .option('meta-file', { type: 'string', describe: 'JSON file of {step, epoch, metrics, params, extra}; flags win' })
+      .option('root', { type: 'string', describe: 'store paths relative to this folder (a checkpoint folder checks out as itself)' })
+      .option('part', { type: 'string', describe: 'RANK/COUNT: store this rank\'s files; the last rank makes the one commit' })
+      .option('group', { type: 'string', describe: 'with --part: the id every rank of this checkpoint shares' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
@@ -94,7 +101,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
     const params = keyValues(argv.param, 'param', parseParam);
     const fromFile = argv['meta-file'] ? await readMetaFile(argPath(argv, argv['meta-file'])) : {};
     try {
-      const r = await commitFiles(repo, argv.paths.map((p) => argPath(argv, p)), {
+      const paths = argv.paths.map((p) => argPath(argv, p));
+      const options: CommitOptions = {
         message: argv.message,
         meta: {
           ...fromFile,
@@ -109,7 +117,18 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
         allowUnsafePickle: argv['allow-unsafe-pickle'],
         compress: argv.compress,
         onProgress: (d, t) => progress.update(d, t),
-      });
+        ...(argv.root !== undefined ? { treeRoot: argPath(argv, argv.root) } : {}),
+      };
+      if (argv.part !== undefined || argv.group !== undefined) {
+        const p = await commitPart(repo, paths, parsePart(argv.part ?? '', argv.group), options);
+        progress.stop();
+        out.result(p);
+        out.line(`part ${p.rank}/${p.of} of ${p.group}: ${p.files.length} file(s) stored as ${shortId(p.part)}`);
+        if (p.commit) out.line(`${p.combined ? 'all parts here: committed' : 'all parts here: already committed as'} ${shortId(p.commit)}`);
+        else out.line(`waiting for rank(s) ${p.missing.join(', ')}`);
+        return;
+      }
+      const r = await commitFiles(repo, paths, options);
       progress.stop();
       if (r.noGit && !out.json && !out.quiet) await noteNoGitOnce(repo, (t) => out.info(t));
       for (const w of r.warnings) out.info(`ckpt: warning: ${w}`);

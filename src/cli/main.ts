@@ -38,6 +38,7 @@ const loaders: Record<string, Loader> = {
   view: async () => (await import('./viewCommand.js')).viewCommand as never,
   merge: async () => (await import('./mergeCommand.js')).mergeCommand as never,
   export: async () => (await import('./exportCommand.js')).exportCommand as never,
+  watch: async () => (await import('./watchCommand.js')).watchCommand as never,
 };
 
 /** The named command alone when argv names one; every command for help and mistakes. */

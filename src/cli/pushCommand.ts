@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { push } from '../remote/push.js';
+import { combinePushedParts } from '../remote/remoteParts.js';
 import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
 import type { Repository } from '../repo/repository.js';
 import { openRepo, output, type Args } from './context.js';
@@ -21,7 +22,7 @@ export const pushCommand: CommandModule<object, PushArgs> = {
   builder: (y) =>
     y
       .positional('remote', { type: 'string', describe: 'remote name or URL (default: the only remote, or origin)' })
-      .positional('refs', { type: 'string', array: true, describe: 'branches or tags (default: the current branch)' })
+      .positional('refs', { type: 'string', array: true, describe: 'branches, tags or parts (refs/parts/GROUP/RANK; default: the current branch)' })
       .option('all', { type: 'boolean', describe: 'every branch and tag' })
       .option('force', { alias: 'f', type: 'boolean', describe: 'move remote refs even when commits would be dropped' })
       .option('jobs', { alias: 'j', ...jobsOption }) as never,
@@ -33,11 +34,15 @@ export const pushCommand: CommandModule<object, PushArgs> = {
     const m = metered(out, 'push', opened.transport);
     try {
       const r = await push(repo, m.transport, { refs: rest, all: argv.all, force: argv.force, jobs: argv.jobs, remoteName: opened.name, onProgress: m.onProgress });
+      const parts = await combinePushedParts(repo, m.transport, r.updates);
       const transfer = m.finish();
-      out.result({ ...r, transfer });
+      out.result({ ...r, transfer, ...(parts.length ? { parts } : {}) });
       for (const u of r.updates) {
         const what = u.status === 'up-to-date' ? 'up to date' : `${u.old ? shortId(u.old) : '(new)'} -> ${shortId(u.new)}${u.status === 'forced' ? ' (forced)' : ''}`;
         out.line(`${u.ref}: ${what}`);
+      }
+      for (const p of parts) {
+        out.line(p.commit ? `many-rank commit ${p.group}: all parts there, ${p.combined ? 'committed' : 'already committed as'} ${shortId(p.commit)}` : `many-rank commit ${p.group}: waiting for rank(s) ${p.missing.join(', ')}`);
       }
       out.info(`${r.commits} commit(s), ${r.chunks} chunk(s) in ${r.packs.sent} pack(s) (${r.packs.reused} already there), ${r.meta} metadata object(s)`);
       out.info(summary('sent', transfer.bytesSent, transfer.seconds));

@@ -1,16 +1,35 @@
 import type { CommandModule } from 'yargs';
+import { openRemote } from '../remote/remoteConfig.js';
+import { remotePendingGroups } from '../remote/remoteParts.js';
+import { localPendingGroups, type PendingGroup } from '../repo/parts.js';
+import type { Repository } from '../repo/repository.js';
 import { status } from '../repo/status.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
 
-export const statusCommand: CommandModule<object, Args<object>> = {
+/** Many-rank commits still waiting for ranks: in this store, or on a remote with --remote. */
+async function pendingParts(repo: Repository, remote: string | undefined): Promise<PendingGroup[]> {
+  if (remote === undefined) return localPendingGroups(repo);
+  const { transport } = await openRemote(repo, remote);
+  try {
+    return await remotePendingGroups(transport, repo);
+  } finally {
+    await transport.close?.();
+  }
+}
+
+export const statusCommand: CommandModule<object, Args<{ remote?: string }>> = {
   command: 'status',
-  describe: 'do the work tree\'s files match HEAD\'s?',
+  describe: 'do the work tree\'s files match HEAD\'s? which ranks a many-rank commit waits for',
+  builder: (y) => y.option('remote', { type: 'string', describe: 'also list the many-rank commits waiting on this remote' }) as never,
   handler: async (argv) => {
     const out = output(argv);
     const repo = await openRepo(argv);
+    const parts = await pendingParts(repo, argv.remote);
     const s = await status(repo);
-    out.result(s);
+    // `parts` only when a many-rank commit waits (or a remote was asked about)
+    out.result(parts.length || argv.remote !== undefined ? { ...s, parts } : s);
+    for (const g of parts) out.line(`many-rank commit ${g.group}: ${g.present.length}/${g.of} parts, missing rank(s) ${g.missing.join(', ')}`);
     out.line(`On ${s.branch ? `branch ${s.branch}` : 'a detached HEAD'}${s.head ? ` at ${shortId(s.head)}` : ', no commits yet'}`);
     const changed = s.files.filter((f) => f.state !== 'unchanged');
     if (s.head && changed.length === 0) out.line(`all ${s.files.length} file(s) match HEAD`);

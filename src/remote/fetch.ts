@@ -53,7 +53,8 @@ export async function fetchRemote(repo: Repository, t: Transport, opts: FetchOpt
 async function fetchLocked(repo: Repository, t: Transport, opts: FetchOptions): Promise<FetchResult> {
   const jobs = checkJobs(opts.jobs);
   const store = repo.store;
-  const refKeys = (await t.list('refs/')).map((k) => k.key);
+  // parts of many-rank commits still waiting for ranks are the remote's business, not a fetch's
+  const refKeys = (await t.list('refs/')).map((k) => k.key).filter((k) => !k.startsWith('refs/parts/'));
   const refs: Record<string, ObjectId> = {};
   await mapLimit(refKeys, jobs, async (ref) => {
     const id = await t.readRef(ref);

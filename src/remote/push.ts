@@ -85,7 +85,7 @@ async function selectRefs(repo: Repository, opts: PushOptions): Promise<Map<stri
   }
   for (const n of names) {
     const { ref, id } = await localRef(repo, n);
-    if (!/^refs\/(heads|tags)\//.test(ref)) throw new UsageError(`only branches and tags can be pushed, not ${ref}`);
+    if (!/^refs\/(heads|tags|parts)\//.test(ref)) throw new UsageError(`only branches, tags and parts can be pushed, not ${ref}`);
     out.set(ref, id);
   }
   return out;

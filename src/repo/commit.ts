@@ -31,6 +31,12 @@ export interface CommitOptions {
   onProgress?: (done: number, total: number) => void;
   /** Retries of the ref update when another writer moved the branch. */
   retries?: number;
+  /** Store paths relative to this folder instead of the work tree (a checkpoint folder as one tree). */
+  treeRoot?: string;
+  /** Write the commit (no parents) but move no ref: a part of a many-rank commit. */
+  detached?: boolean;
+  /** Runs while the store's shared lock is still held (gc cannot sweep what it refers to yet). */
+  whileLocked?: (r: CommitResult) => Promise<void>;
 }
 
 export interface CommitResult {
@@ -66,6 +72,13 @@ export async function collectFiles(paths: string[]): Promise<string[]> {
   return out;
 }
 
+/** `file` relative to `root`, forward slashes; a file outside `root` keeps its base name. */
+function rootedPath(root: string, file: string): string {
+  const rel = path.relative(path.resolve(root), path.resolve(file));
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) return path.basename(file);
+  return rel.split(path.sep).join('/');
+}
+
 /**
  * The ref to move, the value it must still hold for the compare-and-swap, and the parent. They
  * differ for a new branch: it starts at HEAD, but the swap expects the ref to be absent.
@@ -87,7 +100,7 @@ async function targetRef(
 export async function commitFiles(repo: Repository, paths: string[], opts: CommitOptions): Promise<CommitResult> {
   if (!opts.message) throw new UsageError('a commit needs a message (-m)');
   const files = await collectFiles(paths);
-  const treePaths = files.map((f) => repo.treePath(f));
+  const treePaths = files.map((f) => (opts.treeRoot === undefined ? repo.treePath(f) : rootedPath(opts.treeRoot, f)));
   const dup = treePaths.find((p, i) => treePaths.indexOf(p) !== i);
   if (dup) throw new UsageError(`two files would be stored as ${dup}`);
 
@@ -118,10 +131,13 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   try {
     await repo.store.reloadIndex();
     result = await commitLocked(repo, files, treePaths, cached, layouts, total, opts, gitState, warnings);
+    if (opts.whileLocked) await opts.whileLocked(result);
   } finally {
     await lock.release();
   }
-  for (let i = 0; i < files.length; i++) await cache.record(files[i], result.files[i].manifest, repo.clock());
+  // links in the store's tmp/ (a watcher's snapshot of a checkpoint) go away: not worth an entry
+  const transient = (f: string) => path.resolve(f).startsWith(repo.store.tmpDir + path.sep);
+  for (let i = 0; i < files.length; i++) if (!transient(files[i])) await cache.record(files[i], result.files[i].manifest, repo.clock());
   await cache.save(repo.store.tmpDir);
   if (gitState && result.code?.commit) {
     try {
@@ -144,7 +160,7 @@ async function commitLocked(
   gitState: GitState | undefined,
   warnings: string[],
 ): Promise<CommitResult> {
-  let { ref, expected, head } = await targetRef(repo, opts.branch);
+  let { ref, expected, head } = opts.detached ? { ref: undefined, expected: null, head: null } : await targetRef(repo, opts.branch);
   const parentTree = head ? await repo.readTree((await repo.readCommit(head)).tree) : undefined;
   const ingestor = new Ingestor(repo.store, { compress: opts.compress ?? true });
   const manifests: Manifest[] = [];
@@ -202,7 +218,7 @@ async function commitLocked(
     const id = await repo.store.meta.put(commit);
     try {
       if (ref) await repo.store.refs.cas(ref, expected, id, `commit: ${opts.message.split('\n')[0]}`);
-      else await repo.store.refs.writeHead({ kind: 'detached', id });
+      else if (!opts.detached) await repo.store.refs.writeHead({ kind: 'detached', id });
       return {
         id,
         branch: ref,

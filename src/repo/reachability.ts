@@ -1,8 +1,9 @@
 /**
  * What the store must keep: the mark phase of gc, and the ground truth for du and fsck.
  *
- * Roots are every ref, a detached HEAD, and both sides of every reflog entry younger than the
- * reflog window (so a branch deleted or reset by mistake can still be recovered for a while).
+ * Roots are every ref (the waiting parts of a many-rank commit too), a detached HEAD, and both
+ * sides of every reflog entry younger than the reflog window (so a branch deleted or reset by
+ * mistake can still be recovered for a while).
  * Every commit in the history of a root keeps its metadata (commit, tree, manifests, code tree):
  * history is never rewritten. Chunks are kept for the commits that are not marked pruned, and for
  * every code tree (small, and the record of how a checkpoint was made), then closed over delta
@@ -53,7 +54,8 @@ async function reflogRefs(repo: Repository): Promise<string[]> {
 
 export async function findRoots(repo: Repository, opts: RootOptions = {}): Promise<Roots> {
   const refs = new Map<string, ObjectId>();
-  for (const prefix of ['refs/heads/', 'refs/tags/', 'refs/remotes/']) {
+  // refs/parts/: the parts of a many-rank commit still waiting for their last rank
+  for (const prefix of ['refs/heads/', 'refs/tags/', 'refs/remotes/', 'refs/parts/']) {
     for (const [ref, id] of await repo.store.refs.list(prefix)) refs.set(ref, id);
   }
   const head = await repo.store.refs.readHead();

@@ -7,6 +7,7 @@
  *   objects/index/<id>.idx    id = objectId('index', file bytes)
  *   objects/meta/<2>/<62>     id = objectId(obj.type, bytes) where type is manifest|tree|commit
  *   refs/heads/<name>, refs/tags/<name>   a commit id and a newline
+ *   refs/parts/<group>/<rank>             the same: a part of a many-rank commit, awaiting its group
  */
 import { decodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError } from '../core/errors.js';
@@ -27,7 +28,7 @@ export interface ParsedKey {
 const PACK_RE = /^objects\/packs\/([0-9a-f]{64})\.pack$/;
 const INDEX_RE = /^objects\/index\/([0-9a-f]{64})\.idx$/;
 const META_RE = /^objects\/meta\/([0-9a-f]{2})\/([0-9a-f]{62})$/;
-const REF_RE = /^refs\/(heads|tags)\/[A-Za-z0-9._][A-Za-z0-9._\/-]{0,200}$/;
+const REF_RE = /^refs\/(heads|tags|parts)\/[A-Za-z0-9._][A-Za-z0-9._\/-]{0,200}$/;
 
 /** Parses a store key; undefined for anything that is not one (including `..` and absolute paths). */
 export function parseKey(key: string): ParsedKey | undefined {

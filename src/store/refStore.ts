@@ -20,7 +20,7 @@ export class RefStore {
   ) {}
 
   private file(ref: string): string {
-    if (!isSafeRefName(ref) || !/^refs\/(heads|tags|remotes)\//.test(ref)) throw new UsageError(`invalid ref name ${ref}`);
+    if (!isSafeRefName(ref) || !/^refs\/(heads|tags|remotes|parts)\//.test(ref)) throw new UsageError(`invalid ref name ${ref}`);
     return path.join(this.root, ...ref.split('/'));
   }
 

@@ -15,8 +15,9 @@ const MAY_IMPORT: Record<string, string[]> = {
   repo: ['core', 'chunking', 'formats', 'store'],
   merge: ['core', 'chunking', 'formats', 'store', 'repo'],
   view: ['core', 'chunking', 'formats', 'store', 'repo'],
+  watch: ['core', 'chunking', 'formats', 'store', 'repo'],
   remote: ['core', 'chunking', 'formats', 'store', 'repo', 'view'],
-  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'merge', 'view', 'remote'],
+  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'merge', 'view', 'watch', 'remote'],
 };
 
 describe('layers', () => {

@@ -1,0 +1,57 @@
+/**
+ * Hard links of a complete checkpoint's files under the store's tmp/, made the moment the watcher
+ * decides to commit it: the trainer's own rotation (save_total_limit, save_top_k) may then delete
+ * the checkpoint while its commit still waits its turn or is being read, and the bytes stay. Where
+ * links cannot be made (another filesystem), the commit reads the checkpoint where it is.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import type { Candidate } from './discoverCheckpoints.js';
+
+export interface Snapshot {
+  /** The linked checkpoint: same base name, same layout below it. */
+  path: string;
+  files: string[];
+  dispose(): Promise<void>;
+}
+
+const PREFIX = 'watch-';
+
+export async function linkSnapshot(c: Candidate, tmpDir: string): Promise<Snapshot | undefined> {
+  const base = path.join(tmpDir, `${PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const dest = path.join(base, path.basename(c.path));
+  const files = c.files.map((f) => (c.folder ? path.join(dest, path.relative(c.path, f.path)) : dest));
+  const dispose = () => fs.rm(base, { recursive: true, force: true });
+  try {
+    for (const [i, f] of c.files.entries()) {
+      await fs.mkdir(path.dirname(files[i]), { recursive: true });
+      await fs.link(f.path, files[i]);
+    }
+  } catch {
+    await dispose();
+    return undefined;
+  }
+  return { path: dest, files, dispose };
+}
+
+/** Snapshots left by watchers that died (their pid is gone). */
+export async function removeStaleSnapshots(tmpDir: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(tmpDir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /^watch-(\d+)-[0-9a-f]+$/.exec(n);
+    if (!m) continue;
+    let alive = true;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await fs.rm(path.join(tmpDir, n), { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * `ckpt watch`: looks at a folder every interval and commits each checkpoint that has become
+ * complete (completeness.ts), once (watchRecord.ts), oldest step first. A checkpoint found
+ * complete is hard-linked into the store's tmp/ at once (linkSnapshot.ts), so the trainer's
+ * rotation cannot delete it from under its commit, and read once, by the commit itself; its
+ * files are looked at again (stat only) before the branch moves, and a checkpoint that changed
+ * while it was read is not committed but looked at again later.
+ * With a retention policy, prune and gc run after each commit.
+ */
+import * as path from 'node:path';
+import { CkptError } from '../core/errors.js';
+import type { CommitMeta } from '../core/objects.js';
+import { appendCommit } from '../repo/appendCommit.js';
+import { commitFiles } from '../repo/commit.js';
+import { prune, type RetentionPolicy } from '../repo/prune.js';
+import type { Repository } from '../repo/repository.js';
+import { readCheckpointMeta } from './checkpointMeta.js';
+import { conventionVerdict, settled } from './completeness.js';
+import { candidateOf, discoverCheckpoints, type Candidate } from './discoverCheckpoints.js';
+import { linkSnapshot, removeStaleSnapshots, type Snapshot } from './linkSnapshot.js';
+import { filesOpenForWriting } from './openWriters.js';
+import { WatchRecord, type WatchMark } from './watchRecord.js';
+
+export interface WatchOptions {
+  dir: string;
+  branch?: string;
+  intervalMs: number;
+  settleMs: number;
+  retention?: RetentionPolicy;
+  /** One look: commit what is complete now (by mtime age for the timing rule) and stop. */
+  once?: boolean;
+  allowUnsafePickle?: boolean;
+  /** One line per commit (and per checkpoint that could not be committed). */
+  log: (line: string) => void;
+}
+
+export interface WatchCommit {
+  source: string;
+  id: string;
+  meta: CommitMeta;
+  files: number;
+  bytes: number;
+  /** When the checkpoint's newest file was last written, and when its commit landed (ms). */
+  writtenAt: number;
+  committedAt: number;
+  pruned?: number;
+}
+
+class ChangedWhileReading extends Error {}
+
+interface Prepared {
+  c: Candidate;
+  meta: CommitMeta;
+  snap: Snapshot | undefined;
+}
+
+function describeMeta(m: CommitMeta): string {
+  const parts: string[] = [];
+  if (m.step !== undefined) parts.push(`step ${m.step}`);
+  for (const [k, v] of Object.entries(m.metrics ?? {}).slice(0, 4)) parts.push(`${k}=${Number(v.toPrecision(6))}`);
+  return parts.length ? ` (${parts.join(', ')})` : '';
+}
+
+export class Watcher {
+  /** Fingerprint of each checkpoint at the previous look. */
+  private previous = new Map<string, string>();
+  /** Inodes seen under temporary names at recent looks, with the look they were last seen at. */
+  private temporary = new Map<string, number>();
+  /** Checkpoints that became their name by a rename from a temporary name (path -> inode). */
+  private renamed = new Map<string, string>();
+  /** Checkpoints that failed to commit, by fingerprint: not tried again until they change. */
+  private failed = new Map<string, string>();
+  private looks = 0;
+  /** Prepared and waiting for their commit. */
+  private readonly queued = new Set<string>();
+  private stopping = false;
+
+  private constructor(
+    private readonly repo: Repository,
+    private readonly opts: WatchOptions,
+    private readonly record: WatchRecord,
+  ) {}
+
+  static async open(repo: Repository, opts: WatchOptions): Promise<Watcher> {
+    await removeStaleSnapshots(repo.store.tmpDir);
+    return new Watcher(repo, opts, await WatchRecord.load(repo, opts.branch));
+  }
+
+  get committedBefore(): number {
+    return this.record.size;
+  }
+
+  private source(c: Candidate): string {
+    const rel = path.relative(this.repo.root, c.path);
+    return rel.startsWith('..') || path.isAbsolute(rel) ? c.path : rel.split(path.sep).join('/');
+  }
+
+  /** One look at the folder; commits what is complete. */
+  async look(): Promise<WatchCommit[]> {
+    return this.commitAll(await this.prepare());
+  }
+
+  /**
+   * Finds what became complete, reads its step and metrics and links it into the store; the
+   * commits are made by commitAll, which `run` lets proceed while the next looks happen.
+   */
+  private async prepare(): Promise<Prepared[]> {
+    const now = Date.now();
+    this.looks++;
+    const scan = await discoverCheckpoints(this.opts.dir);
+    const ready: Candidate[] = [];
+    for (const c of scan.candidates) {
+      if (this.temporary.has(c.ino)) this.renamed.set(c.path, c.ino);
+      const mark: WatchMark = { source: this.source(c), fingerprint: c.fingerprint };
+      if (this.record.has(mark) || this.queued.has(WatchRecord.key(mark)) || this.failed.get(c.path) === c.fingerprint) continue;
+      const verdict = await conventionVerdict(c, this.renamed.get(c.path) === c.ino);
+      const stable = this.opts.once || this.previous.get(c.path) === c.fingerprint;
+      if (verdict === 'complete' ? stable : verdict === 'unknown' && stable && settled(c, now, this.opts.settleMs)) ready.push(c);
+    }
+    this.previous = new Map(scan.candidates.map((c) => [c.path, c.fingerprint]));
+    for (const ino of scan.temporary) this.temporary.set(ino, this.looks);
+    for (const [ino, at] of this.temporary) if (at < this.looks - 20) this.temporary.delete(ino);
+    const present = new Set(scan.candidates.map((c) => c.path));
+    for (const p of this.renamed.keys()) if (!present.has(p)) this.renamed.delete(p);
+
+    const open = await filesOpenForWriting(new Set(ready.flatMap((c) => c.files.map((f) => f.path))));
+    const todo: { c: Candidate; meta: CommitMeta }[] = [];
+    for (const c of ready) if (!c.files.some((f) => open.has(f.path))) todo.push({ c, meta: await readCheckpointMeta(c.path, c.folder) });
+    todo.sort((a, b) => (a.meta.step ?? Infinity) - (b.meta.step ?? Infinity) || a.c.newestMtimeMs - b.c.newestMtimeMs);
+    // linked before any is committed: rotation can no longer take one away
+    const out: Prepared[] = [];
+    for (const { c, meta } of todo) {
+      this.queued.add(WatchRecord.key({ source: this.source(c), fingerprint: c.fingerprint }));
+      out.push({ c, meta, snap: await linkSnapshot(c, this.repo.store.tmpDir) });
+    }
+    return out;
+  }
+
+  /** Commits prepared checkpoints in order, then lets their links go. */
+  private async commitAll(todo: Prepared[]): Promise<WatchCommit[]> {
+    const done: WatchCommit[] = [];
+    try {
+      for (const { c, meta, snap } of todo) {
+        if (this.stopping) break;
+        const r = await this.commitOne(c, meta, snap);
+        if (r) done.push(r);
+      }
+    } finally {
+      for (const { c, snap } of todo) {
+        this.queued.delete(WatchRecord.key({ source: this.source(c), fingerprint: c.fingerprint }));
+        await snap?.dispose();
+      }
+    }
+    return done;
+  }
+
+  private async commitOne(c: Candidate, meta: CommitMeta, snap: Snapshot | undefined): Promise<WatchCommit | undefined> {
+    const at = snap?.path ?? c.path;
+    const source = this.source(c);
+    const mark: WatchMark = { source, fingerprint: c.fingerprint };
+    const message = `watch: ${source}`;
+    const fullMeta: CommitMeta = { ...meta, extra: { watch: { ...mark } } };
+    let id: string | undefined;
+    try {
+      await commitFiles(
+        this.repo,
+        snap?.files ?? c.files.map((f) => f.path),
+        {
+          message,
+          meta: fullMeta,
+          detached: true,
+          treeRoot: c.folder ? at : path.dirname(at),
+          allowUnsafePickle: this.opts.allowUnsafePickle,
+          // the branch moves only if nothing changed while the files were read, and before the
+          // store lock is released, so no gc can sweep the new chunks in between
+          whileLocked: async (r) => {
+            const again = await candidateOf(at, c.folder, c.convention);
+            if (!again || again.fingerprint !== c.fingerprint) throw new ChangedWhileReading();
+            id = (await appendCommit(this.repo, { tree: r.tree, message, meta: fullMeta, branch: this.opts.branch })).id;
+          },
+        },
+      );
+    } catch (e) {
+      if (e instanceof ChangedWhileReading || (e as NodeJS.ErrnoException).code === 'ENOENT' || (e as CkptError).code === 'E_NOT_FOUND') {
+        // rewritten or rotated away while we read it: look again next time
+        this.previous.delete(c.path);
+        return undefined;
+      }
+      if (!(e instanceof CkptError) || e.code === 'E_LOCKED') throw e;
+      this.failed.set(c.path, c.fingerprint);
+      this.opts.log(`ckpt watch: cannot commit ${source}: ${e.message}`);
+      return undefined;
+    }
+    this.record.add(mark);
+    const committedAt = Date.now();
+    let pruned: number | undefined;
+    let retentionNote = '';
+    if (this.opts.retention) {
+      try {
+        pruned = (await prune(this.repo, this.opts.retention)).pruned.length;
+      } catch (e) {
+        // the commit stands; retention runs again after the next one
+        if (!(e instanceof CkptError)) throw e;
+        retentionNote = `; retention not applied this time: ${e.message}`;
+      }
+    }
+    const bytes = c.files.reduce((n, f) => n + f.size, 0);
+    const secs = ((committedAt - Math.max(c.newestMtimeMs, 0)) / 1000).toFixed(1);
+    this.opts.log(
+      `ckpt watch: committed ${source} as ${id!.slice(0, 12)}${describeMeta(meta)}, ${c.files.length} file(s), ${bytes} bytes, ` +
+        `${secs}s after it was written${pruned ? `; retention dropped the data of ${pruned} older commit(s)` : ''}${retentionNote}`,
+    );
+    return { source, id: id!, meta, files: c.files.length, bytes, writtenAt: c.newestMtimeMs, committedAt, ...(pruned !== undefined ? { pruned } : {}) };
+  }
+
+  /**
+   * Looks until stopped (or once); returns every commit made. Commits run one at a time behind
+   * the looks, so a long commit does not stop the watcher from finding (and linking) the next
+   * checkpoints before the trainer's rotation deletes them.
+   */
+  async run(): Promise<WatchCommit[]> {
+    const all: WatchCommit[] = [];
+    let committing: Promise<void> = Promise.resolve();
+    let failure: unknown;
+    for (;;) {
+      if (failure) throw failure;
+      const batch = await this.prepare();
+      committing = committing.then(async () => {
+        if (failure) return;
+        try {
+          all.push(...(await this.commitAll(batch)));
+        } catch (e) {
+          failure = e;
+        }
+      });
+      if (this.opts.once || this.stopping) break;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, this.opts.intervalMs);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      if (this.stopping) break;
+    }
+    await committing;
+    if (failure) throw failure;
+    return all;
+  }
+
+  private wake: () => void = () => undefined;
+
+  /** Stops after the commit in progress, and ends the wait between looks at once. */
+  shutdown(): void {
+    this.stopping = true;
+    this.wake();
+  }
+}

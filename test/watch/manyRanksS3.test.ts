@@ -1,0 +1,126 @@
+/**
+ * Acceptance 5 on an S3 remote (moto on loopback): every rank has a store of its own (as on its
+ * own machine), commits its part there and pushes it; the push combines on the remote, racing
+ * the other ranks through S3's conditional writes. One round runs as real processes (`ckpt commit
+ * --part` then `ckpt push origin refs/parts/G/R`); the other rounds run the ranks' same library
+ * calls concurrently in this process, to keep the test short. Each round must make exactly one
+ * commit on the remote with all 16 files byte-exact; a round whose rank never pushes makes none,
+ * and `ckpt status --remote` names the missing rank.
+ */
+import { randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { seededRandom } from '../../src/core/seededRandom.js';
+import { push } from '../../src/remote/push.js';
+import { openRemote } from '../../src/remote/remoteConfig.js';
+import { combinePushedParts } from '../../src/remote/remoteParts.js';
+import { checkout } from '../../src/repo/checkout.js';
+import { commitPart, partRef } from '../../src/repo/parts.js';
+import { Repository } from '../../src/repo/repository.js';
+import { cleanupTempDirs, newRepo, tempDir } from '../e2e/helpers.js';
+import { run, runJson, runOk, startRemote, type TestRemote } from '../e2e/remoteHelpers.js';
+import { readTree } from './watchHelpers.js';
+
+const RANKS = 4;
+const SHARDS = 4;
+let remote: TestRemote;
+
+beforeAll(async () => {
+  remote = await startRemote('s3');
+});
+afterAll(async () => {
+  await remote?.stop();
+  await cleanupTempDirs();
+});
+
+async function writeShards(repo: string, round: string, rank: number): Promise<string[]> {
+  const files: string[] = [];
+  for (let s = 0; s < SHARDS; s++) {
+    const f = path.join(repo, 'ckpts', round, `zero_pp_rank_${rank}_mp_rank_00_shard${s}.bin`);
+    await fs.mkdir(path.dirname(f), { recursive: true });
+    await fs.writeFile(f, randomBytes(20_000 + 1000 * rank + s));
+    files.push(f);
+  }
+  return files;
+}
+
+describe('many ranks, one commit, through an S3 remote', () => {
+  it('rounds of 4 ranks pushing their parts make one whole commit each; a missing rank is named', async () => {
+    if (!remote.s3?.conditionalWrites) {
+      console.log('skipped: the loopback S3 server ignores conditional writes (moto not installed), so the race cannot be tested');
+      return;
+    }
+    Object.assign(process.env, remote.env);
+    const url = remote.newUrl();
+    const ranks = await Promise.all(Array.from({ length: RANKS }, () => newRepo()));
+    await Promise.all(ranks.map((r) => runOk(r, remote.env, 'remote', 'add', 'origin', url, ...remote.args)));
+    const rnd = seededRandom(9);
+    const written = new Map<string, Map<string, Buffer>>();
+    const remember = async (round: string, files: string[], repo: string) => {
+      const m = written.get(round) ?? new Map<string, Buffer>();
+      for (const f of files) m.set(path.relative(repo, f), await fs.readFile(f));
+      written.set(round, m);
+    };
+
+    // round 0: real processes, started in random order with random delays
+    await Promise.all(
+      [...Array(RANKS).keys()]
+        .sort(() => rnd() - 0.5)
+        .map(async (rank, i) => {
+          const files = await writeShards(ranks[rank], 'round0', rank);
+          await remember('round0', files, ranks[rank]);
+          await new Promise((r) => setTimeout(r, Math.floor(rnd() * 200 * i)));
+          await runOk(ranks[rank], remote.env, 'commit', '--part', `${rank}/${RANKS}`, '--group', 'round0', '-m', 'round0', ...files.map((f) => path.relative(ranks[rank], f)));
+          const pushed = await runJson(ranks[rank], remote.env, 'push', 'origin', partRef('round0', rank));
+          expect(pushed.parts[0].group).toBe('round0');
+        }),
+    );
+
+    // rounds 1-9: the same steps as library calls, each rank on its own store
+    const repos = await Promise.all(ranks.map((r) => Repository.open(r)));
+    const rankRound = async (rank: number, round: string, pushIt = true) => {
+      const files = await writeShards(ranks[rank], round, rank);
+      await remember(round, files, ranks[rank]);
+      await new Promise((r) => setTimeout(r, Math.floor(rnd() * 300)));
+      await commitPart(repos[rank], files, { group: round, rank, of: RANKS }, { message: round });
+      if (!pushIt) return;
+      const { transport } = await openRemote(repos[rank], 'origin');
+      try {
+        const r = await push(repos[rank], transport, { refs: [partRef(round, rank)] });
+        await combinePushedParts(repos[rank], transport, r.updates);
+      } finally {
+        await transport.close?.();
+      }
+    };
+    const rounds = Array.from({ length: 9 }, (_, i) => `round${i + 1}`);
+    // three rounds at a time: ranks of different rounds race on the remote branch too
+    for (let i = 0; i < rounds.length; i += 3) {
+      await Promise.all(rounds.slice(i, i + 3).flatMap((round) => [...Array(RANKS).keys()].sort(() => rnd() - 0.5).map((rank) => rankRound(rank, round))));
+    }
+    // a round whose rank 2 dies before pushing
+    await Promise.all([0, 1, 2, 3].map((rank) => rankRound(rank, 'round-killed', rank !== 2)));
+
+    const status = await runJson(ranks[0], remote.env, 'status', '--remote', 'origin');
+    expect(status.parts).toEqual([{ group: 'round-killed', of: RANKS, present: [0, 1, 3], missing: [2] }]);
+    expect((await run(ranks[0], remote.env, 'status', '--remote', 'origin')).stdout).toContain('many-rank commit round-killed: 3/4 parts, missing rank(s) 2');
+
+    // what the remote holds: one commit per round, every file byte-exact
+    const parent = await tempDir();
+    await runOk(parent, remote.env, 'clone', url, 'check', ...remote.args);
+    const check = path.join(parent, 'check');
+    const log = await runJson(check, remote.env, 'log');
+    const groups = log.map((c: { meta: { extra?: { group?: string } } }) => c.meta.extra?.group);
+    expect([...groups].sort()).toEqual(['round0', ...rounds].sort());
+    const repo = await Repository.open(check);
+    for (const c of log) {
+      const round = c.meta.extra.group as string;
+      const out = await tempDir();
+      await checkout(repo, c.id, { output: out });
+      const got = await readTree(out);
+      const want = written.get(round)!;
+      expect(got.size, round).toBe(RANKS * SHARDS);
+      for (const [p, data] of want) expect(got.get(p)?.equals(data), `${round} ${p}`).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,23 @@
+/**
+ * Acceptance 4: the Python client's own tests (python/tests, standard unittest) run under
+ * `npm test` against this build of the CLI, with Debian's Python and torch.
+ */
+import { spawnSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI, ROOT } from '../e2e/helpers.js';
+import { PYTHON } from './watchHelpers.js';
+
+describe('python client', () => {
+  it('passes its unittest suite', () => {
+    const r = spawnSync(PYTHON, ['-m', 'unittest', 'discover', '-v', path.join('python', 'tests')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      env: { ...process.env, CKPT_BIN: CLI, CKPT_AUTHOR: 'py <py@test>', PYTHONDONTWRITEBYTECODE: '1' },
+      timeout: 230_000,
+    });
+    const summary = r.stderr.split('\n').filter((l) => / \.\.\. |^Ran |^OK|^FAILED/.test(l));
+    process.stdout.write(`python/tests:\n${summary.join('\n')}\n${r.stdout}`);
+    expect(r.status, r.stderr).toBe(0);
+  }, 240_000);
+});
