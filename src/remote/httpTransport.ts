@@ -212,6 +212,7 @@ export class HttpTransport implements Transport {
         }
       } catch (e) {
         if (i >= retries || !isTransient(e)) {
+          if (e instanceof StallError) throw e;
           if (isTransient(e)) {
             throw remoteError(this.url, (e as Error).message, { key, status: (e as Transient).status });
           }

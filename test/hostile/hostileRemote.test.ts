@@ -22,7 +22,8 @@ import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { Repository } from '../../src/repo/repository.js';
 import { decodeIndexFile, encodeIndexFile } from '../../src/store/chunkIndex.js';
-import { filesBelow, makeSource, plantCommit, plantMeta, plantRef, startHostileServer, type Source } from './craftedRemote.js';
+import { start } from '../e2e/helpers.js';
+import { filesBelow, makeSource, plantCommit, plantMeta, plantRef, startHostileServer, watchPeakRss, type Source } from './craftedRemote.js';
 
 let scratch: string;
 let server: StoreServer;
@@ -221,6 +222,35 @@ describe('a peer that floods or stalls', () => {
       await expect(t.get(packKey, { offset: 0, length: 100 })).rejects.toMatchObject({ code: 'E_REMOTE' });
       await expect(t.getToFile(packKey, path.join(scratch, `p-${++n}`), { size: 30_000 })).rejects.toMatchObject({ code: 'E_REMOTE' });
       await t.close();
+    } finally {
+      await hostile.close();
+    }
+  });
+});
+
+describe('the CLI against a flooding or stalling peer (a child process, its peak RSS measured)', () => {
+  const cases = [
+    ['endless metadata body', { kind: 'meta', how: 'endless' }],
+    ['endless pack body', { kind: 'pack', how: 'endless' }],
+    ['dripping metadata body', { kind: 'meta', how: 'drip', dripMs: 50 }],
+  ] as const;
+  it.each(cases)('%s: `ckpt clone` exits 7 (E_REMOTE) in bounded time, under 300 MiB, writing nothing', async (_label, sabotage) => {
+    const s = await source();
+    const hostile = await startHostileServer(s.storeDir, sabotage);
+    const parent = await fs.mkdtemp(path.join(scratch, 'cli-'));
+    try {
+      const t0 = Date.now();
+      const run = start(parent, ['clone', hostile.url, 'c'], { CKPT_STALL_TIMEOUT: '1' });
+      const rss = watchPeakRss(run.child.pid!);
+      const r = await run.done;
+      const peak = rss.stop();
+      if (process.env.CKPT_TEST_REPORT) process.stderr.write(`peak RSS ${_label}: ${(peak / 2 ** 20).toFixed(0)} MiB, ${Date.now() - t0} ms, ${r.stderr.trim()}\n`);
+      expect(r.code, r.stderr).toBe(7);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(peak).toBeGreaterThan(0);
+      expect(peak).toBeLessThan(300 * 1024 * 1024);
+      expect(Date.now() - t0).toBeLessThan(15_000);
+      expect(await fs.readdir(parent)).toEqual([]);
     } finally {
       await hostile.close();
     }
