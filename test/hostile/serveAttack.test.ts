@@ -365,8 +365,14 @@ describe('the `ckpt serve` process', () => {
       if (process.env.CKPT_TEST_REPORT) {
         process.stderr.write(`serve: max-body ${maxBody}, 10 x ${perUpload} B: statuses ${statuses.join(',')}, peak RSS ${(peak / 2 ** 20).toFixed(0)} MiB, ${ms} ms\n`);
       }
-      // refused from Content-Length (413), or streamed whole and refused as not matching its key (422)
-      expect(statuses).toEqual(Array(10).fill(perUpload > maxBody ? 413 : 422));
+      if (perUpload > maxBody) {
+        // refused from Content-Length (413); a client still writing may see the closed socket first
+        expect(statuses.every((x) => x === 413 || x === -1)).toBe(true);
+        expect(statuses).toContain(413);
+      } else {
+        // streamed whole to tmp/, then refused as not matching its key (422)
+        expect(statuses).toEqual(Array(10).fill(422));
+      }
       expect(peak).toBeGreaterThan(0);
       expect(peak).toBeLessThan(300 * 1024 * 1024);
       // nothing kept: tmp/ is empty again
