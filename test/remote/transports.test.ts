@@ -226,6 +226,6 @@ describe('over S3', () => {
         },
       };
     },
-    { casSkipReason },
+    { casSkipReason, flatRefsReason: 'S3 keys are flat: refs/heads/fd and refs/heads/fd/sub are two unrelated keys' },
   );
 });
