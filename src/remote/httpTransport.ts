@@ -33,7 +33,7 @@ import {
   type RemoteLock,
   type Transport,
 } from './transport.js';
-import { clientLimits, guardStream, readGuarded, StallError, TooLargeError, type StallLimits } from './stallGuard.js';
+import { clientLimits, guardStream, StallError, type StallLimits } from './stallGuard.js';
 
 export interface HttpTransportOptions {
   /** Sent as `Authorization: Bearer <token>`. */
@@ -116,23 +116,15 @@ export class HttpTransport implements Transport {
     this.limits = clientLimits({ stallMs: options.stallMs, deadlineMs: options.deadlineMs });
   }
 
-  /** Reads a response under the stall guard, at most `max` bytes (less when Content-Length says so). */
-  private readAll(res: http.IncomingMessage, max: number, what: string, exact?: number): Promise<Buffer> {
-    const declared = contentLength(res);
-    if (declared !== undefined && declared > max) {
-      res.destroy();
-      throw new TooLargeError(`${this.url}: ${what} (Content-Length ${declared})`, max);
-    }
-    return readGuarded(res, { ...this.limits, max, expected: exact ?? declared, what: `${this.url}: ${what}` });
+  /** A response under the stall guard: at most `max` bytes, exactly `exact` when given. */
+  private guarded(res: http.IncomingMessage, max: number, what: string, exact?: number): AsyncGenerator<Uint8Array> {
+    return guardStream(res, { ...this.limits, max, expected: exact, declared: contentLength(res), what: `${this.url}: ${what}` });
   }
 
-  private guarded(res: http.IncomingMessage, max: number, what: string, exact?: number): AsyncIterable<Uint8Array> {
-    const declared = contentLength(res);
-    if (declared !== undefined && declared > max) {
-      res.destroy();
-      throw new TooLargeError(`${this.url}: ${what} (Content-Length ${declared})`, max);
-    }
-    return guardStream(res, { ...this.limits, max, expected: exact ?? declared, what: `${this.url}: ${what}` });
+  private async readAll(res: http.IncomingMessage, max: number, what: string, exact?: number): Promise<Buffer> {
+    const parts: Uint8Array[] = [];
+    for await (const c of this.guarded(res, max, what, exact)) parts.push(c);
+    return Buffer.concat(parts);
   }
 
   /** One request; resolves with the response whatever its status, unread. */

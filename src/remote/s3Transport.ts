@@ -44,7 +44,7 @@ import {
   type PutBody,
   type Transport,
 } from './transport.js';
-import { clientLimits, guardStream, readGuarded, StallError, TooLargeError, type StallLimits } from './stallGuard.js';
+import { clientLimits, guardStream, readGuarded, StallError, type StallLimits } from './stallGuard.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -209,12 +209,8 @@ export class S3Transport implements Transport {
 
   /** A body read whole under the stall guard, at most `max` bytes. */
   private async readBody(body: Readable, max: number, what: string, declared: number | undefined): Promise<Buffer> {
-    if (declared !== undefined && declared > max) {
-      body.destroy();
-      throw new TooLargeError(`${this.url}: ${what} (Content-Length ${declared})`, max);
-    }
     try {
-      return await readGuarded(body, { ...this.limits, max, expected: declared, what: `${this.url}: ${what}` });
+      return await readGuarded(body, { ...this.limits, max, declared, what: `${this.url}: ${what}` });
     } catch (e) {
       throw this.fail(e, `read ${what}`, what);
     }

@@ -52,8 +52,10 @@ export function clientLimits(given: Partial<StallLimits> = {}): StallLimits {
 export interface GuardOptions extends StallLimits {
   /** Most bytes the stream may carry. */
   max: number;
-  /** Bytes announced (Content-Length), when known; more or fewer is a fault. */
+  /** Bytes the body must have exactly (a range, an index's pack size), when known. */
   expected?: number;
+  /** Bytes the peer announced (Content-Length): over `max` is refused before reading. */
+  declared?: number;
   /** What is being read, for messages. */
   what: string;
   /** When the deadline started (default now). */
@@ -64,9 +66,16 @@ export interface GuardOptions extends StallLimits {
  * Yields the stream's chunks under the guard's bounds. On a fault the stream is destroyed and
  * the iteration throws a StallError or TooLargeError.
  */
-export async function* guardStream(stream: Readable, o: GuardOptions): AsyncGenerator<Uint8Array> {
+export function guardStream(stream: Readable, o: GuardOptions): AsyncGenerator<Uint8Array> {
+  if ((o.declared ?? 0) > o.max || (o.expected ?? 0) > o.max) {
+    stream.destroy();
+    throw new TooLargeError(`${o.what} (${o.declared ?? o.expected} bytes announced)`, o.max);
+  }
+  return guarded(stream, { ...o, expected: o.expected ?? o.declared });
+}
+
+async function* guarded(stream: Readable, o: GuardOptions): AsyncGenerator<Uint8Array> {
   const bound = o.expected ?? o.max;
-  if (bound > o.max) throw new TooLargeError(o.what, o.max);
   let total = 0;
   let inWindow = 0;
   let fault: Error | undefined;

@@ -242,7 +242,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
 
   /** The request body under the size bound and the stall guard (progress every idle window). */
   async function* limited(req: http.IncomingMessage, counter: { bytes: number }, max: number, declared: number | undefined): AsyncIterable<Uint8Array> {
-    const guard = guardStream(req, { max, expected: declared, stallMs: idleTimeoutMs, deadlineMs: requestTimeoutMs, what: 'upload' });
+    const guard = guardStream(req, { max, declared, stallMs: idleTimeoutMs, deadlineMs: requestTimeoutMs, what: 'upload' });
     for await (const chunk of guard) {
       counter.bytes += chunk.byteLength;
       yield chunk;
