@@ -437,6 +437,8 @@ export class HttpTransport implements Transport {
           await new Promise((r) => setTimeout(r, pause));
           continue;
         }
+        // a server from before leases: it has no gc protocol to join
+        if (e instanceof CkptError && e.data.status === 405) return { release: async () => undefined };
         if (e instanceof CkptError && e.data.status === 503) {
           throw new CkptError('E_LOCKED', `${this.url}: the store stayed locked (gc?) for ${waitS} s: ${e.message}`, { url: this.url });
         }

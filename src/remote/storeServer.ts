@@ -385,14 +385,14 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       }
       const length = Math.max(0, end - start + 1);
       headers['Content-Length'] = length;
-      res.writeHead(status, headers);
       if (method === 'HEAD' || length === 0) {
-        res.end();
+        res.writeHead(status, headers).end();
         return;
       }
       const file = path.join(store.storeDir, ...key.split('/'));
       // O_NOFOLLOW: a symlink put in place since the checks above is still not followed
       const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      res.writeHead(status, headers);
       const body = fh.createReadStream({ start, end, highWaterMark: 1 << 20 });
       body.on('data', (c) => (counter.bytes += c.length));
       await pipeline(body, res);
