@@ -67,6 +67,7 @@ function checkRecords(pack: string, packSize: unknown, records: ChunkRecord[], w
       isSize(r.stored) &&
       isSize(r.raw) &&
       r.raw <= MAX_RAW &&
+      r.stored <= MAX_RAW + 1024 * 1024 &&
       r.offset + r.stored <= packSize &&
       Number.isInteger(r.codec) &&
       Number.isInteger(r.planes) &&

@@ -301,6 +301,23 @@ describe('leases: a push holds the store lock through the server', () => {
   });
 });
 
+describe('leases expire', () => {
+  it('a lease not renewed in time is released: gc may then run, and the renewal is refused', async () => {
+    const s = await startStoreServer({ root: path.join(base, 'expiry'), leaseMs: 200, log: () => undefined });
+    try {
+      const a = await send(s.port, 'POST', '/r/?lock=push');
+      expect(a.status).toBe(201);
+      const { lease } = JSON.parse(a.body) as { lease: string };
+      await new Promise((r) => setTimeout(r, 500));
+      const gc = await acquireExclusive(path.join(base, 'expiry', 'r', 'locks'), { timeoutMs: 1000 });
+      await gc.release();
+      expect((await send(s.port, 'POST', `/r/?renew=${lease}`)).status).toBe(404);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 describe('the `ckpt serve` process', () => {
   it('refuses --port 99999 and a --root that is a file with a usage error (exit 2)', async () => {
     const file = path.join(base, 'a-file');
