@@ -160,6 +160,8 @@ async function safeDest(base: string, p: string, commit: ObjectId): Promise<stri
   if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
     throw new CkptError('E_CORRUPT', `commit ${commit}: entry ${JSON.stringify(p)} resolves outside ${base}`, { commit, entry: p });
   }
+  // the target itself is the user's (it may be a symlink they made); below it, nothing is followed
+  await fs.mkdir(base, { recursive: true });
   let dir = base;
   for (const c of parts.slice(0, -1)) {
     dir = path.join(dir, c);
