@@ -19,7 +19,7 @@ import { Repository } from '../../src/repo/repository.js';
 import { start } from '../e2e/helpers.js';
 
 const ROUNDS = 20;
-const FILES = 40;
+const FILES = 24;
 const TOKEN = 'race-token';
 /** Exit codes of typed errors (exitCodes.ts); 70 is an internal fault. */
 const TYPED = new Set([2, 4, 5, 6, 7, 8]);
