@@ -10,7 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/core/seededRandom.js';
+import { HttpTransport } from '../../src/remote/httpTransport.js';
+import { push } from '../../src/remote/push.js';
 import { startStoreServer, type StoreServer } from '../../src/remote/storeServer.js';
+import { remoteError, type Transport } from '../../src/remote/transport.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { fsck } from '../../src/repo/fsck.js';
@@ -96,4 +99,35 @@ describe.each(['folder', 'http'] as const)('push racing gc on a %s remote', (via
     if (process.env.CKPT_TEST_REPORT) process.stderr.write(`push racing gc (${via}): push alone ${pushMs} ms; ${outcomes.join(', ')}\n`);
     expect(outcomes.filter((o) => o === 'landed').length).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('a push that lost its lease', () => {
+  it('moves no ref and fails E_LOCKED when the lease could not be renewed in time', async () => {
+    const s = await startStoreServer({ root: path.join(base, 'lease-lost'), leaseMs: 300, log: () => undefined });
+    try {
+      const dir = path.join(base, 'lease-local');
+      await fs.mkdir(dir);
+      const repo = await Repository.init(dir);
+      await fs.writeFile(path.join(dir, 'm.bin'), randomBytes(5000));
+      await commitFiles(repo, [path.join(dir, 'm.bin')], { message: 'm' });
+      const http = new HttpTransport(`${s.url}/r`);
+      // renewals never get through (a proxy dropping them, a stalled client) ...
+      const inner = http as unknown as { request: (a: { path: string }, ...rest: unknown[]) => Promise<unknown> };
+      const request = inner.request.bind(http);
+      inner.request = (a, ...rest) => (a.path.startsWith('?renew=') ? Promise.reject(remoteError(http.url, 'renewal dropped', { status: 503 })) : request(a, ...rest));
+      // ... while the uploads take longer than the lease lives
+      const slow = new Proxy(http, {
+        get(target, prop) {
+          if (prop === 'put') return async (...args: Parameters<Transport['put']>) => (await sleep(400), target.put(...args));
+          const v = Reflect.get(target, prop) as unknown;
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+      await expect(push(repo, slow, { refs: ['main'] })).rejects.toMatchObject({ code: 'E_LOCKED', message: expect.stringContaining('lease') });
+      expect(await http.readRef('refs/heads/main')).toBeNull();
+      await http.close();
+    } finally {
+      await s.close();
+    }
+  });
 });
