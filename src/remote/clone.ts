@@ -5,6 +5,8 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { validateManifest } from '../core/validateMeta.js';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import { checkout, type CheckoutResult } from '../repo/checkout.js';
@@ -37,12 +39,31 @@ export interface CloneResult {
   checkout?: CheckoutResult;
 }
 
-async function isEmptyOrMissing(dir: string): Promise<boolean> {
+/** Whether `dir` can become the clone: missing, or an empty folder. A file is refused. */
+async function checkTarget(dir: string): Promise<'missing' | 'empty'> {
+  const st = await fs.lstat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+  if (!st) return 'missing';
+  if (!st.isDirectory()) throw new CkptError('E_EXISTS', `${dir} exists and is not a folder`, { dir });
+  if ((await fs.readdir(dir)).length > 0) throw new CkptError('E_EXISTS', `${dir} exists and is not empty`, { dir });
+  return 'empty';
+}
+
+function alive(pid: number): boolean {
   try {
-    return (await fs.readdir(dir)).length === 0;
+    process.kill(pid, 0);
+    return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
-    throw e;
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Work folders of clones into `root` whose process is gone (killed midway): removed. */
+async function removeDeadWorkDirs(root: string): Promise<void> {
+  const parent = path.dirname(root);
+  const prefix = `.${path.basename(root)}.clone-`;
+  for (const name of await fs.readdir(parent).catch(() => [] as string[])) {
+    const pid = name.startsWith(prefix) ? Number(/^(\d+)-[0-9a-f]+$/.exec(name.slice(prefix.length))?.[1]) : NaN;
+    if (Number.isSafeInteger(pid) && !alive(pid)) await fs.rm(path.join(parent, name), { recursive: true, force: true });
   }
 }
 
@@ -54,20 +75,27 @@ export function cloneDirFor(url: string): string {
   return name;
 }
 
+/**
+ * The clone is built in a work folder beside the target and renamed into place at the end, so
+ * a clone killed midway leaves no half-made target, and the next run (which removes work
+ * folders of dead clones) starts clean.
+ */
 export async function clone(url: string, dir: string, opts: CloneOptions = {}): Promise<CloneResult> {
   const root = path.resolve(dir);
-  if (!(await isEmptyOrMissing(root))) throw new CkptError('E_EXISTS', `${root} exists and is not empty`, { dir: root });
-  const created = !(await fs.stat(root).then(() => true, () => false));
-  await fs.mkdir(root, { recursive: true });
+  await checkTarget(root);
+  await fs.mkdir(path.dirname(root), { recursive: true });
+  await removeDeadWorkDirs(root);
+  const work = path.join(path.dirname(root), `.${path.basename(root)}.clone-${process.pid}-${randomBytes(4).toString('hex')}`);
+  await fs.mkdir(work);
   let t: Transport | undefined;
   try {
-    await Store.create(path.join(root, '.ckpt'), defaultConfig());
-    const repo = await Repository.open(root);
+    await Store.create(path.join(work, '.ckpt'), defaultConfig());
+    const repo = await Repository.open(work);
     // a relative path names a folder relative to where clone ran, not inside the new clone
     const remoteUrl = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url) ? url : path.resolve(url);
     const settings = { ...(opts.credentials ?? {}), ...(opts.partial ? { partial: true } : {}) };
     await addRemote(repo, 'origin', { url: remoteUrl, region: opts.region, endpoint: opts.endpoint }, settings);
-    const raw = await openRemoteTransport({ url: remoteUrl, region: opts.region, endpoint: opts.endpoint, ...settings }, root);
+    const raw = await openRemoteTransport({ url: remoteUrl, region: opts.region, endpoint: opts.endpoint, ...settings }, work);
     t = opts.wrap ? opts.wrap(raw) : raw;
     const fetched = await fetchRemote(repo, t, { remoteName: 'origin', jobs: opts.jobs, metadataOnly: opts.partial, onProgress: opts.onProgress });
     const heads = Object.keys(fetched.refs).filter((r) => r.startsWith('refs/heads/')).map((r) => r.slice(11));
@@ -82,12 +110,14 @@ export async function clone(url: string, dir: string, opts: CloneOptions = {}): 
       await adoptChunkSize(repo, head);
       if (!opts.noCheckout && !opts.partial) result.checkout = await checkout(repo, 'HEAD');
     }
+    if ((await checkTarget(root)) === 'empty') await fs.rmdir(root);
+    await fs.rename(work, root);
+    for (const f of result.checkout?.files ?? []) f.output = path.join(root, path.relative(work, f.output));
     return result;
   } catch (e) {
     await t?.close?.().catch(() => undefined);
     t = undefined;
-    if (created) await fs.rm(root, { recursive: true, force: true });
-    else await fs.rm(path.join(root, '.ckpt'), { recursive: true, force: true });
+    await fs.rm(work, { recursive: true, force: true });
     throw e;
   } finally {
     await t?.close?.();
@@ -99,8 +129,9 @@ async function adoptChunkSize(repo: Repository, head: ObjectId): Promise<void> {
   const tree = await repo.readTree((await repo.readCommit(head)).tree);
   const first = Object.values(tree.files)[0];
   if (!first) return;
-  const { chunkSize } = await repo.readManifest(first.manifest);
-  if (chunkSize && chunkSize !== repo.store.config.chunkSize) {
+  // a setting taken from a stranger: checked like the store's own (validateMeta.ts)
+  const { chunkSize } = validateManifest(first.manifest, await repo.readManifest(first.manifest), 'the cloned branch');
+  if (chunkSize !== repo.store.config.chunkSize) {
     repo.store.config.chunkSize = chunkSize;
     await repo.store.saveConfig();
   }

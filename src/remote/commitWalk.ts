@@ -4,9 +4,9 @@
  * Both sides write commits last and parents first, so a commit the other side has implies its
  * whole history is there too: the walk stops at it.
  */
-import { decodeCanonical } from '../core/canonical.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
+import { decodeCommit, decodeManifest, decodeTree } from '../core/validateMeta.js';
 import { mapLimit } from './parallel.js';
 
 export interface WalkSource {
@@ -35,6 +35,9 @@ export async function walkNewCommits(tips: Iterable<ObjectId>, src: WalkSource, 
   const w: Walked = { commits: [], meta: new Map(), contents: [], chunks: new Set(), manifests: new Map() };
   const commits = new Map<ObjectId, Commit>();
   const seen = new Set<ObjectId>();
+  // who named each commit, for an error that says where a wrong kind of object came from
+  const namedBy = new Map<ObjectId, string>();
+  for (const t of tips) namedBy.set(t, 'a ref');
   let frontier = [...new Set(tips)];
   while (frontier.length) {
     const todo: ObjectId[] = [];
@@ -47,9 +50,10 @@ export async function walkNewCommits(tips: Iterable<ObjectId>, src: WalkSource, 
     const loaded = await mapLimit(fresh, jobs, async (id) => ({ id, bytes: await src.read(id) }));
     frontier = [];
     for (const { id, bytes } of loaded) {
-      const c = decodeCanonical<Commit>(bytes);
+      const c = decodeCommit(id, bytes, namedBy.get(id));
       commits.set(id, c);
       w.meta.set(id, bytes);
+      for (const p of c.parents) if (!namedBy.has(p)) namedBy.set(p, `commit ${id} (as a parent)`);
       frontier.push(...c.parents);
     }
   }
@@ -71,29 +75,35 @@ export async function walkNewCommits(tips: Iterable<ObjectId>, src: WalkSource, 
   };
   for (const id of [...commits.keys()].sort()) place(id);
 
-  const trees: { tree: ObjectId; chunks: boolean }[] = [];
+  const trees: { tree: ObjectId; chunks: boolean; commit: ObjectId }[] = [];
   for (const id of w.commits) {
     const c = commits.get(id)!;
     const skip = (await src.skipChunks?.(id)) ?? false;
-    trees.push({ tree: c.tree, chunks: !skip });
-    if (c.code?.files) trees.push({ tree: c.code.files, chunks: true });
+    trees.push({ tree: c.tree, chunks: !skip, commit: id });
+    if (c.code?.files) trees.push({ tree: c.code.files, chunks: true, commit: id });
   }
+  const treeCommit = new Map<ObjectId, ObjectId>();
+  for (const t of trees) if (!treeCommit.has(t.tree)) treeCommit.set(t.tree, t.commit);
   const treeObjs = new Map<ObjectId, Tree>();
   const wantTree = new Map<ObjectId, boolean>();
   for (const t of trees) wantTree.set(t.tree, (wantTree.get(t.tree) ?? false) || t.chunks);
   await mapLimit([...wantTree.keys()], jobs, async (id) => {
     const bytes = await src.read(id);
     w.meta.set(id, bytes);
-    treeObjs.set(id, decodeCanonical<Tree>(bytes));
+    treeObjs.set(id, decodeTree(id, bytes, treeCommit.get(id)));
   });
   const manifestIds = new Map<ObjectId, boolean>();
+  const manifestOf = new Map<ObjectId, string>();
   for (const [id, tree] of treeObjs) {
-    for (const e of Object.values(tree.files)) manifestIds.set(e.manifest, (manifestIds.get(e.manifest) ?? false) || wantTree.get(id)!);
+    for (const [p, e] of Object.entries(tree.files)) {
+      manifestIds.set(e.manifest, (manifestIds.get(e.manifest) ?? false) || wantTree.get(id)!);
+      if (!manifestOf.has(e.manifest)) manifestOf.set(e.manifest, `entry ${JSON.stringify(p)} of tree ${id}`);
+    }
   }
   await mapLimit([...manifestIds.keys()], jobs, async (id) => {
     const bytes = await src.read(id);
     w.meta.set(id, bytes);
-    const m = decodeCanonical<Manifest>(bytes);
+    const m = decodeManifest(id, bytes, manifestOf.get(id));
     w.manifests.set(id, m);
     if (manifestIds.get(id)) for (const s of m.segments) for (const [chunk] of s.chunks) w.chunks.add(chunk);
   });

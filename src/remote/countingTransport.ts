@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { parseKey, type KeyKind } from '../store/objectKeys.js';
-import type { KeyInfo, PutBody, Transport } from './transport.js';
+import type { GetToFileOptions, KeyInfo, PutBody, Transport } from './transport.js';
 
 export interface TransferCounts {
   /** Object and ref bytes uploaded. */
@@ -30,6 +30,12 @@ export class CountingTransport implements Transport {
 
   get url(): string {
     return this.inner.url;
+  }
+
+  /** The inner transport's lock, when it has one. */
+  get lockShared(): Transport['lockShared'] {
+    const inner = this.inner;
+    return inner.lockShared ? (purpose) => inner.lockShared!(purpose) : undefined;
   }
 
   private sent(key: string, n: number): void {
@@ -63,9 +69,9 @@ export class CountingTransport implements Transport {
     return b;
   }
 
-  async getToFile(key: string, dest: string): Promise<void> {
+  async getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void> {
     this.counts.requests++;
-    await this.inner.getToFile(key, dest);
+    await this.inner.getToFile(key, dest, opts);
     this.received(key, (await fs.stat(dest)).size);
   }
 

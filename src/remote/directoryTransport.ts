@@ -9,10 +9,12 @@
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { NotFoundError } from '../core/errors.js';
+import { CkptError, NotFoundError } from '../core/errors.js';
 import { parseKey } from '../store/objectKeys.js';
 import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from '../store/atomicFile.js';
-import { withLock } from '../store/lockFile.js';
+import { withLock, type Lock } from '../store/lockFile.js';
+import { acquireShared } from '../store/storeLocks.js';
+import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
   decodeRef,
@@ -27,6 +29,8 @@ import {
   streamToVerifiedFile,
   verifyBytes,
   writeAll,
+  maxResponseBytes,
+  type GetToFileOptions,
   type KeyInfo,
   type PutBody,
   type Transport,
@@ -125,6 +129,9 @@ export class DirectoryTransport implements Transport {
     if (!range) {
       let bytes: Buffer;
       try {
+        // a folder remote is another's store too: its objects are read only up to their kind's bound
+        const st = await fs.stat(file);
+        if (st.isFile() && st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
         bytes = await fs.readFile(file);
       } catch (e) {
         if (isMissing(e)) throw this.notFound(key);
@@ -158,16 +165,21 @@ export class DirectoryTransport implements Transport {
     }
   }
 
-  async getToFile(key: string, dest: string): Promise<void> {
+  async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     const file = this.fileFor(key);
+    let size: number;
     try {
-      await fs.access(file);
+      size = (await fs.stat(file)).size;
     } catch (e) {
       if (isMissing(e)) throw this.notFound(key);
       throw e;
     }
-    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20 }), dest, this.url);
+    if (opts.size !== undefined && size !== opts.size) {
+      throw remoteError(this.url, `${key} has ${size} bytes, its index says ${opts.size}`, { key });
+    }
+    // read no further than the size seen: a file that grows meanwhile does not feed us forever
+    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0 }), dest, this.url);
   }
 
   async put(key: string, body: PutBody): Promise<void> {
@@ -244,6 +256,26 @@ export class DirectoryTransport implements Transport {
     return path.join(this.locksDir, ...`${ref}.lock`.split('/'));
   }
 
+  /**
+   * The store's shared lock (storeLocks.ts), the same file a local commit takes: gc on this
+   * folder, from any process, waits for it and then sees what was written under it.
+   */
+  lockShared(purpose: string): Promise<Lock> {
+    return acquireShared(this.locksDir, purpose);
+  }
+
+  /** A ref cannot be a file where another ref needs a folder, or the reverse (`fd` and `fd/sub`). */
+  private async assertNoFolderConflict(ref: string): Promise<void> {
+    const parts = ref.split('/');
+    for (let i = 2; i < parts.length; i++) {
+      const other = parts.slice(0, i).join('/');
+      const st = await fs.lstat(this.fileFor(other)).catch(() => undefined);
+      if (st && !st.isDirectory()) throw new CkptError('E_REF_CONFLICT', `ref ${ref} cannot exist beside ref ${other}`, { ref, other });
+    }
+    const st = await fs.lstat(this.fileFor(ref)).catch(() => undefined);
+    if (st?.isDirectory()) throw new CkptError('E_REF_CONFLICT', `ref ${ref} cannot exist: refs under ${ref}/ exist`, { ref });
+  }
+
   async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
     refName(ref);
     const data = next === null ? undefined : encodeRef(next);
@@ -251,6 +283,7 @@ export class DirectoryTransport implements Transport {
     await withLock(
       this.refLockFile(ref),
       async () => {
+        if (data) await this.assertNoFolderConflict(ref);
         const current = await this.readRef(ref);
         if (current !== expected) throw refConflict(ref, expected, current);
         const file = this.fileFor(ref);

@@ -131,7 +131,8 @@ async function fetchChunks(
     const have = await fs.stat(dest).then((s) => s.size === p.packSize, () => false);
     if (have) result.packs.reused++;
     else {
-      await t.getToFile(packKey(p.pack), dest);
+      // the remote's index file says how big the pack is: a longer answer is cut off there
+      await t.getToFile(packKey(p.pack), dest, { size: p.packSize });
       result.packs.fetched++;
       result.packs.bytes += p.packSize;
     }

@@ -24,18 +24,28 @@ import {
   remoteError,
   streamToVerifiedFile,
   verifyBytes,
+  maxResponseBytes,
+  REF_OBJECT_MAX,
+  SMALL_OBJECT_MAX,
+  type GetToFileOptions,
   type KeyInfo,
   type PutBody,
+  type RemoteLock,
   type Transport,
 } from './transport.js';
+import { clientLimits, guardStream, StallError, type StallLimits } from './stallGuard.js';
 
 export interface HttpTransportOptions {
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
   /** Extra attempts after a connection error or 5xx; default 2. */
   retries?: number;
-  /** A connection silent this long is dropped (and retried when that is safe); default 60 s. */
+  /** A connection silent this long is dropped (and retried when that is safe); default the stall timeout. */
   idleTimeoutMs?: number;
+  /** No progress for this long ends a transfer (default $CKPT_STALL_TIMEOUT or 60 s). */
+  stallMs?: number;
+  /** One request, body included, ends by then (default $CKPT_DEADLINE or 6 h). */
+  deadlineMs?: number;
   /** First retry delay, quadrupled per attempt; default 200 ms. */
   retryDelayMs?: number;
 }
@@ -63,15 +73,18 @@ class Transient extends Error {
 const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED']);
 
 function isTransient(e: unknown): boolean {
-  if (e instanceof Transient) return true;
+  if (e instanceof Transient || e instanceof StallError) return true;
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
   return (code !== undefined && RETRYABLE_CODES.has(code)) || (e as Error | undefined)?.message === 'socket hang up';
 }
 
-async function readAll(res: http.IncomingMessage): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of res as AsyncIterable<Buffer>) parts.push(chunk);
-  return Buffer.concat(parts);
+const ERROR_MAX = 64 * 1024;
+
+function contentLength(res: http.IncomingMessage): number | undefined {
+  const h = res.headers['content-length'];
+  if (h === undefined) return undefined;
+  const n = Number(h);
+  return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
 export class HttpTransport implements Transport {
@@ -80,12 +93,17 @@ export class HttpTransport implements Transport {
   private readonly basePath: string;
   private readonly agent: http.Agent;
   private readonly client: typeof http | typeof https;
+  private readonly limits: StallLimits;
 
   constructor(
     url: string,
     private readonly options: HttpTransportOptions = {},
   ) {
-    this.base = new URL(url);
+    try {
+      this.base = new URL(url);
+    } catch {
+      throw new UsageError(`not a valid URL: ${url}`);
+    }
     if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') {
       throw new UsageError(`not an http(s) URL: ${url}`);
     }
@@ -95,6 +113,18 @@ export class HttpTransport implements Transport {
     this.url = `${this.base.origin}${this.basePath}`;
     this.client = this.base.protocol === 'https:' ? https : http;
     this.agent = new this.client.Agent({ keepAlive: true, maxSockets: 16 });
+    this.limits = clientLimits({ stallMs: options.stallMs, deadlineMs: options.deadlineMs });
+  }
+
+  /** A response under the stall guard: at most `max` bytes, exactly `exact` when given. */
+  private guarded(res: http.IncomingMessage, max: number, what: string, exact?: number): AsyncGenerator<Uint8Array> {
+    return guardStream(res, { ...this.limits, max, expected: exact, declared: contentLength(res), what: `${this.url}: ${what}` });
+  }
+
+  private async readAll(res: http.IncomingMessage, max: number, what: string, exact?: number): Promise<Buffer> {
+    const parts: Uint8Array[] = [];
+    for await (const c of this.guarded(res, max, what, exact)) parts.push(c);
+    return Buffer.concat(parts);
   }
 
   /** One request; resolves with the response whatever its status, unread. */
@@ -115,10 +145,19 @@ export class HttpTransport implements Transport {
         },
         resolve,
       );
-      req.setTimeout(this.options.idleTimeoutMs ?? 60_000, () => {
+      req.setTimeout(this.options.idleTimeoutMs ?? this.limits.stallMs, () => {
         req.destroy(Object.assign(new Error(`no answer from ${this.url}`), { code: 'ETIMEDOUT' }));
       });
       req.on('error', reject);
+      // once the request is sent, the answer's head must come within the stall timeout
+      req.on('finish', () => {
+        const wait = setTimeout(() => {
+          req.destroy(Object.assign(new Error(`no answer from ${this.url} within ${this.limits.stallMs} ms`), { code: 'ETIMEDOUT' }));
+        }, this.limits.stallMs);
+        wait.unref();
+        req.once('response', () => clearTimeout(wait));
+        req.once('close', () => clearTimeout(wait));
+      });
       if (body === undefined) {
         req.end();
       } else if (body instanceof Uint8Array) {
@@ -152,13 +191,20 @@ export class HttpTransport implements Transport {
         const res = await this.attempt(a);
         const status = res.statusCode ?? 0;
         if (status >= 500) {
-          const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
+          const text = (await this.readAll(res, ERROR_MAX, 'error answer').catch(() => Buffer.alloc(0))).toString('utf8');
           throw new Transient(`${a.method} ${key}: HTTP ${status} ${text.slice(0, 200)}`, status);
         }
         if (status >= 400) throw await this.failure(res, a, key);
-        return await use(res);
+        try {
+          return await use(res);
+        } catch (e) {
+          // an answer we stopped reading (too long, stalled) must not keep its socket busy
+          res.destroy();
+          throw e;
+        }
       } catch (e) {
         if (i >= retries || !isTransient(e)) {
+          if (e instanceof StallError) throw e;
           if (isTransient(e)) {
             throw remoteError(this.url, (e as Error).message, { key, status: (e as Transient).status });
           }
@@ -171,7 +217,7 @@ export class HttpTransport implements Transport {
 
   private async failure(res: http.IncomingMessage, a: Attempt, key: string): Promise<Error> {
     const status = res.statusCode ?? 0;
-    const text = (await readAll(res).catch(() => Buffer.alloc(0))).toString('utf8');
+    const text = (await this.readAll(res, ERROR_MAX, 'error answer').catch(() => Buffer.alloc(0))).toString('utf8');
     let info: { error?: string; actual?: unknown } = {};
     try {
       info = JSON.parse(text) as typeof info;
@@ -186,6 +232,8 @@ export class HttpTransport implements Transport {
         return new CkptError('E_AUTH', `${this.url}: ${detail}`, { url: this.url, status });
       case 404:
         return new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
+      case 409:
+        return new CkptError('E_REF_CONFLICT', `${this.url}: ${detail}`, { url: this.url, key, status });
       case 412:
         return new RefConflictError(key, null, parseActual(info.actual));
       case 422: {
@@ -199,7 +247,9 @@ export class HttpTransport implements Transport {
 
   async list(prefix: string): Promise<KeyInfo[]> {
     listPrefix(prefix);
-    const body = await this.request({ method: 'GET', path: `?list=${encodeURIComponent(prefix)}` }, true, readAll);
+    const body = await this.request({ method: 'GET', path: `?list=${encodeURIComponent(prefix)}` }, true, (res) =>
+      this.body(res, SMALL_OBJECT_MAX, `listing of ${prefix}`),
+    );
     let items: unknown;
     try {
       items = JSON.parse(body.toString('utf8'));
@@ -209,9 +259,9 @@ export class HttpTransport implements Transport {
     if (!Array.isArray(items)) throw remoteError(this.url, 'listing is not an array');
     const out: KeyInfo[] = [];
     for (const it of items as { key?: unknown; size?: unknown }[]) {
-      if (typeof it?.key !== 'string' || typeof it.size !== 'number') throw remoteError(this.url, 'bad listing entry');
+      if (typeof it?.key !== 'string' || !Number.isSafeInteger(it.size) || (it.size as number) < 0) throw remoteError(this.url, 'bad listing entry');
       // a server is not trusted to hand back only keys we asked for
-      if (it.key.startsWith(prefix) && parseKey(it.key)) out.push({ key: it.key, size: it.size });
+      if (it.key.startsWith(prefix) && parseKey(it.key)) out.push({ key: it.key, size: it.size as number });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
@@ -221,7 +271,9 @@ export class HttpTransport implements Transport {
     try {
       return await this.request({ method: 'HEAD', path: key }, true, async (res) => {
         res.resume();
-        return { key, size: Number(res.headers['content-length'] ?? 0) };
+        const size = contentLength(res);
+        if (size === undefined) throw remoteError(this.url, `HEAD ${key}: no valid Content-Length`, { key });
+        return { key, size };
       });
     } catch (e) {
       if (e instanceof NotFoundError) return undefined;
@@ -232,7 +284,7 @@ export class HttpTransport implements Transport {
   async get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
     readableKey(key);
     if (!range) {
-      const bytes = await this.request({ method: 'GET', path: key }, true, (res) => this.body(res));
+      const bytes = await this.request({ method: 'GET', path: key }, true, (res) => this.body(res, maxResponseBytes(key), key));
       verifyBytes(key, bytes, this.url);
       return bytes;
     }
@@ -247,8 +299,12 @@ export class HttpTransport implements Transport {
         { method: 'GET', path: key, headers: { Range: `bytes=${offset}-${offset + length - 1}` } },
         true,
         async (res) => {
-          const bytes = await this.body(res);
-          if (res.statusCode !== 206 || bytes.byteLength !== length) {
+          if (res.statusCode !== 206) {
+            res.destroy();
+            throw remoteError(this.url, `range ${offset}+${length} of ${key}: HTTP ${res.statusCode} instead of 206`, { key });
+          }
+          const bytes = await this.body(res, length, `range ${offset}+${length} of ${key}`, length);
+          if (bytes.byteLength !== length) {
             throw remoteError(this.url, `range ${offset}+${length} of ${key}: got ${bytes.byteLength} bytes`, { key });
           }
           return bytes;
@@ -263,19 +319,21 @@ export class HttpTransport implements Transport {
   }
 
   /** Reads a response body; a cut connection mid-body becomes retryable. */
-  private async body(res: http.IncomingMessage): Promise<Buffer> {
+  private async body(res: http.IncomingMessage, max: number, what: string, exact?: number): Promise<Buffer> {
     try {
-      return await readAll(res);
+      return await this.readAll(res, max, what, exact);
     } catch (e) {
+      if (e instanceof CkptError) throw e;
       throw new Transient(`${this.url}: transfer interrupted: ${(e as Error).message}`);
     }
   }
 
-  async getToFile(key: string, dest: string): Promise<void> {
+  async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     await this.request({ method: 'GET', path: key }, true, async (res) => {
       try {
-        await streamToVerifiedFile(key, res, dest, this.url);
+        const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
+        await streamToVerifiedFile(key, this.guarded(res, max, key, opts.size), dest, this.url);
       } catch (e) {
         if (e instanceof CkptError) throw e;
         throw new Transient(`${this.url}: transfer of ${key} interrupted: ${(e as Error).message}`);
@@ -316,7 +374,7 @@ export class HttpTransport implements Transport {
   async readRef(ref: string): Promise<string | null> {
     refName(ref);
     try {
-      const bytes = await this.request({ method: 'GET', path: ref }, true, (res) => this.body(res));
+      const bytes = await this.request({ method: 'GET', path: ref }, true, (res) => this.body(res, REF_OBJECT_MAX, ref));
       return decodeRef(ref, bytes);
     } catch (e) {
       if (e instanceof NotFoundError) return null;
@@ -350,6 +408,71 @@ export class HttpTransport implements Transport {
       if (state.attempts > 1 && actual === next) return;
       throw refConflict(ref, expected, actual);
     }
+  }
+
+  /**
+   * A lease on the server's shared store lock (storeLeases.ts), renewed every third of its
+   * life. While gc holds the store the server says 503 at once, and this asks again until
+   * $CKPT_LOCK_WAIT seconds (default 30 min) have passed. A lease that could not be renewed in
+   * time is lost: check() then throws, and the push stops before it moves a ref.
+   */
+  async lockShared(purpose: string): Promise<RemoteLock> {
+    const waitS = Number(process.env.CKPT_LOCK_WAIT ?? 1800);
+    const deadline = Date.now() + (Number.isFinite(waitS) && waitS >= 0 ? waitS : 1800) * 1000;
+    let granted: { lease: string; ttlMs: number };
+    for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
+      try {
+        const body = await this.request({ method: 'POST', path: `?lock=${encodeURIComponent(purpose)}` }, false, (res) =>
+          this.body(res, ERROR_MAX, 'lease'),
+        );
+        const v = JSON.parse(body.toString('utf8')) as { lease?: unknown; ttlMs?: unknown };
+        if (typeof v.lease !== 'string' || !/^[0-9a-f]{32}$/.test(v.lease) || !Number.isSafeInteger(v.ttlMs) || (v.ttlMs as number) < 100) {
+          throw remoteError(this.url, 'malformed lease answer');
+        }
+        granted = { lease: v.lease, ttlMs: v.ttlMs as number };
+        break;
+      } catch (e) {
+        if (e instanceof SyntaxError) throw remoteError(this.url, 'malformed lease answer');
+        if (e instanceof CkptError && e.data.status === 503 && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, pause));
+          continue;
+        }
+        // a server from before leases: it has no gc protocol to join
+        if (e instanceof CkptError && e.data.status === 405) return { release: async () => undefined };
+        if (e instanceof CkptError && e.data.status === 503) {
+          throw new CkptError('E_LOCKED', `${this.url}: the store stayed locked (gc?) for ${waitS} s: ${e.message}`, { url: this.url });
+        }
+        throw e;
+      }
+    }
+    const { lease, ttlMs } = granted;
+    let lastRenewed = Date.now();
+    let lost: string | undefined;
+    const renew = async () => {
+      try {
+        await this.request({ method: 'POST', path: `?renew=${lease}` }, false, async (res) => void res.resume());
+        lastRenewed = Date.now();
+      } catch (e) {
+        if (e instanceof NotFoundError) lost = 'the server released it';
+      }
+      if (!lost && Date.now() - lastRenewed >= ttlMs) lost = `not renewed within ${ttlMs} ms`;
+    };
+    let renewing: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      renewing ??= renew().finally(() => (renewing = undefined));
+    }, Math.max(50, Math.floor(ttlMs / 3)));
+    timer.unref();
+    return {
+      check: () => {
+        if (!lost && Date.now() - lastRenewed >= ttlMs) lost = `not renewed within ${ttlMs} ms`;
+        if (lost) throw new CkptError('E_LOCKED', `${this.url}: lost the lease on the store's lock (${lost}); nothing was published, run again`, { url: this.url });
+      },
+      release: async () => {
+        clearInterval(timer);
+        await renewing;
+        await this.request({ method: 'DELETE', path: `?lease=${lease}` }, true, async (res) => void res.resume()).catch(() => undefined);
+      },
+    };
   }
 
   async close(): Promise<void> {

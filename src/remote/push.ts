@@ -108,8 +108,23 @@ export async function push(repo: Repository, t: Transport, opts: PushOptions = {
   }
 }
 
+/**
+ * Holds the remote store's shared lock (a lock file in a folder remote, a lease from `ckpt
+ * serve`) from before the remote is first read until its refs have moved: gc on the remote
+ * waits for it, so it cannot mark what is reachable before the ref moves and then sweep the
+ * uploads as garbage.
+ */
 async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Promise<PushResult> {
   const jobs = checkJobs(opts.jobs);
+  const remoteLock = await t.lockShared?.('push');
+  try {
+    return await pushUnderRemoteLock(repo, t, opts, jobs, () => remoteLock?.check?.());
+  } finally {
+    await remoteLock?.release();
+  }
+}
+
+async function pushUnderRemoteLock(repo: Repository, t: Transport, opts: PushOptions, jobs: number, stillLocked: () => void): Promise<PushResult> {
   const store = repo.store;
   const wanted = await selectRefs(repo, opts);
   const result: PushResult = { remote: t.url, updates: [], commits: 0, chunks: 0, packs: { sent: 0, reused: 0, bytes: 0 }, meta: 0 };
@@ -190,6 +205,8 @@ async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Pr
   }
 
   for (const u of todo) {
+    // a lease lost while uploading (the client stalled past it) no longer keeps gc out
+    stillLocked();
     await swapRef(repo, t, u.ref, u.old, u.next, opts.force ?? false);
     result.updates.push({ ref: u.ref, old: u.old, new: u.next, status: u.status });
     const branch = /^refs\/heads\/(.+)$/.exec(u.ref)?.[1];

@@ -4,7 +4,6 @@
  * and are never written to the shared file. Without stored credentials, HTTP uses $CKPT_TOKEN and
  * S3 the SDK's standard chain (environment, profile, SSO, instance role).
  */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { Repository } from '../repo/repository.js';
@@ -53,9 +52,8 @@ async function updateLocalSettings(repo: Repository, name: string, settings: Loc
   const remotes = { ...(cfg.remotes ?? {}) };
   if (settings && Object.keys(settings).length > 0) remotes[name] = { ...(remotes[name] ?? {}), ...settings };
   else delete remotes[name];
-  await writeFileAtomic(localFile(repo), `${JSON.stringify({ ...cfg, remotes }, null, 2)}\n`, repo.store.tmpDir);
-  // it holds credentials: readable by the owner only
-  await fs.chmod(localFile(repo), 0o600);
+  // it holds credentials: created readable by the owner only, in the same step that creates it
+  await writeFileAtomic(localFile(repo), `${JSON.stringify({ ...cfg, remotes }, null, 2)}\n`, repo.store.tmpDir, 0o600);
 }
 
 export async function addRemote(

@@ -38,10 +38,13 @@ import {
   remoteError,
   streamToVerifiedFile,
   verifyBytes,
+  maxResponseBytes,
+  type GetToFileOptions,
   type KeyInfo,
   type PutBody,
   type Transport,
 } from './transport.js';
+import { clientLimits, guardStream, readGuarded, StallError, type StallLimits } from './stallGuard.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -93,6 +96,7 @@ export class S3Transport implements Transport {
   private readonly client: S3Client;
   private readonly partSize: number;
   private readonly concurrency: number;
+  private readonly limits: StallLimits;
 
   constructor(url: string, options: S3TransportOptions = {}) {
     ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(url));
@@ -100,7 +104,10 @@ export class S3Transport implements Transport {
     this.partSize = options.partSize ?? 16 * 1024 * 1024;
     if (this.partSize < 5 * 1024 * 1024) throw new UsageError('S3 parts must be at least 5 MiB');
     this.concurrency = Math.max(1, options.concurrency ?? 4);
+    this.limits = clientLimits();
     this.client = new S3Client({
+      // a server that accepts the connection and then says nothing is given up on, as over HTTP
+      requestHandler: { requestTimeout: this.limits.stallMs, connectionTimeout: this.limits.stallMs },
       region: options.region ?? 'us-east-1',
       endpoint: options.endpoint,
       forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
@@ -175,7 +182,7 @@ export class S3Transport implements Transport {
     readableKey(key);
     if (!range) {
       const r = await this.getObject(key);
-      const bytes = await r.Body!.transformToByteArray();
+      const bytes = await this.readBody(r.Body as Readable, maxResponseBytes(key), key, r.ContentLength);
       verifyBytes(key, bytes, this.url);
       return bytes;
     }
@@ -186,7 +193,7 @@ export class S3Transport implements Transport {
       return new Uint8Array(0);
     }
     const r = await this.getObject(key, `bytes=${offset}-${offset + length - 1}`);
-    let bytes = await r.Body!.transformToByteArray();
+    let bytes: Uint8Array = await this.readBody(r.Body as Readable, offset + length, `range ${offset}+${length} of ${key}`, r.ContentLength);
     // some S3-compatible servers send more than asked: the whole object (no Content-Range), or
     // everything from the offset on (s3rver reads bytes=0-0 as bytes=0-)
     if (bytes.byteLength > length) {
@@ -200,16 +207,31 @@ export class S3Transport implements Transport {
     return bytes;
   }
 
-  async getToFile(key: string, dest: string): Promise<void> {
+  /** A body read whole under the stall guard, at most `max` bytes. */
+  private async readBody(body: Readable, max: number, what: string, declared: number | undefined): Promise<Buffer> {
+    try {
+      return await readGuarded(body, { ...this.limits, max, declared, what: `${this.url}: ${what}` });
+    } catch (e) {
+      throw this.fail(e, `read ${what}`, what);
+    }
+  }
+
+  async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     for (let attempt = 0; ; attempt++) {
       const r = await this.getObject(key);
       try {
-        await streamToVerifiedFile(key, r.Body as Readable, dest, this.url);
+        const body = r.Body as Readable;
+        if (opts.size !== undefined && r.ContentLength !== undefined && r.ContentLength !== opts.size) {
+          body.destroy();
+          throw remoteError(this.url, `${key} has ${r.ContentLength} bytes, its index says ${opts.size}`, { key });
+        }
+        const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
+        await streamToVerifiedFile(key, guardStream(body, { ...this.limits, max, expected: opts.size, what: `${this.url}: ${key}` }), dest, this.url);
         return;
       } catch (e) {
         // the SDK retries requests, not a body cut mid-stream: do that here, twice
-        if (e instanceof CkptError || attempt >= 2) throw this.fail(e, `download ${key}`, key);
+        if ((e instanceof CkptError && !(e instanceof StallError)) || attempt >= 2) throw this.fail(e, `download ${key}`, key);
       }
     }
   }

@@ -9,15 +9,27 @@
  *   PUT      /<repo>/<object key>     201 stored, 200 already there, 422 bytes do not match the key
  *   PUT      /<repo>/refs/...         body "<id>\n" with If-Match: "<old>" or If-None-Match: *;
  *                                    412 with {actual} when the ref holds something else
- *   DELETE   /<repo>/<object key>     204
+ *   DELETE   /<repo>/<object key>     204; needs the admin token when the server has tokens
  *   DELETE   /<repo>/refs/...         If-Match: "<old>"
  *   GET      /<repo>/view             the `ckpt view` page of the store (HTML)
+ *   POST     /<repo>/?lock=<purpose>  201 {lease, ttlMs}: the store's shared lock, held for a push
+ *   POST     /<repo>/?renew=<lease>   200, or 404 when the lease expired
+ *   DELETE   /<repo>/?lease=<lease>   204
  *
- * <repo> is one path segment; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that exists. Auth: with a readToken, reads need it (or the write token); with a writeToken, writes
- * need it and a read token on a write gets 403; a server with only a readToken is read-only.
+ * <repo> is one path segment; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that exists.
+ * Auth: with a readToken, reads need it (or a write or admin token); with a writeToken, writes
+ * need it (or the admin token) and a read token on a write gets 403; a server with only a
+ * readToken is read-only. Deleting an object needs the adminToken: a pusher can add objects and
+ * move refs but cannot destroy history (restic rest-server's --append-only).
+ *
+ * Nothing a client sends is trusted: no path component under the root may be a symlink (every
+ * one is checked with lstat, files are opened with O_NOFOLLOW); bodies stream to tmp/ under a
+ * per-kind size limit checked against Content-Length before a byte is read; slow headers, slow
+ * bodies and idle connections are cut; uploads beyond a cap get 503; a ref moves only to a
+ * commit whose every object the store holds (commitComplete.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -25,7 +37,10 @@ import { pipeline } from 'node:stream/promises';
 import { CkptError, CorruptObjectError, RefConflictError } from '../core/errors.js';
 import { isObjectId } from '../core/objectId.js';
 import { parseKey } from '../store/objectKeys.js';
+import { assertCommitComplete } from './commitComplete.js';
 import { DirectoryTransport, resolveStoreDir } from './directoryTransport.js';
+import { guardStream, StallError, TooLargeError } from './stallGuard.js';
+import { StoreLeases } from './storeLeases.js';
 import { listPrefix } from './transport.js';
 import { serveView } from '../view/serveView.js';
 
@@ -44,8 +59,24 @@ export interface StoreServerOptions {
   port?: number;
   readToken?: string;
   writeToken?: string;
-  /** Largest request body accepted; default 1 GiB. */
+  /** Needed to delete objects; without it a server with tokens deletes nothing. */
+  adminToken?: string;
+  /** Largest request body accepted (packs); default 1 GiB. */
   maxBodyBytes?: number;
+  /** Largest metadata object or index file accepted; default 16 MiB. */
+  maxSmallBodyBytes?: number;
+  /** Uploads in progress at once; more get 503. Default 8. */
+  maxUploads?: number;
+  /** Request headers must arrive within this; default 30 s. */
+  headersTimeoutMs?: number;
+  /** A whole request, body included, must arrive within this; default 2 h. */
+  requestTimeoutMs?: number;
+  /** A connection or body without progress this long is cut; default 60 s. */
+  idleTimeoutMs?: number;
+  /** How long a push's lease on the store lock lives unless renewed; default 60 s. */
+  leaseMs?: number;
+  /** Refuse a ref update to a commit the store does not wholly hold; default true. */
+  verifyRefTargets?: boolean;
   /** Called once per request; default writes one line to stderr. */
   log?: (line: string, entry: RequestLogEntry) => void;
   /** close() lets in-flight requests run this long before cutting their connections; default 30 s. */
@@ -99,8 +130,13 @@ function statusOf(e: unknown): number {
   if (e instanceof HttpError) return e.status;
   if (e instanceof RefConflictError) return 412;
   if (e instanceof CorruptObjectError) return 422;
+  if (e instanceof TooLargeError) return 413;
+  if (e instanceof StallError) return 408;
+  if ((e as NodeJS.ErrnoException).code === 'ELOOP') return 400;
   if (e instanceof CkptError) {
     switch (e.code) {
+      case 'E_REF_CONFLICT':
+        return 409;
       case 'E_USAGE':
         return 400;
       case 'E_NOT_FOUND':
@@ -129,9 +165,28 @@ function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
 }
 
+/** lstat of each existing component of `rel` under `base`: a symlink anywhere is refused. */
+async function assertNoSymlinks(base: string, rel: string[]): Promise<void> {
+  let p = base;
+  for (const c of rel) {
+    p = path.join(p, c);
+    const st = await fs.lstat(p).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e)));
+    if (!st) return;
+    if (st.isSymbolicLink()) throw new HttpError(400, `refusing to follow a symlink under the served root: ${printable(rel.join('/'))}`);
+  }
+}
+
 export async function startStoreServer(options: StoreServerOptions): Promise<StoreServer> {
-  const { host = '127.0.0.1', port = 0, readToken, writeToken } = options;
+  const { host = '127.0.0.1', port = 0, readToken, writeToken, adminToken } = options;
   const maxBodyBytes = options.maxBodyBytes ?? 1024 ** 3;
+  const maxSmallBodyBytes = Math.min(options.maxSmallBodyBytes ?? 16 * 1024 ** 2, maxBodyBytes);
+  const maxUploads = options.maxUploads ?? 8;
+  const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
+  const requestTimeoutMs = options.requestTimeoutMs ?? 2 * 3600_000;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 60_000;
+  const verifyRefTargets = options.verifyRefTargets ?? true;
+  const leases = new StoreLeases(options.leaseMs ?? 60_000);
+  let uploads = 0;
   const graceMs = options.closeGraceMs ?? 30_000;
   const log =
     options.log ??
@@ -142,17 +197,27 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
   const root = await fs.realpath(path.resolve(options.root));
   let closing = false;
 
-  function authorize(req: http.IncomingMessage, write: boolean): void {
+  const open = readToken === undefined && writeToken === undefined && adminToken === undefined;
+
+  function authorize(req: http.IncomingMessage, level: 'read' | 'write' | 'admin'): void {
     const token = bearer(req);
     const challenge = { 'WWW-Authenticate': 'Bearer realm="ckpt"' };
-    if (write) {
-      if (writeToken === undefined && readToken === undefined) return;
-      if (tokenMatches(token, writeToken)) return;
+    if (open) return;
+    const admin = tokenMatches(token, adminToken);
+    if (level === 'admin') {
+      if (admin) return;
+      if (tokenMatches(token, writeToken) || tokenMatches(token, readToken)) {
+        throw new HttpError(403, adminToken === undefined ? 'this server deletes nothing (start it with --admin-token)' : 'deleting objects needs the admin token');
+      }
+      throw new HttpError(401, token === undefined ? 'the admin token is required' : 'invalid token', {}, challenge);
+    }
+    if (level === 'write') {
+      if (admin || tokenMatches(token, writeToken)) return;
       if (tokenMatches(token, readToken)) throw new HttpError(403, 'this token may only read');
       throw new HttpError(401, token === undefined ? 'a write token is required' : 'invalid token', {}, challenge);
     }
     if (readToken === undefined) return;
-    if (tokenMatches(token, readToken) || tokenMatches(token, writeToken)) return;
+    if (admin || tokenMatches(token, readToken) || tokenMatches(token, writeToken)) return;
     throw new HttpError(401, token === undefined ? 'a token is required' : 'invalid token', {}, challenge);
   }
 
@@ -166,17 +231,22 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     if (!SEGMENT_RE.test(repo)) throw new HttpError(400, 'bad repository name');
     const repoDir = path.resolve(root, repo);
     if (path.dirname(repoDir) !== root) throw new HttpError(400, 'bad repository name');
+    // no symlink under the root: not the repo, not its .ckpt, not anything on the way to a key
+    await assertNoSymlinks(root, [repo, '.ckpt']);
     const storeDir = await resolveStoreDir(repoDir);
-    // a symlink under the root (the repo, or its .ckpt) must not lead out of it
     const real = await realpathOfExisting(storeDir);
     if (!real.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
+    const rel = key.split('/').filter(Boolean);
+    await assertNoSymlinks(storeDir, rel);
+    for (const d of ['tmp', 'locks', 'objects', 'refs']) await assertNoSymlinks(storeDir, [d]);
     return { store: new DirectoryTransport(storeDir), key };
   }
 
-  async function* limited(req: http.IncomingMessage, counter: { bytes: number }): AsyncIterable<Uint8Array> {
-    for await (const chunk of req as AsyncIterable<Buffer>) {
+  /** The request body under the size bound and the stall guard (progress every idle window). */
+  async function* limited(req: http.IncomingMessage, counter: { bytes: number }, max: number, declared: number | undefined): AsyncIterable<Uint8Array> {
+    const guard = guardStream(req, { max, declared, stallMs: idleTimeoutMs, deadlineMs: requestTimeoutMs, what: 'upload' });
+    for await (const chunk of guard) {
       counter.bytes += chunk.byteLength;
-      if (counter.bytes > maxBodyBytes) throw new HttpError(413, `body larger than ${maxBodyBytes} bytes`);
       yield chunk;
     }
   }
@@ -204,12 +274,37 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     const q = rawUrl.indexOf('?');
     const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
     const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
-    const write = method === 'PUT' || method === 'DELETE';
+    const write = method === 'PUT' || method === 'DELETE' || method === 'POST';
     if (!write && method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
-    authorize(req, write);
+    const slash = rawPath.indexOf('/', 1);
+    const deletesObject = method === 'DELETE' && slash >= 0 && parseKey(rawPath.slice(slash + 1))?.kind !== 'ref' && rawPath.length > slash + 1;
+    authorize(req, deletesObject ? 'admin' : write ? 'write' : 'read');
     const { store, key } = await locate(rawPath);
     // GET /<repo>/view: the `ckpt view` page, drawn live (src/view/serveView.ts)
     if (key === 'view' && !write) return void (counter.bytes = await serveView(store.storeDir, rawPath.split('/')[1], res, method === 'HEAD'));
+
+    if (key === '' && (method === 'POST' || (method === 'DELETE' && query.has('lease')))) {
+      const locksDir = path.join(store.storeDir, 'locks');
+      if (method === 'POST' && query.has('lock')) {
+        await fs.mkdir(store.storeDir, { recursive: true });
+        await assertNoSymlinks(store.storeDir, ['locks', 'shared']);
+        const granted = await leases.acquire(locksDir, `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`);
+        sendJson(res, 201, granted);
+        return;
+      }
+      if (method === 'POST' && query.has('renew')) {
+        if (!leases.renew(query.get('renew') ?? '', locksDir)) throw new HttpError(404, 'no such lease (expired?)');
+        res.writeHead(200, { 'Content-Length': 0 }).end();
+        return;
+      }
+      if (method === 'DELETE') {
+        await leases.release(query.get('lease') ?? '', locksDir);
+        res.writeHead(204).end();
+        return;
+      }
+      throw new HttpError(400, 'expected ?lock=<purpose> or ?renew=<lease>');
+    }
+    if (method === 'POST') throw new HttpError(405, 'POST is for /<repo>/?lock and ?renew only');
 
     if (key === '') {
       if (write || !query.has('list')) throw new HttpError(400, 'expected ?list=<prefix>');
@@ -245,6 +340,14 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       if (method === 'PUT') {
         next = (await readSmallBody(req, counter)).toString('utf8').trim();
         if (!isObjectId(next)) throw new HttpError(400, 'a ref body is one commit id');
+        if (verifyRefTargets) {
+          try {
+            await assertCommitComplete(store, next);
+          } catch (e) {
+            if (e instanceof CkptError && (e.code === 'E_NOT_FOUND' || e.code === 'E_CORRUPT')) throw new HttpError(424, e.message, { code: e.code });
+            throw e;
+          }
+        }
       } else if (expected === null) {
         throw new HttpError(428, 'deleting a ref needs If-Match');
       }
@@ -286,13 +389,15 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       }
       const length = Math.max(0, end - start + 1);
       headers['Content-Length'] = length;
-      res.writeHead(status, headers);
       if (method === 'HEAD' || length === 0) {
-        res.end();
+        res.writeHead(status, headers).end();
         return;
       }
       const file = path.join(store.storeDir, ...key.split('/'));
-      const body = createReadStream(file, { start, end, highWaterMark: 1 << 20 });
+      // O_NOFOLLOW: a symlink put in place since the checks above is still not followed
+      const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      res.writeHead(status, headers);
+      const body = fh.createReadStream({ start, end, highWaterMark: 1 << 20 });
       body.on('data', (c) => (counter.bytes += c.length));
       await pipeline(body, res);
       return;
@@ -304,15 +409,22 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       return;
     }
 
-    const declared = req.headers['content-length'];
-    if (declared !== undefined && Number(declared) > maxBodyBytes) {
-      throw new HttpError(413, `body larger than ${maxBodyBytes} bytes`);
+    const max = parsed.kind === 'pack' ? maxBodyBytes : maxSmallBodyBytes;
+    const header = req.headers['content-length'];
+    const declared = header === undefined ? undefined : Number(header);
+    if (declared !== undefined && !(Number.isSafeInteger(declared) && declared >= 0)) throw new HttpError(400, 'bad Content-Length');
+    if (declared !== undefined && declared > max) throw new HttpError(413, `body larger than ${max} bytes (the limit for a ${parsed.kind})`);
+    if (uploads >= maxUploads) throw new HttpError(503, `${maxUploads} uploads already in progress; try again`, {}, { 'Retry-After': '1' });
+    uploads++;
+    try {
+      const outcome = await store.putStream(key, limited(req, counter, max, declared));
+      res.writeHead(outcome === 'created' ? 201 : 200, { 'Content-Length': 0 }).end();
+    } finally {
+      uploads--;
     }
-    const outcome = await store.putStream(key, limited(req, counter));
-    res.writeHead(outcome === 'created' ? 201 : 200, { 'Content-Length': 0 }).end();
   }
 
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ connectionsCheckingInterval: Math.max(50, Math.min(1000, headersTimeoutMs / 4)) }, (req, res) => {
     const t0 = performance.now();
     const counter = { bytes: 0 };
     if (closing) res.shouldKeepAlive = false;
@@ -348,11 +460,13 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       }
     });
   });
-  // uploads of large packs over slow links outlive Node's default 5-minute request timeout;
-  // a connection that goes quiet is still dropped
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.setTimeout(120_000);
+  // uploads of large packs over slow links outlive Node's default 5-minute request timeout, so
+  // the whole-request bound is long; slow headers, a quiet connection and a body that stalls
+  // (limited(): progress every idle window) are cut much sooner
+  server.headersTimeout = headersTimeoutMs;
+  server.requestTimeout = requestTimeoutMs;
+  server.setTimeout(idleTimeoutMs);
+  server.keepAliveTimeout = Math.min(5000, idleTimeoutMs);
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -375,7 +489,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         force.unref();
         server.close(() => {
           clearTimeout(force);
-          resolve();
+          void leases.releaseAll().finally(resolve);
         });
         // keep-alive connections that finish their request afterwards must not hold close() open
         const sweep = setInterval(() => server.closeIdleConnections(), 50);

@@ -24,6 +24,17 @@ export interface KeyInfo {
   size: number;
 }
 
+export interface RemoteLock {
+  release(): Promise<void>;
+  /** Throws when the lock was lost meanwhile (an expired lease): what follows is not protected. */
+  check?(): void;
+}
+
+export interface GetToFileOptions {
+  /** The size the remote's index file gives the object: more (or fewer) bytes is a fault. */
+  size?: number;
+}
+
 /** `file` is a local path, streamed: a pack is never read whole into memory. */
 export type PutBody = { bytes: Uint8Array } | { file: string };
 
@@ -35,7 +46,7 @@ export interface Transport {
   /** NotFoundError when missing. A whole-object read is verified; a ranged read cannot be. */
   get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
   /** Streams an object into `dest`, verifying it on the way; `dest` appears only when verified. */
-  getToFile(key: string, dest: string): Promise<void>;
+  getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void>;
   /** Objects only: verified before visible; idempotent for identical content. */
   put(key: string, body: PutBody): Promise<void>;
   /** Objects only; deleting a missing object succeeds. */
@@ -44,7 +55,24 @@ export interface Transport {
   readRef(ref: string): Promise<string | null>;
   /** Compare-and-swap; RefConflictError (with the current value) when the ref is not `expected`. */
   casRef(ref: string, expected: string | null, next: string | null): Promise<void>;
+  /**
+   * Holds the remote store's shared lock (gc protocol, storeLocks.ts) until released: a folder's
+   * lock file, a lease `ckpt serve` keeps. Absent where the remote has no gc to keep out (S3).
+   */
+  lockShared?(purpose: string): Promise<RemoteLock>;
   close?(): Promise<void>;
+}
+
+/** Most bytes a listing, a metadata object or an index file may have when read from a remote. */
+export const SMALL_OBJECT_MAX = 64 * 1024 * 1024;
+export const REF_OBJECT_MAX = 1024;
+/** A whole pack read into memory (tests, tools); fetch streams packs to disk, bounded by their index. */
+export const PACK_READ_MAX = 1024 * 1024 * 1024;
+
+/** What a whole-object answer for `key` may hold at most, by kind. */
+export function maxResponseBytes(key: string): number {
+  const kind = parseKey(key)?.kind;
+  return kind === 'ref' ? REF_OBJECT_MAX : kind === 'pack' ? PACK_READ_MAX : SMALL_OBJECT_MAX;
 }
 
 export type ObjectKeyKind = Exclude<ParsedKey['kind'], 'ref'>;

@@ -9,7 +9,8 @@ import picomatch from 'picomatch';
 import { createHasher } from '../core/blake3.js';
 import { CkptError, CorruptObjectError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import type { Manifest, ManifestTensorSegment } from '../core/objects.js';
+import type { Manifest, ManifestTensorSegment, Tree } from '../core/objects.js';
+import { checkTreePath, validateTree } from '../core/treePath.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import { renameIntoPlace, tmpName } from '../store/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
@@ -103,7 +104,8 @@ export async function checkout(repo: Repository, rev: string, opts: CheckoutOpti
 async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId, opts: CheckoutOptions): Promise<CheckoutResult> {
   await assertNotPruned(repo, commitId);
   const commit = await repo.readCommit(commitId);
-  const tree = await repo.readTree(commit.tree);
+  // checked again here, naming the commit: nothing is written unless every path is safe
+  const tree = validateTree<Tree>(await repo.store.meta.get<Tree>(commit.tree, 'tree'), commit.tree, commitId);
   let paths = Object.keys(tree.files).sort();
   if (opts.paths?.length) {
     const want = new Set(opts.paths.map((p) => repo.treePath(p)));
@@ -131,10 +133,10 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
       const m = manifests.get(p)!;
       const dest =
         opts.output === undefined
-          ? path.join(repo.root, ...p.split('/'))
+          ? await safeDest(repo.root, p, commitId)
           : paths.length === 1 && !(await isDir(opts.output))
             ? path.resolve(opts.output)
-            : path.join(path.resolve(opts.output), ...p.split('/'));
+            : await safeDest(path.resolve(opts.output), p, commitId);
       await writeManifestFile(reader, m, tree.files[p].manifest, dest, tmpDir, (n) => opts.onProgress?.((done += n), total));
       files.push({ path: p, output: dest, size: m.size, hash: m.hash });
     }
@@ -142,6 +144,43 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
   } finally {
     await reader.close();
   }
+}
+
+/**
+ * Where tree path `p` goes under `base`, with every folder between them made or checked: a
+ * folder that is a symlink (which a checkout never creates) or a file is refused, so a write
+ * can never be steered outside `base`. The file itself is replaced by rename, which does not
+ * follow a symlink either.
+ */
+async function safeDest(base: string, p: string, commit: ObjectId): Promise<string> {
+  checkTreePath(p, undefined, commit);
+  const parts = p.split('/');
+  const dest = path.join(base, ...parts);
+  const rel = path.relative(base, dest);
+  if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new CkptError('E_CORRUPT', `commit ${commit}: entry ${JSON.stringify(p)} resolves outside ${base}`, { commit, entry: p });
+  }
+  // the target itself is the user's (it may be a symlink they made); below it, nothing is followed
+  await fs.mkdir(base, { recursive: true });
+  let dir = base;
+  for (const c of parts.slice(0, -1)) {
+    dir = path.join(dir, c);
+    let st = await fs.lstat(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : Promise.reject(e)));
+    if (!st) {
+      await fs.mkdir(dir).catch((e: NodeJS.ErrnoException) => (e.code === 'EEXIST' ? undefined : Promise.reject(e)));
+      st = await fs.lstat(dir);
+    }
+    if (st.isSymbolicLink()) {
+      throw new CkptError('E_IO', `${dir} is a symlink; checkout of ${JSON.stringify(p)} does not follow it (remove it, or check out with -o)`, {
+        path: dir,
+        entry: p,
+      });
+    }
+    if (!st.isDirectory()) throw new CkptError('E_IO', `${dir} is not a folder; cannot check out ${JSON.stringify(p)}`, { path: dir, entry: p });
+  }
+  const st = await fs.lstat(dest).catch(() => undefined);
+  if (st?.isDirectory()) throw new CkptError('E_IO', `${dest} is a folder; cannot check out the file ${JSON.stringify(p)} over it`, { path: dest, entry: p });
+  return dest;
 }
 
 async function isDir(p: string): Promise<boolean> {

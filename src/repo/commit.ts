@@ -9,6 +9,7 @@ import { CkptError, RefConflictError, UsageError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance, Commit, CommitMeta, Manifest, Tree, TreeEntry } from '../core/objects.js';
+import { treePathFault } from '../core/treePath.js';
 import { Ingestor, readLayout, type IngestStats } from './ingestFile.js';
 import type { Repository } from './repository.js';
 import { deltaBaseFinder } from './deltaBase.js';
@@ -103,6 +104,11 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   const treePaths = files.map((f) => (opts.treeRoot === undefined ? repo.treePath(f) : rootedPath(opts.treeRoot, f)));
   const dup = treePaths.find((p, i) => treePaths.indexOf(p) !== i);
   if (dup) throw new UsageError(`two files would be stored as ${dup}`);
+  // a tree never names what a checkout elsewhere must not write (.git, .ckpt, `..`)
+  treePaths.forEach((p, i) => {
+    const fault = treePathFault(p);
+    if (fault) throw new UsageError(`${files[i]} cannot be stored as ${JSON.stringify(p)}: ${fault}`, { file: files[i], path: p });
+  });
 
   // Parse every file before writing anything: bad input leaves the store exactly as it was. A
   // file unchanged since it was last committed (stat cache) is not read at all.

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
+import { validateTree } from '../core/treePath.js';
 import { Store, type StoreOptions } from '../store/store.js';
 import { defaultConfig, validateChunkSize } from '../store/storeConfig.js';
 
@@ -80,8 +81,9 @@ export class Repository {
   readCommit(id: ObjectId): Promise<Commit> {
     return this.store.meta.get<Commit>(id, 'commit');
   }
-  readTree(id: ObjectId): Promise<Tree> {
-    return this.store.meta.get<Tree>(id, 'tree');
+  /** A tree, its paths checked (treePath.ts): a tree may have come from a stranger. */
+  async readTree(id: ObjectId): Promise<Tree> {
+    return validateTree<Tree>(await this.store.meta.get<Tree>(id, 'tree'), id);
   }
   readManifest(id: ObjectId): Promise<Manifest> {
     return this.store.meta.get<Manifest>(id, 'manifest');

@@ -19,11 +19,14 @@ export async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes `data` to `dest` through a temporary file in `tmpDir` (same filesystem as `dest`). */
-export async function writeFileAtomic(dest: string, data: Uint8Array | string, tmpDir: string): Promise<void> {
+/**
+ * Writes `data` to `dest` through a temporary file in `tmpDir` (same filesystem as `dest`).
+ * `mode` is given when the file is created (0o600 for credentials), never chmodded after.
+ */
+export async function writeFileAtomic(dest: string, data: Uint8Array | string, tmpDir: string, mode?: number): Promise<void> {
   await fs.mkdir(tmpDir, { recursive: true });
   const tmp = tmpName(tmpDir, path.basename(dest));
-  const h = await fs.open(tmp, 'w');
+  const h = await fs.open(tmp, 'wx', mode ?? 0o666);
   try {
     await h.writeFile(data);
     await h.sync();

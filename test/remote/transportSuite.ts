@@ -45,6 +45,8 @@ export interface RemoteFixture {
 export interface SuiteOptions {
   /** Why compare-and-swap cannot be tested against this server; the CAS race tests are skipped. */
   casSkipReason?: string;
+  /** Why this remote allows a ref and a folder of refs under the same name (a flat key space). */
+  flatRefsReason?: string;
 }
 
 export function transportSuite(name: string, makeRemote: () => Promise<RemoteFixture>, options: SuiteOptions = {}) {
@@ -326,6 +328,52 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
         if (s.status === 'rejected') expect(s.reason).toMatchObject({ code: 'E_REF_CONFLICT', data: { expected: base } });
       }
       expect(await t.readRef(ref)).toBe(values[winners[0]]);
+    });
+
+    describe('hostile input', () => {
+      it('getToFile takes no more and no fewer bytes than the index gives the object', async () => {
+        const { t } = await remote();
+        const p = makePack(10_000);
+        await t.put(p.key, { bytes: p.bytes });
+        for (const size of [9_999, 10_001, 0]) {
+          const dest = path.join(scratch, `sized-${size}.pack`);
+          await expect(t.getToFile(p.key, dest, { size }), String(size)).rejects.toMatchObject({ code: 'E_REMOTE' });
+          await expect(fs.stat(dest)).rejects.toThrow();
+        }
+        const dest = path.join(scratch, 'sized-ok.pack');
+        await t.getToFile(p.key, dest, { size: 10_000 });
+        expect((await fs.readFile(dest)).equals(Buffer.from(p.bytes))).toBe(true);
+      });
+
+      it('a listing gives every size as a non-negative integer', async () => {
+        const { t } = await remote();
+        for (const o of [makePack(3000), makeIndex(), makeMeta()]) await t.put(o.key, { bytes: o.bytes });
+        for (const k of await t.list('objects/')) expect(Number.isSafeInteger(k.size) && k.size >= 0, k.key).toBe(true);
+      });
+
+      if (options.flatRefsReason) {
+        it.skip(`refs clashing as file and folder: skipped, ${options.flatRefsReason}`, () => undefined);
+      } else {
+        it('refs that would clash as file and folder are refused with E_REF_CONFLICT, either order', async () => {
+          const { t } = await remote();
+          await t.casRef('refs/heads/fd', null, commitId());
+          await expect(t.casRef('refs/heads/fd/sub', null, commitId())).rejects.toMatchObject({ code: 'E_REF_CONFLICT' });
+          await t.casRef('refs/heads/dir/sub', null, commitId());
+          await expect(t.casRef('refs/heads/dir', null, commitId())).rejects.toMatchObject({ code: 'E_REF_CONFLICT' });
+          expect(await t.readRef('refs/heads/fd/sub')).toBeNull();
+          expect(await t.readRef('refs/heads/dir')).toBeNull();
+        });
+      }
+
+      it('the store lock a push holds, where the remote has one, is shared and released', async () => {
+        const { t, another } = await remote();
+        if (!t.lockShared) return;
+        const u = await another();
+        const [a, b] = await Promise.all([t.lockShared('test'), u.lockShared!('test')]);
+        a.check?.();
+        await a.release();
+        await b.release();
+      });
     });
   });
 }
