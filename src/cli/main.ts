@@ -2,6 +2,7 @@
  * The `ckpt` command line: yargs commands, one file each. Errors become one clear line on
  * stderr (or a JSON error with --json) and an exit code chosen by the error's code.
  */
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
 import type { CliRun } from './context.js';
@@ -37,9 +38,23 @@ const loaders: Record<string, Loader> = {
   serve: async () => (await import('./serveCommand.js')).serveCommand as never,
 };
 
+/** ckpt's own version, from the package.json above this module (dist/src/cli or dist/bundle). */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ckpt' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
 /** The named command alone when argv names one; every command for help and mistakes. */
 async function commandsFor(argv: string[]): Promise<CommandModule<object, never>[]> {
   const first = argv.find((a) => !a.startsWith('-'));
+  if (first === undefined && argv.includes('--version') && !argv.includes('--help')) return [];
   const only = first !== undefined && loaders[first] && !argv.includes('--help') ? [loaders[first]] : Object.values(loaders);
   return Promise.all(only.map((l) => l()));
 }
@@ -85,6 +100,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   let usageFailure: string | undefined;
   const cli = yargs(argv)
     .scriptName('ckpt')
+    .version(packageVersion())
     .usage('ckpt: version control for machine-learning checkpoints\n\nUsage: $0 <command> [options]')
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress or notes on stderr', global: true })
