@@ -38,6 +38,16 @@ const loaders: Record<string, Loader> = {
   serve: async () => (await import('./serveCommand.js')).serveCommand as never,
 };
 
+/**
+ * yargs renders the whole help text after every command it runs, to have it ready should the
+ * command fail later: 40-80 ms of string-width arithmetic on every start. Our fail handler never
+ * prints help, so the text is only ever needed when asked for, and built then.
+ */
+function skipHelpCache(cli: unknown): void {
+  const usage = (cli as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
 /** ckpt's own version, from the package.json above this module (dist/src/cli or dist/bundle). */
 function packageVersion(): string {
   for (const up of ['../../package.json', '../../../package.json']) {
@@ -115,6 +125,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       else usageFailure = msg;
     });
   for (const c of await commandsFor(argv)) cli.command(c);
+  skipHelpCache(cli);
   // With a parse callback yargs hands over what it would print (help, version) instead of
   // writing it to the console; the context reaches every command's argv as `ckptRun`.
   let printed = '';
