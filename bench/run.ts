@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
+import { scaleSection } from './scale.js';
 
 const ckptBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'ckpt');
 const MB = Number(process.env.CKPT_BENCH_MB ?? 1024);
@@ -187,6 +188,7 @@ async function main(): Promise<void> {
   if (rss.length) process.stdout.write(`  peak RSS of ckpt commit/checkout       ${(Math.max(...rss) / 1024).toFixed(0)} MiB  (target < 300)\n`);
   await randomData(work, file);
   await fs.rm(work, { recursive: true, force: true });
+  await scaleSection();
 }
 
 main().catch((e) => {
