@@ -146,4 +146,43 @@ describe('gc rewrites delta chains newest-first', () => {
     const onlyBytes = await storeBytes(only);
     expect(pruned).toBeLessThanOrEqual(onlyBytes * 1.1);
   });
+
+  it('a gc interrupted before the old index files are gone leaves every kept version readable', async () => {
+    const files = versions(10, 16384);
+    const dir = await tmp();
+    const repo = await Repository.init(dir, { chunkSize: 16384 });
+    const file = path.join(dir, 'model.safetensors');
+    const indexDir = repo.store.indexDir;
+    const saved = path.join(await tmp(), 'v7');
+    let v7: { idx: string; pack: string } | undefined;
+    for (let v = 0; v < files.length; v++) {
+      const before = new Set(await fs.readdir(indexDir).catch(() => []));
+      await fs.writeFile(file, files[v]);
+      await commitFiles(repo, [file], { message: `v${v}`, meta: { step: v } });
+      if (v === 7) {
+        // the pack that codes version 7 against version 6, kept as a crash would leave it
+        const idx = (await fs.readdir(indexDir)).find((n) => !before.has(n))!;
+        const { decodeIndexFile } = await import('../../src/store/chunkIndex.js');
+        const { pack } = decodeIndexFile(await fs.readFile(path.join(indexDir, idx)), idx);
+        await fs.mkdir(saved, { recursive: true });
+        await fs.copyFile(path.join(indexDir, idx), path.join(saved, idx));
+        await fs.copyFile(path.join(repo.store.packsDir, `${pack}.pack`), path.join(saved, `${pack}.pack`));
+        v7 = { idx, pack: `${pack}.pack` };
+      }
+    }
+    await prune(repo, { keepLast: 3 });
+    // version 7 is now coded against version 8 and version 6 is gone; put the old copy back
+    await fs.copyFile(path.join(saved, v7!.idx), path.join(indexDir, v7!.idx));
+    await fs.copyFile(path.join(saved, v7!.pack), path.join(repo.store.packsDir, v7!.pack));
+    const crashed = await Repository.open(dir);
+    for (const v of [7, 8, 9]) {
+      const out = path.join(dir, `after-crash${v}.safetensors`);
+      await checkout(crashed, `HEAD~${9 - v}`, { output: out });
+      expect(Buffer.compare(await fs.readFile(out), files[v]), `version ${v}`).toBe(0);
+    }
+    // the next gc runs and removes the stale copy
+    await gc(crashed);
+    expect(await fs.readdir(indexDir)).not.toContain(v7!.idx);
+    expect((await fsck(await Repository.open(dir), { readData: true })).faults).toEqual([]);
+  });
 });
