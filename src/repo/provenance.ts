@@ -123,15 +123,23 @@ export async function gitStateFromProgram(root: string, exclude: string[] = []):
   const tracked = new Set(changed);
   const remote = url?.toString('utf8').trim() || undefined;
   const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const lists = { changed: changed.sort(byPath), deleted: deleted.sort(byPath), untracked: untracked.filter((f) => !tracked.has(f)).sort(byPath) };
+  return gitState(root, { commit, branch, remote }, lists);
+}
+
+function gitState(
+  root: string,
+  named: { commit?: string; branch?: string; remote?: string },
+  lists: { changed: string[]; deleted: string[]; untracked: string[] },
+): GitState {
+  const { commit, branch, remote } = named;
   return {
     root,
     ...(commit ? { commit } : {}),
     ...(branch ? { branch } : {}),
     ...(remote ? { remote } : {}),
-    dirty: changed.length > 0,
-    changed: changed.sort(byPath),
-    deleted: deleted.sort(byPath),
-    untracked: untracked.filter((f) => !tracked.has(f)).sort(byPath),
+    dirty: lists.changed.length > 0,
+    ...lists,
   };
 }
 
@@ -163,16 +171,7 @@ export async function gitStateFromIsomorphicGit(root: string, exclude: string[] 
     changed.push(file);
     if (workdir === 0) deleted.push(file);
   }
-  return {
-    root,
-    ...(commit ? { commit } : {}),
-    ...(branch ? { branch } : {}),
-    ...(remote ? { remote } : {}),
-    dirty: changed.length > 0,
-    changed,
-    deleted,
-    untracked,
-  };
+  return gitState(root, { commit, branch, remote }, { changed, deleted, untracked });
 }
 
 export interface CapturedCode {

@@ -7,6 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { mulberry32 } from '../../src/core/seededRandom.js';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
@@ -27,13 +28,13 @@ async function tmp(): Promise<string> {
   return d;
 }
 
-/** Trained-like weights: a smooth base plus small updates to every third element per step. */
+/** Trained-like weights: small random values, each step a small random update to every one. */
 function versions(count: number, n: number): Uint8Array[] {
-  const w = new Float32Array(n);
-  for (let i = 0; i < n; i++) w[i] = Math.sin(i * 0.37) * 0.05;
+  const rand = mulberry32(7);
+  const w = Float32Array.from({ length: n }, () => (rand() - 0.5) * 0.1);
   const out: Uint8Array[] = [];
   for (let v = 0; v < count; v++) {
-    for (let i = v % 3; i < n; i += 3) w[i] += 1e-5 * Math.cos(i + v);
+    if (v > 0) for (let i = 0; i < n; i++) w[i] += (rand() - 0.5) * 1e-5;
     out.push(
       writeSafetensors([
         { name: 'a.weight', dtype: 'F32', shape: [n / 64, 64], data: new Uint8Array(w.buffer.slice(0)) },
