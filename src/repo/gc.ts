@@ -121,11 +121,11 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
 
     // the newest version of each branch whole, older ones as deltas against newer ones, and no
     // kept chunk coded against one that no kept commit needs (chainPlan.ts)
-    const fresh0 = (id: ObjectId) => {
+    const untouchable = (id: ObjectId) => {
       const info = packs.get(index.get(id)?.pack ?? '');
       return !info || info.mtimeMs >= started;
     };
-    const plan = planChains(await lineages(repo, roots.refs, reach), reach.direct, index, store.config.compression.maxDeltaChain, fresh0);
+    const plan = planChains(await lineages(repo, roots.refs, reach), reach.direct, index, store.config.compression.maxDeltaChain, untouchable);
     const dtypes = new Map<ObjectId, string>();
     for (const m of reach.manifests.values()) {
       for (const s of m.segments) if (s.t === 'tensor') for (const [id] of s.chunks) if (plan.changed.has(id)) dtypes.set(id, s.dtype);
