@@ -6,14 +6,18 @@
  * stay external and load from node_modules as before.
  */
 import { rmSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 const external = ['@mongodb-js/zstd', '@napi-rs/blake-hash', 'blake3', '@aws-sdk/*', 'msgpackr-extract', 'cpu-features', 'fsevents'];
 
 // split chunks are named by content hash: drop the last build's
-rmSync('dist/bundle', { recursive: true, force: true });
+rmSync(new URL('../dist/bundle', import.meta.url), { recursive: true, force: true });
 
 await build({
+  absWorkingDir: root,
   entryPoints: { main: 'dist/src/cli/main.js' },
   outdir: 'dist/bundle',
   bundle: true,
