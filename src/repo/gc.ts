@@ -31,6 +31,13 @@ import type { Repository } from './repository.js';
 
 /** New packs are cut at this size, like the ones commits write. */
 const PACK_LIMIT = 128 * 1024 * 1024;
+/**
+ * Packs below this size are merged once there are SMALL_PACKS_TO_MERGE of them: every commit of a
+ * small checkpoint writes its own pack and index file, and a command loads every index file, so
+ * thousands of commits would otherwise mean thousands of files read by each one.
+ */
+const SMALL_PACK = 16 * 1024 * 1024;
+const SMALL_PACKS_TO_MERGE = 8;
 /** tmp/ files older than this belong to no live operation. */
 const TMP_MAX_AGE_MS = 3600_000;
 
@@ -134,6 +141,7 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     let bytesBefore = 0;
     const toDelete: PackInfo[] = [];
     const toRepack: { info: PackInfo; live: ChunkRecord[] }[] = [];
+    const small: { info: PackInfo; live: ChunkRecord[] }[] = [];
     let liveChunks = 0;
     for (const info of packs.values()) {
       bytesBefore += info.size + info.indexes.reduce((n, i) => n + i.size, 0);
@@ -149,7 +157,9 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       if (info.mtimeMs >= started) continue;
       if (live.length === 0) toDelete.push(info);
       else if (live.length < all.length || live.some((r) => plan.changed.has(r.id))) toRepack.push({ info, live });
+      else if (info.size < SMALL_PACK) small.push({ info, live });
     }
+    if (small.length + toRepack.filter((p) => p.info.size < SMALL_PACK).length >= SMALL_PACKS_TO_MERGE) toRepack.push(...small);
     const deadChunks = index.size - plan.keep.size;
 
     let written = 0;
