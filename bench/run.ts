@@ -3,7 +3,8 @@
  * Figures are ratios of speeds (peer time / ckpt time: above 1 means ckpt is faster), plus
  * ckpt's peak RSS. Writing is noisy on these machines, so every measurement is repeated.
  *
- * CKPT_BENCH_MB (default 1024) sets the file size, CKPT_BENCH_ROUNDS (default 5) the rounds.
+ * CKPT_BENCH_MB (default 1024) sets the file size, CKPT_BENCH_ROUNDS (default 5) the rounds,
+ * CKPT_BENCH_SCALE=0 skips the scale section (bench/scale.ts).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { promises as fs, openSync, writeSync, closeSync } from 'node:fs';
@@ -11,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
+import { scaleSection } from './scale.js';
 
 const ckptBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'ckpt');
 const MB = Number(process.env.CKPT_BENCH_MB ?? 1024);
@@ -187,6 +189,7 @@ async function main(): Promise<void> {
   if (rss.length) process.stdout.write(`  peak RSS of ckpt commit/checkout       ${(Math.max(...rss) / 1024).toFixed(0)} MiB  (target < 300)\n`);
   await randomData(work, file);
   await fs.rm(work, { recursive: true, force: true });
+  if (process.env.CKPT_BENCH_SCALE !== '0') await scaleSection();
 }
 
 main().catch((e) => {

@@ -2,6 +2,7 @@
  * The `ckpt` command line: yargs commands, one file each. Errors become one clear line on
  * stderr (or a JSON error with --json) and an exit code chosen by the error's code.
  */
+import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
 import type { CliRun } from './context.js';
@@ -41,9 +42,33 @@ const loaders: Record<string, Loader> = {
   watch: async () => (await import('./watchCommand.js')).watchCommand as never,
 };
 
+/**
+ * yargs renders the whole help text after every command it runs, to have it ready should the
+ * command fail later: 40-80 ms of string-width arithmetic on every start. Our fail handler never
+ * prints help, so the text is only ever needed when asked for, and built then.
+ */
+function skipHelpCache(cli: unknown): void {
+  const usage = (cli as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
+}
+
+/** ckpt's own version, from the package.json above this module (dist/src/cli or dist/bundle). */
+function packageVersion(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'ckpt' && pkg.version) return pkg.version;
+    } catch {
+      // not at this level
+    }
+  }
+  return 'unknown';
+}
+
 /** The named command alone when argv names one; every command for help and mistakes. */
 async function commandsFor(argv: string[]): Promise<CommandModule<object, never>[]> {
   const first = argv.find((a) => !a.startsWith('-'));
+  if (first === undefined && argv.includes('--version') && !argv.includes('--help')) return [];
   const only = first !== undefined && loaders[first] && !argv.includes('--help') ? [loaders[first]] : Object.values(loaders);
   return Promise.all(only.map((l) => l()));
 }
@@ -89,6 +114,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   let usageFailure: string | undefined;
   const cli = yargs(argv)
     .scriptName('ckpt')
+    .version(packageVersion())
     .usage('ckpt: version control for machine-learning checkpoints\n\nUsage: $0 <command> [options]')
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress or notes on stderr', global: true })
@@ -103,6 +129,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       else usageFailure = msg;
     });
   for (const c of await commandsFor(argv)) cli.command(c);
+  skipHelpCache(cli);
   // With a parse callback yargs hands over what it would print (help, version) instead of
   // writing it to the console; the context reaches every command's argv as `ckptRun`.
   let printed = '';

@@ -18,17 +18,26 @@ import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import { fsyncDir } from '../store/atomicFile.js';
+import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk } from '../store/chunkCodec.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import type { Lock } from '../store/lockFile.js';
 import { acquireExclusive } from '../store/storeLocks.js';
+import { planChains } from './chainPlan.js';
 import type { PrunedMark } from './prunedMarks.js';
 import { removePrunedMark } from './prunedMarks.js';
-import { findRoots, markReachable, type RootOptions } from './reachability.js';
+import { findRoots, markReachable, type Reachable, type RootOptions } from './reachability.js';
 import type { Repository } from './repository.js';
 
 /** New packs are cut at this size, like the ones commits write. */
 const PACK_LIMIT = 128 * 1024 * 1024;
+/**
+ * Packs below this size are merged once there are SMALL_PACKS_TO_MERGE of them: every commit of a
+ * small checkpoint writes its own pack and index file, and a command loads every index file, so
+ * thousands of commits would otherwise mean thousands of files read by each one.
+ */
+const SMALL_PACK = 16 * 1024 * 1024;
+const SMALL_PACKS_TO_MERGE = 8;
 /** tmp/ files older than this belong to no live operation. */
 const TMP_MAX_AGE_MS = 3600_000;
 
@@ -91,7 +100,8 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     // Wall-clock time, compared with file mtimes, not the repository's injectable clock.
     const started = Date.now();
     const index = await store.reloadIndex();
-    const reach = await markReachable(repo, await findRoots(repo, opts), index, opts.assumePruned);
+    const roots = await findRoots(repo, opts);
+    const reach = await markReachable(repo, roots, index, opts.assumePruned);
     if (reach.missing.size > 0) {
       const some = [...reach.missing].slice(0, 3).join(', ');
       throw new CkptError('E_CORRUPT', `${reach.missing.size} chunk(s) needed by kept commits are missing (${some}); gc refuses to run, see \`ckpt fsck\``, {
@@ -116,9 +126,22 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       packs.get(pack)?.indexes.push({ id: m[1], records, size: bytes.length });
     }
 
+    // the newest version of each branch whole, older ones as deltas against newer ones, and no
+    // kept chunk coded against one that no kept commit needs (chainPlan.ts)
+    const untouchable = (id: ObjectId) => {
+      const info = packs.get(index.get(id)?.pack ?? '');
+      return !info || info.mtimeMs >= started;
+    };
+    const plan = planChains(await lineages(repo, roots.refs, reach), reach.direct, index, store.config.compression.maxDeltaChain, untouchable);
+    const dtypes = new Map<ObjectId, string>();
+    for (const m of reach.manifests.values()) {
+      for (const s of m.segments) if (s.t === 'tensor') for (const [id] of s.chunks) if (plan.changed.has(id)) dtypes.set(id, s.dtype);
+    }
+
     let bytesBefore = 0;
     const toDelete: PackInfo[] = [];
     const toRepack: { info: PackInfo; live: ChunkRecord[] }[] = [];
+    const small: { info: PackInfo; live: ChunkRecord[] }[] = [];
     let liveChunks = 0;
     for (const info of packs.values()) {
       bytesBefore += info.size + info.indexes.reduce((n, i) => n + i.size, 0);
@@ -126,16 +149,18 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       // of duplicate copies, keep the one the index resolves to
       const seen = new Set<ObjectId>();
       const live = all.filter((r) => {
-        if (seen.has(r.id) || !reach.chunks.has(r.id) || index.get(r.id)?.pack !== info.pack) return false;
+        if (seen.has(r.id) || !plan.keep.has(r.id) || index.get(r.id)?.pack !== info.pack) return false;
         seen.add(r.id);
         return true;
       });
       liveChunks += live.length;
       if (info.mtimeMs >= started) continue;
       if (live.length === 0) toDelete.push(info);
-      else if (live.length < all.length) toRepack.push({ info, live });
+      else if (live.length < all.length || live.some((r) => plan.changed.has(r.id))) toRepack.push({ info, live });
+      else if (info.size < SMALL_PACK) small.push({ info, live });
     }
-    const deadChunks = index.size - reach.chunks.size;
+    if (small.length + toRepack.filter((p) => p.info.size < SMALL_PACK).length >= SMALL_PACKS_TO_MERGE) toRepack.push(...small);
+    const deadChunks = index.size - plan.keep.size;
 
     let written = 0;
     let bytesAfter = bytesBefore;
@@ -166,6 +191,18 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
         for (const { info, live } of toRepack) {
           const file = path.join(store.packsDir, `${info.pack}.pack`);
           for (const r of live) {
+            if (plan.changed.has(r.id)) {
+              // re-coded from the raw bytes, which decoding has verified against the chunk id
+              const raw = await reader.readCached(r.id);
+              const baseId = plan.changed.get(r.id);
+              const base = baseId ? await reader.readCached(baseId) : undefined;
+              const cfg = store.config.compression;
+              const enc = await encodeChunk(raw, { mode: cfg.mode === 'none' ? 'none' : 'auto', dtype: dtypes.get(r.id), level: cfg.level, base });
+              const isDelta = enc.codec === CODEC_DELTA || enc.codec === CODEC_ZIGZAG;
+              await writer.add({ id: r.id, raw: r.raw, codec: enc.codec, planes: enc.planes, ...(isDelta ? { base: baseId } : {}) }, enc.data);
+              if (writer.bytes >= PACK_LIMIT) await finish();
+              continue;
+            }
             // decoding proves the copy is sound before it becomes the only one
             await reader.read(r.id);
             const stored = await readPackRange(file, r.offset, r.stored);
@@ -224,4 +261,43 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
   } finally {
     await lock?.release();
   }
+}
+
+/**
+ * The lineages of chunk positions along the first-parent history of every branch head (and a
+ * detached HEAD), the current branch first, versions newest first; pruned commits are skipped.
+ */
+async function lineages(repo: Repository, refs: Map<string, ObjectId>, reach: Reachable): Promise<ObjectId[][]> {
+  const head = await repo.store.refs.readHead();
+  const current = head.kind === 'detached' ? 'HEAD' : head.ref;
+  const names = [...refs.keys()].filter((r) => r === 'HEAD' || r.startsWith('refs/heads/'));
+  names.sort((a, b) => Number(b === current) - Number(a === current));
+  const out: ObjectId[][] = [];
+  for (const name of names) {
+    const byPosition = new Map<string, ObjectId[]>();
+    for (let id: ObjectId | undefined = refs.get(name); id; ) {
+      const c = reach.commits.get(id);
+      if (!c) break;
+      const tree = reach.live.has(id) ? reach.trees.get(c.tree) : undefined;
+      const paths = tree ? Object.keys(tree.files) : [];
+      for (const p of paths) {
+        const m = reach.manifests.get(tree!.files[p].manifest);
+        if (!m) continue;
+        // a single-file commit continues the lineage of a single-file parent whatever its name
+        const file = paths.length === 1 ? '' : p;
+        m.segments.forEach((s, si) => {
+          const key = s.t === 'tensor' ? `${file}\0${s.name}\0${s.dtype}\0${s.shape.join(',')}` : `${file}\0#${si}`;
+          s.chunks.forEach(([chunk], i) => {
+            const k = `${key}\0${i}`;
+            const l = byPosition.get(k);
+            if (l) l.push(chunk);
+            else byPosition.set(k, [chunk]);
+          });
+        });
+      }
+      id = c.parents[0];
+    }
+    out.push(...byPosition.values());
+  }
+  return out;
 }

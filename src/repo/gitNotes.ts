@@ -9,10 +9,12 @@
  */
 import fs from 'node:fs';
 import * as path from 'node:path';
-import git from 'isomorphic-git';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import { withLock } from '../store/lockFile.js';
+
+/** isomorphic-git is loaded when a note is read or written, not by every command importing this. */
+const isoGit = async () => (await import('isomorphic-git')).default;
 
 export const NOTES_REF = 'refs/notes/ckpt';
 const LINE_RE = /^ckpt ([0-9a-f]{64})\b/;
@@ -24,7 +26,7 @@ export function noteLine(id: ObjectId, branch: string | undefined, message: stri
 
 export async function readNote(gitRoot: string, oid: string): Promise<string | undefined> {
   try {
-    return Buffer.from(await git.readNote({ fs, dir: gitRoot, ref: NOTES_REF, oid })).toString('utf8');
+    return Buffer.from(await (await isoGit()).readNote({ fs, dir: gitRoot, ref: NOTES_REF, oid })).toString('utf8');
   } catch (e) {
     if ((e as { code?: string }).code === 'NotFoundError') return undefined;
     throw e;
@@ -39,8 +41,8 @@ export async function checkpointsNoted(gitRoot: string, oid: string): Promise<Ob
 }
 
 async function author(gitRoot: string): Promise<{ name: string; email: string }> {
-  const name = (await git.getConfig({ fs, dir: gitRoot, path: 'user.name' }).catch(() => undefined)) as string | undefined;
-  const email = (await git.getConfig({ fs, dir: gitRoot, path: 'user.email' }).catch(() => undefined)) as string | undefined;
+  const name = (await (await isoGit()).getConfig({ fs, dir: gitRoot, path: 'user.name' }).catch(() => undefined)) as string | undefined;
+  const email = (await (await isoGit()).getConfig({ fs, dir: gitRoot, path: 'user.email' }).catch(() => undefined)) as string | undefined;
   return { name: name || 'ckpt', email: email || 'ckpt@localhost' };
 }
 
@@ -51,20 +53,20 @@ export async function appendNote(gitRoot: string, oid: string, line: string, loc
     const id = LINE_RE.exec(line)?.[1];
     if (id && old.split('\n').some((l) => LINE_RE.exec(l)?.[1] === id)) return;
     const note = `${old}${old && !old.endsWith('\n') ? '\n' : ''}${line}\n`;
-    await git.addNote({ fs, dir: gitRoot, ref: NOTES_REF, oid, note, force: true, author: await author(gitRoot) });
+    await (await isoGit()).addNote({ fs, dir: gitRoot, ref: NOTES_REF, oid, note, force: true, author: await author(gitRoot) });
   }, 60_000);
 }
 
 /** A Git revision (HEAD, a branch, a tag, a full or abbreviated id) as a commit id. */
 export async function resolveGitRevision(gitRoot: string, rev: string): Promise<string> {
   try {
-    return await git.resolveRef({ fs, dir: gitRoot, ref: rev });
+    return await (await isoGit()).resolveRef({ fs, dir: gitRoot, ref: rev });
   } catch {
     // not a ref: an object id, maybe abbreviated
   }
   if (/^[0-9a-f]{4,40}$/i.test(rev)) {
     try {
-      return await git.expandOid({ fs, dir: gitRoot, oid: rev.toLowerCase() });
+      return await (await isoGit()).expandOid({ fs, dir: gitRoot, oid: rev.toLowerCase() });
     } catch {
       // fall through
     }

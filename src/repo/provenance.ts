@@ -1,6 +1,8 @@
 /**
- * Code provenance: which Git commit of the training code made a checkpoint, read through
- * isomorphic-git (no `git` binary needed). Dirty means what `git describe --dirty` means: a
+ * Code provenance: which Git commit of the training code made a checkpoint. Where the `git`
+ * program is installed the work tree's state comes from `git status --porcelain=v2` (Git's index
+ * stat cache, fsmonitor and untracked cache make that as fast as `git status`); otherwise, or when
+ * it fails, from isomorphic-git (no `git` binary needed), with the same meaning. Dirty means what `git describe --dirty` means: a
  * tracked file differs from HEAD, in the index or the work tree; untracked files are listed but
  * do not make the code dirty, and the checkpoint files being committed are left out of them.
  *
@@ -9,9 +11,9 @@
  * `ckpt restore-code`. Checkpoint files and files bigger than MAX_CODE_FILE are listed but not
  * stored: a stray dataset or checkpoint in the work tree must not turn every commit into a copy.
  */
+import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import * as path from 'node:path';
-import git from 'isomorphic-git';
 import type { CodeProvenance, Manifest, Tree, TreeEntry } from '../core/objects.js';
 import type { Ingestor } from './ingestFile.js';
 import { readLayout } from './ingestFile.js';
@@ -35,11 +37,11 @@ export interface GitState {
   untracked: string[];
 }
 
+/** The top of the Git work tree holding `dir`: the nearest folder with a `.git` entry. */
 export async function findGitRoot(dir: string): Promise<string | undefined> {
-  try {
-    return await git.findRoot({ fs, filepath: path.resolve(dir) });
-  } catch {
-    return undefined;
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    if (await fs.promises.lstat(path.join(d, '.git')).then(() => true, () => false)) return d;
+    if (path.dirname(d) === d) return undefined;
   }
 }
 
@@ -50,6 +52,102 @@ export async function findGitRoot(dir: string): Promise<string | undefined> {
 export async function readGitState(dir: string, exclude: string[] = []): Promise<GitState | undefined> {
   const root = await findGitRoot(dir);
   if (!root) return undefined;
+  return (await gitStateFromProgram(root, exclude)) ?? (await gitStateFromIsomorphicGit(root, exclude));
+}
+
+const skipSet = (root: string, exclude: string[]) => new Set(exclude.map((f) => path.relative(root, path.resolve(f)).split(path.sep).join('/')));
+/** The store's own folder is never code. */
+const inStore = (file: string) => file.startsWith('.ckpt/');
+
+function runGit(root: string, args: string[]): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    execFile(
+      'git',
+      args,
+      // no optional locks: ckpt reads the index and never rewrites it under the user's git
+      { cwd: root, encoding: 'buffer', maxBuffer: 1 << 30, env: { ...process.env, GIT_OPTIONAL_LOCKS: '0', LC_ALL: 'C' } },
+      (err, stdout) => resolve(err ? undefined : stdout),
+    );
+  });
+}
+
+/**
+ * From `git status --porcelain=v2 -z --branch --untracked-files=all`; undefined when there is no
+ * `git` program or it fails (an unsafe directory, a corrupt index), so the caller falls back.
+ */
+export async function gitStateFromProgram(root: string, exclude: string[] = []): Promise<GitState | undefined> {
+  const [out, url] = await Promise.all([
+    runGit(root, ['--no-optional-locks', 'status', '--porcelain=v2', '-z', '--branch', '--untracked-files=all', '--no-renames']),
+    runGit(root, ['config', '--get', 'remote.origin.url']),
+  ]);
+  if (!out) return undefined;
+  const skip = skipSet(root, exclude);
+  let commit: string | undefined;
+  let branch: string | undefined;
+  const changed: string[] = [];
+  const deleted: string[] = [];
+  const untracked: string[] = [];
+  const fields = out.toString('utf8').split('\0');
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    if (f.startsWith('# branch.oid ')) {
+      const oid = f.slice(13);
+      if (/^[0-9a-f]{40,64}$/.test(oid)) commit = oid;
+    } else if (f.startsWith('# branch.head ')) {
+      const head = f.slice(14);
+      if (head !== '(detached)') branch = head;
+    } else if (f.startsWith('1 ') || f.startsWith('u ')) {
+      // 1 XY sub mH mI mW hH hI path; u XY sub m1 m2 m3 mW h1 h2 h3 path
+      const parts = f.split(' ');
+      const file = parts.slice(f.startsWith('1 ') ? 8 : 10).join(' ');
+      if (inStore(file)) continue;
+      changed.push(file);
+      const xy = parts[1];
+      if (xy[1] === 'D' || (xy[0] === 'D' && !(await exists(path.join(root, file))))) deleted.push(file);
+    } else if (f.startsWith('2 ')) {
+      // renames are off, but a config could still produce one: path then its origin
+      const file = f.split(' ').slice(9).join(' ');
+      const orig = fields[++i];
+      if (!inStore(file)) changed.push(file);
+      if (orig !== undefined && !inStore(orig)) {
+        changed.push(orig);
+        deleted.push(orig);
+      }
+    } else if (f.startsWith('? ')) {
+      const file = f.slice(2);
+      if (!inStore(file) && !skip.has(file)) untracked.push(file);
+    }
+  }
+  // a file removed from the index but left on disk is both a change and untracked to git;
+  // it is a change of the code, as isomorphic-git reports it
+  const tracked = new Set(changed);
+  const remote = url?.toString('utf8').trim() || undefined;
+  const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const lists = { changed: changed.sort(byPath), deleted: deleted.sort(byPath), untracked: untracked.filter((f) => !tracked.has(f)).sort(byPath) };
+  return gitState(root, { commit, branch, remote }, lists);
+}
+
+function gitState(
+  root: string,
+  named: { commit?: string; branch?: string; remote?: string },
+  lists: { changed: string[]; deleted: string[]; untracked: string[] },
+): GitState {
+  const { commit, branch, remote } = named;
+  return {
+    root,
+    ...(commit ? { commit } : {}),
+    ...(branch ? { branch } : {}),
+    ...(remote ? { remote } : {}),
+    dirty: lists.changed.length > 0,
+    ...lists,
+  };
+}
+
+const exists = (p: string) => fs.promises.lstat(p).then(() => true, () => false);
+
+/** The same state through isomorphic-git, for machines without the `git` program. */
+export async function gitStateFromIsomorphicGit(root: string, exclude: string[] = []): Promise<GitState> {
+  const git = (await import('isomorphic-git')).default;
   let commit: string | undefined;
   try {
     commit = await git.resolveRef({ fs, dir: root, ref: 'HEAD' });
@@ -58,12 +156,12 @@ export async function readGitState(dir: string, exclude: string[] = []): Promise
   }
   const branch = (await git.currentBranch({ fs, dir: root, fullname: false }).catch(() => undefined)) ?? undefined;
   const remote = ((await git.getConfig({ fs, dir: root, path: 'remote.origin.url' }).catch(() => undefined)) as string | undefined) ?? undefined;
-  const skip = new Set(exclude.map((f) => path.relative(root, path.resolve(f)).split(path.sep).join('/')));
+  const skip = skipSet(root, exclude);
   const changed: string[] = [];
   const deleted: string[] = [];
   const untracked: string[] = [];
   // refresh:false: ckpt reads the index and never rewrites it under the user's git
-  const rows = await git.statusMatrix({ fs, dir: root, refresh: false, filter: (f) => !f.startsWith('.ckpt/') });
+  const rows = await git.statusMatrix({ fs, dir: root, refresh: false, filter: (f) => !inStore(f) });
   for (const [file, head, workdir, stage] of rows) {
     if (head === 1 && workdir === 1 && stage === 1) continue;
     if (head === 0 && stage === 0) {
@@ -73,16 +171,7 @@ export async function readGitState(dir: string, exclude: string[] = []): Promise
     changed.push(file);
     if (workdir === 0) deleted.push(file);
   }
-  return {
-    root,
-    ...(commit ? { commit } : {}),
-    ...(branch ? { branch } : {}),
-    ...(remote ? { remote } : {}),
-    dirty: changed.length > 0,
-    changed,
-    deleted,
-    untracked,
-  };
+  return gitState(root, { commit, branch, remote }, { changed, deleted, untracked });
 }
 
 export interface CapturedCode {

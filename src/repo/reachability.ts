@@ -82,6 +82,8 @@ export interface Reachable {
   meta: Set<ObjectId>;
   /** Chunks to keep, closed over delta bases. */
   chunks: Set<ObjectId>;
+  /** Chunks a kept manifest or code tree names itself (before closing over delta bases). */
+  direct: Set<ObjectId>;
   /** Chunks a kept object needs that the index does not have. */
   missing: Set<ObjectId>;
   /** Manifests read on the way, by id. */
@@ -110,6 +112,7 @@ export async function markReachable(
     pruned,
     meta: new Set(),
     chunks: new Set(),
+    direct: new Set(),
     missing: new Set(),
     manifests: new Map(),
     trees: new Map(),
@@ -163,6 +166,7 @@ export async function markReachable(
     for (const p of c.parents) stack.push({ id: p, from: `parent of ${id}`, required: true });
   }
   for (const t of liveTrees) await readTreeDeep(t, true);
+  r.direct = new Set(r.chunks);
 
   for (const id of [...r.chunks]) {
     for (let cur: ObjectId | undefined = id; cur; ) {

@@ -57,7 +57,13 @@ interface ZstdBinding {
   compress(data: Buffer, level?: number): Promise<Buffer>;
   decompress(data: Buffer): Promise<Buffer>;
 }
-const zstd = createRequire(import.meta.url)('@mongodb-js/zstd/bindings') as ZstdBinding;
+// loaded on first use: commands that read no chunk (log, status, show) never pay for the addon
+let binding: ZstdBinding | undefined;
+const zstd = {
+  compress: (data: Buffer, level?: number) => (binding ??= loadZstd()).compress(data, level),
+  decompress: (data: Buffer) => (binding ??= loadZstd()).decompress(data),
+};
+const loadZstd = () => createRequire(import.meta.url)('@mongodb-js/zstd/bindings') as ZstdBinding;
 
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 

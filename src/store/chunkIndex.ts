@@ -61,9 +61,30 @@ export class ChunkIndex {
     return this.chunks.values();
   }
 
+  /** Further copies of chunks already indexed (left by an interrupted gc), by id. */
+  private readonly copies = new Map<ObjectId, IndexedChunk[]>();
+
   addPack(pack: ObjectId, index: ObjectId, size: number, records: ChunkRecord[]): void {
     this.packs.set(pack, { index, size });
-    for (const r of records) if (!this.chunks.has(r.id)) this.chunks.set(r.id, { ...r, pack });
+    for (const r of records) {
+      if (!this.chunks.has(r.id)) this.chunks.set(r.id, { ...r, pack });
+      else this.copies.set(r.id, [...(this.copies.get(r.id) ?? []), { ...r, pack }]);
+    }
+  }
+
+  /**
+   * gc may store a chunk again under a new record (coded against another base, chainPlan.ts) and
+   * then delete the old index files; a crash in between leaves both copies indexed, and the old
+   * one may name a base whose own index file is already gone. Of several copies, one whose base
+   * is indexed is taken.
+   */
+  private preferDecodableCopies(): void {
+    for (const [id, copies] of this.copies) {
+      const cur = this.chunks.get(id)!;
+      if (!cur.base || this.chunks.has(cur.base)) continue;
+      const ok = copies.find((c) => !c.base || this.chunks.has(c.base));
+      if (ok) this.chunks.set(id, ok);
+    }
   }
 
   /** Loads every index file in `dir`, verifying each against its name. */
@@ -86,6 +107,7 @@ export class ChunkIndex {
       const { pack, packSize, records } = decodeIndexFile(bytes, where);
       idx.addPack(pack, m[1], packSize, records);
     }
+    idx.preferDecodableCopies();
     return idx;
   }
 }
