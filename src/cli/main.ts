@@ -4,6 +4,7 @@
  */
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
+import { ioError } from '../core/ioError.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import type { CommandModule } from 'yargs';
 
@@ -42,7 +43,8 @@ async function commandsFor(argv: string[]): Promise<CommandModule<object, never>
   return Promise.all(only.map((l) => l()));
 }
 
-function report(err: unknown, json: boolean): number {
+function report(failure: unknown, json: boolean): number {
+  const err = ioError(failure); // a file system failure names its path, exit 8, no stack trace
   if (isCkptError(err)) {
     if (json) process.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
     process.stderr.write(`ckpt: error: ${err.message}\n`);

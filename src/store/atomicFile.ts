@@ -3,8 +3,10 @@
  * the directory. A reader sees the old file or the new one, never a torn one.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
+import { CkptError } from '../core/errors.js';
+import { ioError } from '../core/ioError.js';
 
 export function tmpName(tmpDir: string, hint: string): string {
   return path.join(tmpDir, `${hint}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -74,11 +76,50 @@ async function copyIntoPlace(tmp: string, dest: string): Promise<void> {
   }
 }
 
-export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
+/** What a path is, in words, for an error about a store file of the wrong type. */
+export function kindOfEntry(st: Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Opens a file of the store for reading, or undefined when it does not exist. Anything that is not
+ * a regular file (a folder, a pipe that would block a read forever, a device) is store damage:
+ * E_CORRUPT naming it. Other failures are E_IO naming it. The open never blocks (O_NONBLOCK, which
+ * regular files ignore).
+ */
+export async function openStoreFile(p: string): Promise<fs.FileHandle | undefined> {
+  let h: fs.FileHandle;
   try {
-    return await fs.readFile(p);
+    h = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOTDIR') throw new CkptError('E_CORRUPT', `${p}: a folder on its path is a file`, { file: p });
+    throw ioError(e, p);
+  }
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file`, { file: p });
+    return h;
+  } catch (e) {
+    await h.close();
+    throw ioError(e, p);
+  }
+}
+
+/** A store file's bytes, or undefined when it does not exist; see openStoreFile. */
+export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
+  const h = await openStoreFile(p);
+  if (!h) return undefined;
+  try {
+    return await h.readFile();
+  } catch (e) {
+    throw ioError(e, p);
+  } finally {
+    await h.close();
   }
 }

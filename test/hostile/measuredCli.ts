@@ -66,3 +66,45 @@ export function runMeasured(cwd: string, args: string[], timeoutMs = 30_000, env
     });
   });
 }
+
+export interface BatchRun {
+  argv: string[];
+  /** Exit code; 'hung' past the per-run deadline, 'threw' when main() itself threw, 'not run' after a hang. */
+  code: number | 'hung' | 'threw' | 'not run';
+  stdout: string;
+  stderr: string;
+  /** The store under `store` was byte-identical before and after the run. */
+  unchanged: boolean;
+}
+
+/**
+ * Runs each command line of `runs` in order in one child process (see batchChild.mjs), in `cwd`,
+ * snapshotting `store` around each: many runs for the cost of one Node start.
+ */
+export function runBatch(cwd: string, store: string, runs: string[][], timeoutMs = 10_000): Promise<BatchRun[]> {
+  const child = spawn(process.execPath, [path.join(ROOT, 'test', 'hostile', 'batchChild.mjs')], {
+    cwd,
+    env: { ...process.env, NO_COLOR: '1', CKPT_AUTHOR: 'hostile <h@test>', CKPT_BATCH: JSON.stringify({ main: MAIN, store, runs, timeoutMs }) },
+    stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+  });
+  const lines: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stderr!.on('data', (b: Buffer) => err.push(b));
+  (child.stdio[3] as NodeJS.ReadableStream).on('data', (b: Buffer) => lines.push(b));
+  const killer = setTimeout(() => child.kill('SIGKILL'), timeoutMs * runs.length + 30_000);
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', () => {
+      clearTimeout(killer);
+      const done = Buffer.concat(lines)
+        .toString('utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as BatchRun);
+      for (const argv of runs.slice(done.length)) {
+        done.push({ argv, code: 'not run', stdout: '', stderr: Buffer.concat(err).toString('utf8').slice(-500), unchanged: true });
+      }
+      resolve(done);
+    });
+  });
+}
