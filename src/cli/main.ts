@@ -5,6 +5,7 @@
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
+import { setLockWaitReporter } from '../store/lockFile.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import type { CommandModule } from 'yargs';
 
@@ -72,6 +73,8 @@ function muteSdkNodeWarning(): void {
 export async function main(argv: string[]): Promise<number> {
   muteSdkNodeWarning();
   const json = argv.includes('--json');
+  const quiet = argv.includes('-q') || argv.includes('--quiet');
+  setLockWaitReporter(quiet ? undefined : (m) => process.stderr.write(`ckpt: ${m}\n`));
   let failure: unknown;
   let usageFailure: string | undefined;
   const cli = yargs(argv)
