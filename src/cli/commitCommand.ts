@@ -5,14 +5,14 @@ import { CkptError, UsageError } from '../core/errors.js';
 import type { CommitMeta } from '../core/objects.js';
 import { commitFiles } from '../repo/commit.js';
 import type { Repository } from '../repo/repository.js';
-import { keyValues, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
+import { keyValues, numberOption, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 
 interface CommitArgs {
   paths: string[];
   message: string;
-  step?: number;
-  epoch?: number;
+  step?: string;
+  epoch?: string;
   metric?: string[];
   param?: string[];
   branch?: string;
@@ -76,8 +76,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
     y
       .positional('paths', { type: 'string', array: true, demandOption: true })
       .option('message', { alias: 'm', type: 'string', demandOption: true, describe: 'commit message' })
-      .option('step', { type: 'number', describe: 'training step' })
-      .option('epoch', { type: 'number', describe: 'training epoch' })
+      .option('step', { type: 'string', describe: 'training step (a whole number)' })
+      .option('epoch', { type: 'string', describe: 'training epoch' })
       .option('metric', { type: 'string', array: true, describe: 'k=v, numeric (repeatable)' })
       .option('param', { type: 'string', array: true, describe: 'k=v hyperparameter (repeatable)' })
       .option('branch', { type: 'string', describe: 'commit onto this branch (created at HEAD if missing)' })
@@ -87,10 +87,12 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
       .option('with-code', { type: 'boolean', describe: 'also store the changed and untracked code files (default: config withCode)' })
       .option('meta-file', { type: 'string', describe: 'JSON file of {step, epoch, metrics, params, extra}; flags win' }) as never,
   handler: async (argv) => {
+    const step = numberOption(argv.step, 'step', { whole: true });
+    const epoch = numberOption(argv.epoch, 'epoch');
+    const metrics = keyValues(argv.metric, 'metric', parseNumber);
     const out = output(argv);
     const repo = await openRepo(argv);
     const progress = out.progress('commit');
-    const metrics = keyValues(argv.metric, 'metric', parseNumber);
     const params = keyValues(argv.param, 'param', parseParam);
     const fromFile = argv['meta-file'] ? await readMetaFile(argv['meta-file']) : {};
     try {
@@ -98,8 +100,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
         message: argv.message,
         meta: {
           ...fromFile,
-          ...(argv.step !== undefined ? { step: argv.step } : {}),
-          ...(argv.epoch !== undefined ? { epoch: argv.epoch } : {}),
+          ...(step !== undefined ? { step } : {}),
+          ...(epoch !== undefined ? { epoch } : {}),
           ...(metrics || fromFile.metrics ? { metrics: { ...fromFile.metrics, ...metrics } } : {}),
           ...(params || fromFile.params ? { params: { ...fromFile.params, ...params } } : {}),
         },

@@ -2,23 +2,24 @@ import type { CommandModule } from 'yargs';
 import { logForCode } from '../repo/codeHistory.js';
 import { log } from '../repo/history.js';
 import { readPrunedMarks } from '../repo/prunedMarks.js';
-import { openRepo, output, type Args } from './context.js';
+import { numberOption, openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
 
-export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[]; code?: string }>> = {
+export const logCommand: CommandModule<object, Args<{ rev?: string; n?: string; metric?: string[]; code?: string }>> = {
   command: 'log [rev]',
   describe: 'show the history of a branch with steps and metrics',
   builder: (y) =>
     y
       .positional('rev', { type: 'string', describe: 'where to start (default HEAD)' })
-      .option('n', { alias: 'max-count', type: 'number', describe: 'at most N commits' })
+      .option('n', { alias: 'max-count', type: 'string', describe: 'at most N commits' })
       .option('metric', { type: 'string', array: true, describe: 'show these metrics as columns' })
       .option('code', { type: 'string', describe: 'the checkpoints made from this Git commit of the code (any Git revision)' }) as never,
   handler: async (argv) => {
+    const limit = numberOption(argv.n, 'max-count', { whole: true, min: 0 }) ?? Infinity;
     const out = output(argv);
     const repo = await openRepo(argv);
     const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
-    const entries = byCode ? byCode.entries.slice(0, argv.n ?? Infinity) : await log(repo, argv.rev ?? 'HEAD', argv.n ?? Infinity);
+    const entries = byCode ? byCode.entries.slice(0, limit) : await log(repo, argv.rev ?? 'HEAD', limit);
     const pruned = await readPrunedMarks(repo);
     const prunedAt = (id: string) => {
       const m = pruned.get(id);

@@ -132,7 +132,7 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
       const dest =
         opts.output === undefined
           ? path.join(repo.root, ...p.split('/'))
-          : paths.length === 1 && !(await isDir(opts.output))
+          : paths.length === 1 && !/[/\\]$/.test(opts.output) && !(await isDir(opts.output)) // `-o out/`: a folder
             ? path.resolve(opts.output)
             : path.join(path.resolve(opts.output), ...p.split('/'));
       await writeManifestFile(reader, m, tree.files[p].manifest, dest, tmpDir, (n) => opts.onProgress?.((done += n), total));

@@ -40,7 +40,16 @@ export async function writeFileAtomic(dest: string, data: Uint8Array | string, t
 
 /** Moves a finished, fsynced temporary file into place and makes the rename durable. */
 export async function renameIntoPlace(tmp: string, dest: string): Promise<void> {
-  await fs.mkdir(path.dirname(dest), { recursive: true });
+  try {
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new CkptError('E_IO', `cannot write ${dest}: a file is in the way where a folder on its path should be`, { file: dest });
+    }
+    throw ioError(e, dest);
+  }
   try {
     await fs.rename(tmp, dest);
   } catch (e) {

@@ -11,6 +11,12 @@ import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
 import { withLock } from './lockFile.js';
 import { isSafeRefName } from './objectKeys.js';
 
+/**
+ * Longest ref name, prefix included: its lock file (the name with '/' as '%', plus '.lock') must
+ * fit the 255-byte limit of a file name.
+ */
+export const MAX_REF_BYTES = 240;
+
 export type Head = { kind: 'branch'; ref: string } | { kind: 'detached'; id: ObjectId };
 
 export class RefStore {
@@ -20,6 +26,9 @@ export class RefStore {
   ) {}
 
   private file(ref: string): string {
+    if (Buffer.byteLength(ref) > MAX_REF_BYTES) {
+      throw new UsageError(`ref name too long: ${Buffer.byteLength(ref)} bytes (${ref.slice(0, 40)}...); at most ${MAX_REF_BYTES} bytes with its refs/... prefix`);
+    }
     if (!isSafeRefName(ref) || !/^refs\/(heads|tags|remotes)\//.test(ref)) throw new UsageError(`invalid ref name ${ref}`);
     return path.join(this.root, ...ref.split('/'));
   }
