@@ -108,3 +108,19 @@ export function runBatch(cwd: string, store: string, runs: string[][], timeoutMs
     });
   });
 }
+
+/** At most `n` of the functions given to the returned runner run at once (for concurrent tests). */
+export function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active++;
+    try {
+      return await fn();
+    } finally {
+      active--;
+      waiting.shift()?.();
+    }
+  };
+}
