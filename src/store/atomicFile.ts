@@ -106,8 +106,9 @@ export async function openStoreFile(p: string): Promise<fs.FileHandle | undefine
     h = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
-    if (code === 'ENOTDIR') throw new CkptError('E_CORRUPT', `${p}: a folder on its path is a file`, { file: p });
+    // ENOTDIR: a file where a folder of the path would be (refs/heads/a when reading a/b): no
+    // such file; a store folder that is a file is reported when the store is opened
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
     throw ioError(e, p);
   }
   try {
