@@ -6,14 +6,14 @@ import type { CommitMeta } from '../core/objects.js';
 import { commitFiles, type CommitOptions } from '../repo/commit.js';
 import { commitPart, parsePart } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
-import { argPath, keyValues, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
+import { argPath, keyValues, numberOption, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 
 interface CommitArgs {
   paths: string[];
   message: string;
-  step?: number;
-  epoch?: number;
+  step?: string;
+  epoch?: string;
   metric?: string[];
   param?: string[];
   branch?: string;
@@ -80,8 +80,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
     y
       .positional('paths', { type: 'string', array: true, demandOption: true })
       .option('message', { alias: 'm', type: 'string', demandOption: true, describe: 'commit message' })
-      .option('step', { type: 'number', describe: 'training step' })
-      .option('epoch', { type: 'number', describe: 'training epoch' })
+      .option('step', { type: 'string', describe: 'training step (a whole number)' })
+      .option('epoch', { type: 'string', describe: 'training epoch' })
       .option('metric', { type: 'string', array: true, describe: 'k=v, numeric (repeatable)' })
       .option('param', { type: 'string', array: true, describe: 'k=v hyperparameter (repeatable)' })
       .option('branch', { type: 'string', describe: 'commit onto this branch (created at HEAD if missing)' })
@@ -94,10 +94,12 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
       .option('part', { type: 'string', describe: 'RANK/COUNT: store this rank\'s files; the last rank makes the one commit' })
       .option('group', { type: 'string', describe: 'with --part: the id every rank of this checkpoint shares' }) as never,
   handler: async (argv) => {
+    const step = numberOption(argv.step, 'step', { whole: true });
+    const epoch = numberOption(argv.epoch, 'epoch');
+    const metrics = keyValues(argv.metric, 'metric', parseNumber);
     const out = output(argv);
     const repo = await openRepo(argv);
     const progress = out.progress('commit');
-    const metrics = keyValues(argv.metric, 'metric', parseNumber);
     const params = keyValues(argv.param, 'param', parseParam);
     const fromFile = argv['meta-file'] ? await readMetaFile(argPath(argv, argv['meta-file'])) : {};
     try {
@@ -106,8 +108,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
         message: argv.message,
         meta: {
           ...fromFile,
-          ...(argv.step !== undefined ? { step: argv.step } : {}),
-          ...(argv.epoch !== undefined ? { epoch: argv.epoch } : {}),
+          ...(step !== undefined ? { step } : {}),
+          ...(epoch !== undefined ? { epoch } : {}),
           ...(metrics || fromFile.metrics ? { metrics: { ...fromFile.metrics, ...metrics } } : {}),
           ...(params || fromFile.params ? { params: { ...fromFile.params, ...params } } : {}),
         },

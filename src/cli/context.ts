@@ -72,7 +72,22 @@ export function keyValues<T>(items: unknown, flag: string, parse: (v: string, k:
 
 export function parseNumber(v: string, k: string): number {
   const n = Number(v);
-  if (v.trim() === '' || Number.isNaN(n)) throw new UsageError(`metric ${k} must be a number, got ${JSON.stringify(v)}`);
+  // 1e400 is Infinity to JavaScript: refused, as NaN is, rather than stored as something else
+  if (v.trim() === '' || !Number.isFinite(n)) throw new UsageError(`metric ${k} must be a finite number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** A numeric option given as text: a finite number (whole and >= `min` when `whole`), else E_USAGE. */
+export function numberOption(raw: unknown, flag: string, opts: { whole?: boolean; min?: number } = {}): number | undefined {
+  if (raw === undefined) return undefined;
+  const text = String(Array.isArray(raw) ? raw[raw.length - 1] : raw);
+  const n = Number(text);
+  const min = opts.min ?? -Infinity;
+  const ok = text.trim() !== '' && Number.isFinite(n) && (!opts.whole || Number.isSafeInteger(n)) && n >= min;
+  if (!ok) {
+    const want = opts.whole ? `a whole number${min > -Infinity ? ` >= ${min}` : ''}` : `a finite number${min > -Infinity ? ` >= ${min}` : ''}`;
+    throw new UsageError(`--${flag} expects ${want}, got ${JSON.stringify(text)}`);
+  }
   return n;
 }
 

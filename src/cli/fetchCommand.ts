@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { fetchRemote } from '../remote/fetch.js';
 import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
-import { openRepo, output, type Args } from './context.js';
+import { numberOption, openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
 import { jobsOption, metered, summary } from './transferReport.js';
 
@@ -11,12 +11,13 @@ export const fetchCommand: CommandModule<object, Args<{ remote?: string; jobs: n
   builder: (y) =>
     y.positional('remote', { type: 'string', describe: 'remote name or URL (default: the only remote, or origin)' }).option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
+    const jobs = numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number;
     const out = output(argv);
     const repo = await openRepo(argv);
     const opened = await openRemote(repo, argv.remote ?? defaultRemote(repo));
     const m = metered(out, 'fetch', opened.transport);
     try {
-      const r = await fetchRemote(repo, m.transport, { remoteName: opened.name, jobs: argv.jobs, metadataOnly: opened.settings.partial, onProgress: m.onProgress });
+      const r = await fetchRemote(repo, m.transport, { remoteName: opened.name, jobs, metadataOnly: opened.settings.partial, onProgress: m.onProgress });
       const transfer = m.finish();
       out.result({ ...r, transfer });
       for (const u of r.updated) out.line(`${u.ref}: ${u.old ? shortId(u.old) : '(new)'} -> ${shortId(u.new)}`);

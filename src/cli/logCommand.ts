@@ -5,21 +5,22 @@ import { log, refsByCommit } from '../repo/history.js';
 import { drawGraph, topoOrder } from '../repo/historyGraph.js';
 import { readPrunedMarks } from '../repo/prunedMarks.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
-import { openRepo, output, type Args } from './context.js';
+import { numberOption, openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
 
-export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; metric?: string[]; code?: string; graph?: boolean; all?: boolean }>> = {
+export const logCommand: CommandModule<object, Args<{ rev?: string; n?: string; metric?: string[]; code?: string; graph?: boolean; all?: boolean }>> = {
   command: 'log [rev]',
   describe: 'show the history of a branch with steps and metrics',
   builder: (y) =>
     y
       .positional('rev', { type: 'string', describe: 'where to start (default HEAD)' })
-      .option('n', { alias: 'max-count', type: 'number', describe: 'at most N commits' })
+      .option('n', { alias: 'max-count', type: 'string', describe: 'at most N commits' })
       .option('metric', { type: 'string', array: true, describe: 'show these metrics as columns' })
       .option('code', { type: 'string', describe: 'the checkpoints made from this Git commit of the code (any Git revision)' })
       .option('graph', { type: 'boolean', describe: 'draw merges and branches, every parent followed (as git log --graph)' })
       .option('all', { type: 'boolean', describe: 'with --graph: start from every branch, not only REV' }) as never,
   handler: async (argv) => {
+    const limit = numberOption(argv.n, 'max-count', { whole: true, min: 0 }) ?? Infinity;
     const out = output(argv);
     const repo = await openRepo(argv);
     if (argv.graph) {
@@ -27,7 +28,7 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; 
       const head = await repo.headCommit();
       if (argv.rev) starts.push(await resolveRevision(repo, argv.rev));
       else if (head) starts.push(head);
-      const rows = drawGraph(await topoOrder(repo, starts, argv.n ?? Infinity));
+      const rows = drawGraph(await topoOrder(repo, starts, limit));
       const names = await refsByCommit(repo);
       out.result(rows.filter((r) => r.id).map((r) => ({ id: r.id, graph: r.graph, refs: names.get(r.id!) ?? [], ...r.commit })));
       if (rows.length === 0) return out.line('no commits yet');
@@ -44,7 +45,7 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: number; 
       return;
     }
     const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
-    const entries = byCode ? byCode.entries.slice(0, argv.n ?? Infinity) : await log(repo, argv.rev ?? 'HEAD', argv.n ?? Infinity);
+    const entries = byCode ? byCode.entries.slice(0, limit) : await log(repo, argv.rev ?? 'HEAD', limit);
     const pruned = await readPrunedMarks(repo);
     const prunedAt = (id: string) => {
       const m = pruned.get(id);

@@ -6,6 +6,8 @@ import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { isCkptError } from '../core/errors.js';
 import type { CliRun } from './context.js';
+import { ioError } from '../core/ioError.js';
+import { setLockWaitReporter } from '../store/lockFile.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import { processIo, type CliIo } from './output.js';
 import type { CommandModule } from 'yargs';
@@ -73,7 +75,8 @@ async function commandsFor(argv: string[]): Promise<CommandModule<object, never>
   return Promise.all(only.map((l) => l()));
 }
 
-function report(io: CliIo, err: unknown, json: boolean): number {
+function report(io: CliIo, failure: unknown, json: boolean): number {
+  const err = ioError(failure); // a file system failure names its path, exit 8, no stack trace
   if (isCkptError(err)) {
     if (json) io.stdout.write(`${JSON.stringify({ error: err.toJSON() }, null, 2)}\n`);
     io.stderr.write(`ckpt: error: ${err.message}\n`);
@@ -110,6 +113,8 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   muteSdkNodeWarning();
   const run: CliRun = { io: { ...processIo(), ...io }, exitCode: 0 };
   const json = argv.includes('--json');
+  const quiet = argv.includes('-q') || argv.includes('--quiet');
+  setLockWaitReporter(quiet ? undefined : (m) => run.io.stderr.write(`ckpt: ${m}\n`));
   let failure: unknown;
   let usageFailure: string | undefined;
   const cli = yargs(argv)

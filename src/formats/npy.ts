@@ -9,13 +9,16 @@ import { FormatError } from '../core/errors.js';
 import type { Segment } from '../core/layout.js';
 import { normalizeSegments } from '../core/layout.js';
 import type { CheckpointFormat } from './checkpointFormat.js';
+import { MAX_HEADER_SIZE } from './safetensors.js';
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
-// numpy's own reader refuses longer headers (max_header_size) as unsafe to parse; a header that
-// long would only come from a structured dtype with thousands of fields, which ckpt stores
-// opaque anyway.
-const MAX_HEADER_BYTES = 10000;
+// numpy's reader refuses headers over 10,000 bytes unless allow_pickle=True, because it evaluates
+// them with ast.literal_eval; np.save writes longer ones for structured dtypes with many fields.
+// ckpt's parser evaluates nothing and is linear, so it takes headers up to the bound it gives a
+// safetensors header (100 MB), and bounds the values in them.
+const MAX_HEADER_BYTES = MAX_HEADER_SIZE;
 const MAX_LITERAL_DEPTH = 32;
+const MAX_LITERAL_VALUES = 1_000_000;
 
 /** ckpt dtype of a little-endian (or byte-sized) numpy type code: kind + item size. */
 const NUMPY_DTYPES: Record<string, string> = {
@@ -50,6 +53,7 @@ type PyLiteral = string | number | boolean | null | PyLiteral[] | PyTuple | Map<
  */
 function parsePyLiteral(text: string, fail: (index: number, fault: string) => never): PyLiteral {
   let i = 0;
+  let values = 0;
   const ws = () => {
     while (i < text.length && ' \t\r\n'.includes(text[i])) i++;
   };
@@ -105,6 +109,7 @@ function parsePyLiteral(text: string, fail: (index: number, fault: string) => ne
 
   const value = (depth: number): PyLiteral => {
     if (depth > MAX_LITERAL_DEPTH) fail(i, `header literal nests deeper than ${MAX_LITERAL_DEPTH}`);
+    if (++values > MAX_LITERAL_VALUES) fail(i, `header holds more than ${MAX_LITERAL_VALUES} values`);
     ws();
     const c = text[i];
     if (c === '{') {
@@ -215,11 +220,11 @@ export async function parseNpyHeaderAt(
     prefix = 12;
   }
   const headerStart = offset + prefix;
+  if (headerLen > MAX_HEADER_BYTES) {
+    fail(offset + 8, `header of ${headerLen} bytes exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+  }
   if (headerLen > limit - headerStart) {
     fail(offset + 8, `header length ${headerLen} runs past the end (${limit - headerStart} bytes left)`);
-  }
-  if (headerLen > MAX_HEADER_BYTES) {
-    fail(offset + 8, `header of ${headerLen} bytes exceeds numpy's limit of ${MAX_HEADER_BYTES}`);
   }
   const raw = await src.read(headerStart, headerLen);
   let text = '';

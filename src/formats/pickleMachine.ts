@@ -6,9 +6,12 @@
  * import a module or call a function, which is what makes reading untrusted checkpoints safe.
  *
  * Every fault is a FormatError at an offset in the FILE (`baseOffset` + position in the pickle).
- * Work is bounded by the input: each opcode consumes at least one byte, so the number of operations,
- * stack entries, memo entries and container items are all at most the pickle's length; lengths
- * of strings and bytes are checked against what is left of the pickle before anything is read.
+ * Work is bounded twice. By the input: each opcode consumes at least one byte, so operations, stack
+ * entries and memo entries are at most the pickle's length, and lengths of strings and bytes are
+ * checked against what is left before anything is read. And by a PickleBudget shared with whoever
+ * expands the tree (a memo reference makes it a DAG that doubles at every level): values made or
+ * visited, bytes of text produced, and seconds, each failing with a FormatError at the offset
+ * where it ran out. Integers written as decimal text are refused past Python's own limit.
  */
 import { FormatError } from '../core/errors.js';
 
@@ -98,6 +101,70 @@ export interface PickleResult {
 /** Deeper MARK nesting than any real checkpoint uses; a bound so nesting bombs fail early. */
 export const MAX_MARK_DEPTH = 1024;
 
+/**
+ * Decimal INT/LONG text past this many digits is refused: parsing it is quadratic, and Python
+ * itself refuses to convert longer text (sys.int_info.default_max_str_digits, 4300).
+ */
+export const MAX_DECIMAL_DIGITS = 4300;
+/** Binary LONG1/LONG4 past this many bytes is refused; torch writes ints of a few bytes. */
+export const MAX_LONG_BYTES = 64 * 1024;
+
+export interface PickleLimits {
+  /** Values made by the machine plus values visited when the tree is expanded. */
+  values: number;
+  /** Bytes of text (strings, names, paths) produced when the tree is expanded. */
+  bytes: number;
+  /** Wall-clock seconds for running and expanding one pickle. */
+  seconds: number;
+}
+
+/**
+ * Far above what a real checkpoint's pickle needs (a state dict of 10,000 tensors with its
+ * optimizer state is well under 1,000,000 values and a few MB of names) and far below what
+ * exhausts a machine: about 200 bytes of memory per value.
+ */
+export const DEFAULT_PICKLE_LIMITS: PickleLimits = { values: 2_000_000, bytes: 32 * 1024 * 1024, seconds: 5 };
+
+/**
+ * The work one pickle may cost, shared by the machine and the format that expands its tree: a
+ * memoised subtree reached twice is counted twice, so a DAG cannot expand past the budget.
+ */
+export class PickleBudget {
+  private values = 0;
+  private bytes = 0;
+  private readonly deadline: number;
+  private tick = 0;
+
+  constructor(
+    private readonly format: string,
+    readonly limits: PickleLimits = DEFAULT_PICKLE_LIMITS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.deadline = now() + limits.seconds * 1000;
+  }
+
+  /** Counts `n` values (and `textBytes` of text) made or visited at `offset` in the file. */
+  spend(offset: number, n = 1, textBytes = 0): void {
+    this.values += n;
+    this.bytes += textBytes;
+    if (this.values > this.limits.values) {
+      this.fail(offset, `pickle expands to more than ${this.limits.values} values (memoised values count each time they are reached)`);
+    }
+    if (this.bytes > this.limits.bytes) {
+      this.fail(offset, `pickle expands to more than ${this.limits.bytes} bytes of text (memoised values count each time they are reached)`);
+    }
+    this.tick += n;
+    if (this.tick >= 4096) {
+      this.tick = 0;
+      if (this.now() > this.deadline) this.fail(offset, `pickle takes more than ${this.limits.seconds} s to read`);
+    }
+  }
+
+  private fail(offset: number, fault: string): never {
+    throw new FormatError(this.format, offset, fault);
+  }
+}
+
 const HIGHEST_PROTOCOL = 5;
 
 const utf8 = new TextDecoder('utf-8');
@@ -110,8 +177,16 @@ export function isNode<K extends Exclude<PickleValue, null | boolean | number | 
   return typeof v === 'object' && v !== null && v.kind === kind;
 }
 
-/** Runs a pickle symbolically. `format` names the format in errors; `baseOffset` is where the pickle starts in the file. */
-export function runPickle(bytes: Uint8Array, baseOffset: number, format: string): PickleResult {
+/**
+ * Runs a pickle symbolically. `format` names the format in errors; `baseOffset` is where the pickle
+ * starts in the file; `budget` is charged for every value made and every copy of items.
+ */
+export function runPickle(
+  bytes: Uint8Array,
+  baseOffset: number,
+  format: string,
+  budget: PickleBudget = new PickleBudget(format),
+): PickleResult {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const len = bytes.length;
   let pos = 0;
@@ -171,6 +246,15 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
     return s;
   };
 
+  /** A protocol 0 integer's text, refused before it is parsed when it is too long. */
+  const decimalLine = (what: string): string => {
+    const nl = bytes.indexOf(0x0a, pos);
+    if (nl >= 0 && nl - pos > MAX_DECIMAL_DIGITS + 2) {
+      fail(`${what} has ${nl - pos} characters of decimal text; ckpt reads at most ${MAX_DECIMAL_DIGITS} digits (as Python does)`);
+    }
+    return line(what).trim();
+  };
+
   const floor = () => (marks.length ? marks[marks.length - 1] : 0);
   const pop = (): PickleValue => {
     if (stack.length <= floor()) fail('stack underflow');
@@ -193,10 +277,13 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
   };
   const call = (callee: PickleValue, args: PickleValue, newobj: boolean, kwargs?: PickleValue): PCall => {
     if (!isNode(args, 'tuple') && !isNode(args, 'list')) fail(`call arguments are a ${kindOf(args)}, not a tuple`);
+    const items = (args as PTuple | PList).items;
+    // a tuple is never changed after it is made, so the call may share its items; a list is copied
+    if (isNode(args, 'list')) budget.spend(here(), items.length);
     const node: PCall = {
       kind: 'call',
       call: callee,
-      args: (args as PTuple | PList).items.slice(),
+      args: isNode(args, 'tuple') ? items : items.slice(),
       newobj,
       listItems: [],
       dictItems: [],
@@ -228,6 +315,7 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
   while (true) {
     if (pos >= len) fail('pickle ends without STOP', Math.max(0, len - 1));
     opAt = pos;
+    budget.spend(baseOffset + opAt);
     const op = bytes[pos++];
     switch (op) {
       case 0x80: {
@@ -287,12 +375,13 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
       case 0x8b: {
         // LONG4
         const n = i32();
+        if (n > MAX_LONG_BYTES) fail(`LONG4 of ${n} bytes; ckpt reads integers of at most ${MAX_LONG_BYTES} bytes`);
         stack.push(littleSigned(take(n, 'LONG4')));
         break;
       }
       case 0x49: {
         // INT (protocol 0); "01"/"00" are how protocol 0 spells True/False.
-        const s = line('INT').trim();
+        const s = decimalLine('INT');
         if (s === '01') stack.push(true);
         else if (s === '00') stack.push(false);
         else stack.push(parseIntText(s) ?? fail(`INT is not an integer: ${JSON.stringify(s.slice(0, 40))}`));
@@ -300,7 +389,7 @@ export function runPickle(bytes: Uint8Array, baseOffset: number, format: string)
       }
       case 0x4c: {
         // LONG (protocol 0)
-        const s = line('LONG').trim().replace(/L$/, '');
+        const s = decimalLine('LONG').replace(/L$/, '');
         stack.push(parseIntText(s) ?? fail(`LONG is not an integer: ${JSON.stringify(s.slice(0, 40))}`));
         break;
       }

@@ -16,7 +16,7 @@ import { FormatError, UnsafePickleError } from '../core/errors.js';
 import type { Layout, Segment, TensorView } from '../core/layout.js';
 import { normalizeSegments } from '../core/layout.js';
 import type { CheckpointFormat, ParseOptions } from './checkpointFormat.js';
-import { isNode, kindOf, runPickle } from './pickleMachine.js';
+import { isNode, kindOf, MAX_DECIMAL_DIGITS, PickleBudget, runPickle } from './pickleMachine.js';
 import type { PCall, PickleValue } from './pickleMachine.js';
 import { readZipArchive } from './zipArchive.js';
 import type { ZipEntry } from './zipArchive.js';
@@ -191,7 +191,9 @@ async function parsePytorch(src: ByteSource, options: ParseOptions = {}): Promis
   }
 
   const pickleBytes = await src.read(pkl.dataOffset, pkl.compressedSize);
-  const { value, globals } = runPickle(pickleBytes, pkl.dataOffset, FORMAT);
+  // One budget for running the pickle and expanding its tree: values, bytes of text and seconds.
+  const budget = new PickleBudget(FORMAT);
+  const { value, globals } = runPickle(pickleBytes, pkl.dataOffset, FORMAT, budget);
   const unsafe = [...new Set(globals.map((g) => g.name).filter((g) => !isSafeGlobal(g)))];
   const warnings: string[] = [];
   if (unsafe.length > 0) {
@@ -199,7 +201,7 @@ async function parsePytorch(src: ByteSource, options: ParseOptions = {}): Promis
     warnings.push(`pickle names globals that would run code when loaded (allowed): ${unsafe.join(', ')}`);
   }
 
-  const walker = new Walker(root, byName, pickleBytes.length);
+  const walker = new Walker(root, byName, budget);
   walker.flatten(value, '', 0);
   warnings.push(...walker.warnings);
 
@@ -324,29 +326,28 @@ class Walker {
   readonly values: Record<string, unknown> = {};
   readonly storages = new Map<string, StorageInfo>();
   readonly warnings: string[] = [];
-  private visits = 0;
-  private readonly budget: number;
   private readonly active = new Set<object>();
+  /** Offset of the last node entered: where a budget error points for a plain string or number. */
+  private at = 0;
 
   constructor(
     private readonly root: string,
     private readonly entries: Map<string, ZipEntry>,
-    pickleLength: number,
-  ) {
-    // Memo references make the tree a DAG that can double at every level; the walk is bounded
-    // by the pickle's size so a small pickle cannot expand into an exponential walk.
-    this.budget = 64 * pickleLength + 100_000;
-  }
+    /**
+     * Memo references make the tree a DAG that can double at every level: every node reached is
+     * charged, with the text it brings (its path, its string), each time it is reached.
+     */
+    private readonly budget: PickleBudget,
+  ) {}
 
-  private enter(v: PickleValue, depth: number): void {
-    if (++this.visits > this.budget) {
-      throw new FormatError(FORMAT, offsetOf(v), `pickle expands to more than ${this.budget} values`);
-    }
-    if (depth > MAX_DEPTH) throw new FormatError(FORMAT, offsetOf(v), `pickle nests deeper than ${MAX_DEPTH}`);
+  private enter(v: PickleValue, depth: number, pathBytes = 0): void {
+    if (typeof v === 'object' && v !== null) this.at = v.offset;
+    this.budget.spend(this.at, 1, pathBytes + textBytes(v));
+    if (depth > MAX_DEPTH) throw new FormatError(FORMAT, this.at, `pickle nests deeper than ${MAX_DEPTH}`);
   }
 
   flatten(v: PickleValue, path: string, depth: number): void {
-    this.enter(v, depth);
+    this.enter(v, depth, path.length);
     if (typeof v === 'object' && v !== null) {
       if (this.active.has(v)) {
         this.values[path] = '<cycle>';
@@ -500,8 +501,8 @@ class Walker {
       case 'builtins.complex':
         return { re: scalar(a[0] ?? 0), im: scalar(a[1] ?? 0) };
       case '_codecs.encode': {
-        const bytes = codecsBytes(v);
-        if (bytes) return { bytes: bytes.length };
+        const n = codecsLength(v);
+        if (n !== undefined) return { bytes: n };
         break;
       }
     }
@@ -607,10 +608,6 @@ class Walker {
   }
 }
 
-function offsetOf(v: PickleValue): number {
-  return typeof v === 'object' && v !== null ? v.offset : 0;
-}
-
 function callName(v: PCall): string | undefined {
   return isNode(v.call, 'global') ? v.call.global : undefined;
 }
@@ -623,14 +620,44 @@ function tensorName(path: string): string {
   return path === '' ? 'tensor' : path;
 }
 
+/** Keys longer than this (a tuple of memoised tuples can double at every level) are cut short. */
+const KEY_NAME_MAX = 1024;
+
 function keyName(k: PickleValue): string {
-  if (typeof k === 'string') return k;
-  if (typeof k === 'number' || typeof k === 'bigint') return String(k);
-  if (typeof k === 'boolean') return k ? 'True' : 'False';
-  if (k === null) return 'None';
-  if (isNode(k, 'tuple')) return `(${k.items.map(keyName).join(', ')})`;
-  if (isNode(k, 'global')) return k.global;
-  return `<${k.kind}>`;
+  let left = KEY_NAME_MAX;
+  const name = (x: PickleValue): string => {
+    if (left <= 0) return '…';
+    let out: string;
+    if (typeof x === 'string') out = x;
+    else if (typeof x === 'number') out = String(x);
+    else if (typeof x === 'bigint') out = String(scalar(x));
+    else if (typeof x === 'boolean') out = x ? 'True' : 'False';
+    else if (x === null) out = 'None';
+    else if (isNode(x, 'tuple')) {
+      left -= 2;
+      const parts: string[] = [];
+      for (const item of x.items) {
+        if (left <= 0) {
+          parts.push('…');
+          break;
+        }
+        parts.push(name(item));
+      }
+      out = `(${parts.join(', ')})`;
+    } else if (isNode(x, 'global')) out = x.global;
+    else out = `<${x.kind}>`;
+    left -= out.length;
+    return out;
+  };
+  const full = name(k);
+  return typeof k === 'string' || full.length <= KEY_NAME_MAX ? full : `${full.slice(0, KEY_NAME_MAX)}…`;
+}
+
+/** Bytes of text a value brings to the expanded tree (its rendering), for the pickle budget. */
+function textBytes(v: PickleValue): number {
+  if (typeof v === 'string') return v.length;
+  if (isNode(v, 'global')) return v.global.length;
+  return 0;
 }
 
 /** Numbers JSON can carry; the rest as Python would print them. */
@@ -639,7 +666,11 @@ function scalar(v: PickleValue): unknown {
     if (Number.isFinite(v)) return v;
     return Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf';
   }
-  if (typeof v === 'bigint') return v.toString();
+  if (typeof v === 'bigint') {
+    // decimal text of a huge int is quadratic to make; Python refuses it past 4300 digits too
+    const bits = v.toString(16).length * 4;
+    return bits > MAX_DECIMAL_DIGITS * 3.33 ? `<int of ${bits} bits>` : v.toString();
+  }
   if (typeof v === 'object' && v !== null) return `<${v.kind}>`;
   return v;
 }
@@ -657,12 +688,26 @@ function intTuple(v: PickleValue): number[] | undefined {
   return out;
 }
 
-/** `_codecs.encode(text, 'latin1')`: how protocol 2 pickles carry NumPy's raw bytes. */
-function codecsBytes(v: PickleValue): Uint8Array | undefined {
-  if (isNode(v, 'bytes')) return v.data;
+/** The text of `_codecs.encode(text, 'latin1')`, else undefined. */
+function codecsText(v: PickleValue): string | undefined {
   if (!isNode(v, 'call') || callName(v) !== '_codecs.encode') return undefined;
   const [text, enc] = v.args;
-  if (typeof text !== 'string' || (enc !== 'latin1' && enc !== 'latin-1')) return undefined;
+  return typeof text === 'string' && (enc === 'latin1' || enc === 'latin-1') ? text : undefined;
+}
+
+/** How many bytes a bytes value or `_codecs.encode(text, 'latin1')` holds, without making them. */
+function codecsLength(v: PickleValue): number | undefined {
+  return isNode(v, 'bytes') ? v.data.length : codecsText(v)?.length;
+}
+
+/**
+ * `_codecs.encode(text, 'latin1')`: how protocol 2 pickles carry NumPy's raw bytes. Only up to
+ * `max` bytes are made (a memoised text reached many times must not be copied each time).
+ */
+function codecsBytes(v: PickleValue, max: number): Uint8Array | undefined {
+  if (isNode(v, 'bytes')) return v.data;
+  const text = codecsText(v);
+  if (text === undefined || text.length > max) return undefined;
   const out = new Uint8Array(text.length);
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -755,7 +800,7 @@ function half(h: number): number {
 /** `numpy.core.multiarray.scalar(dtype, bytes)`, e.g. np.float32(0.5): decoded to its number. */
 function numpyScalar(v: PCall): unknown {
   const dt = numpyDType(v.args[0]);
-  const data = codecsBytes(v.args[1]);
+  const data = dt && codecsBytes(v.args[1], dt.size);
   if (!dt || !data || data.length !== dt.size) return undefined;
   return decodeNumbers(dt, data, 1)?.[0];
 }
@@ -771,8 +816,8 @@ function numpyArray(v: PCall): unknown {
   if (!shape || !dt) return undefined;
   const count = product(shape);
   const out: Record<string, unknown> = { ndarray: { dtype: dt.descr, shape } };
-  const data = codecsBytes(dataArg ?? null);
-  if (data && count <= NUMPY_VALUES_MAX) {
+  const data = count <= NUMPY_VALUES_MAX ? codecsBytes(dataArg ?? null, NUMPY_VALUES_MAX * 16) : undefined;
+  if (data) {
     const values = decodeNumbers(dt, data, count);
     if (values) (out.ndarray as Record<string, unknown>).values = values;
   }

@@ -134,7 +134,7 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
       const dest =
         opts.output === undefined
           ? await safeDest(repo.root, p, commitId)
-          : paths.length === 1 && !(await isDir(opts.output))
+          : paths.length === 1 && !/[/\\]$/.test(opts.output) && !(await isDir(opts.output)) // `-o out/`: a folder
             ? path.resolve(opts.output)
             : await safeDest(path.resolve(opts.output), p, commitId);
       await writeManifestFile(reader, m, tree.files[p].manifest, dest, tmpDir, (n) => opts.onProgress?.((done += n), total));

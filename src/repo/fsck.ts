@@ -13,6 +13,7 @@ import * as path from 'node:path';
 import type { CkptError } from '../core/errors.js';
 import { isObjectId, objectHasher, objectId, type ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
+import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../store/atomicFile.js';
 import { ChunkIndex, decodeIndexFile } from '../store/chunkIndex.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { decodeChunk } from '../store/chunkCodec.js';
@@ -34,7 +35,8 @@ export type FaultKind =
   | 'meta-missing'
   | 'size-mismatch'
   | 'ref-corrupt'
-  | 'dangling-ref';
+  | 'dangling-ref'
+  | 'not-a-file';
 
 export interface FsckFault {
   kind: FaultKind;
@@ -76,7 +78,7 @@ async function readRange(fh: fs.FileHandle, offset: number, length: number): Pro
   return buf.subarray(0, done);
 }
 
-async function listRefs(root: string): Promise<{ ref: string; text: string }[]> {
+async function listRefs(root: string, fault: (kind: FaultKind, message: string) => void): Promise<{ ref: string; text: string }[]> {
   const out: { ref: string; text: string }[] = [];
   const walk = async (rel: string): Promise<void> => {
     let ents;
@@ -88,7 +90,13 @@ async function listRefs(root: string): Promise<{ ref: string; text: string }[]> 
     for (const e of ents) {
       const r = `${rel}/${e.name}`;
       if (e.isDirectory()) await walk(r);
-      else out.push({ ref: r, text: await fs.readFile(path.join(root, ...r.split('/')), 'utf8') });
+      else {
+        try {
+          out.push({ ref: r, text: ((await readFileOrUndefined(path.join(root, ...r.split('/')))) ?? '').toString('utf8') });
+        } catch (err) {
+          fault('ref-corrupt', `${r}: ${(err as Error).message}`);
+        }
+      }
     }
   };
   await walk('refs');
@@ -119,7 +127,14 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
     if (!m) continue;
     checked.indexFiles++;
     const where = path.join(store.indexDir, name);
-    const bytes = await fs.readFile(where);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = await readFileOrUndefined(where);
+    } catch (e) {
+      fault('index-corrupt', (e as Error).message);
+      continue;
+    }
+    if (!bytes) continue;
     if (objectId('index', bytes) !== m[1]) {
       fault('index-corrupt', `index file ${short(m[1])} does not match its name (${where})`);
       continue;
@@ -135,7 +150,10 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
   const packFiles = new Map<ObjectId, number>();
   for (const name of await fs.readdir(store.packsDir).catch(() => [] as string[])) {
     const m = /^([0-9a-f]{64})\.pack$/.exec(name);
-    if (m) packFiles.set(m[1], (await fs.stat(path.join(store.packsDir, name))).size);
+    if (!m) continue;
+    const st = await fs.stat(path.join(store.packsDir, name));
+    if (st.isFile()) packFiles.set(m[1], st.size);
+    else fault('not-a-file', `pack ${short(m[1])} is ${kindOfEntry(st)}, not a file: ${path.join(store.packsDir, name)}`);
   }
   const badPacks = new Set<ObjectId>();
   for (const [pack, info] of indexed) {
@@ -152,7 +170,7 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
       badPacks.add(pack);
       continue;
     }
-    const fh = await fs.open(file, 'r');
+    const fh = (await openStoreFile(file)) as fs.FileHandle; // a regular file: listed above
     try {
       const recs = await readPackRecords(size, (o, l) => readRange(fh, o, l), `pack ${short(pack)}`);
       const same = recs.length === info.records.length && recs.every((r, i) => r.id === info.records[i].id && r.offset === info.records[i].offset && r.stored === info.records[i].stored);
@@ -187,7 +205,7 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
     if (!(await store.meta.has(id))) return fault('dangling-ref', `${from} points to ${id}, which does not exist`);
     starts.push({ from, id });
   };
-  for (const { ref, text } of await listRefs(store.dir)) {
+  for (const { ref, text } of await listRefs(store.dir, fault)) {
     checked.refs++;
     const id = text.trim();
     if (!isObjectId(id)) fault('ref-corrupt', `${ref} does not hold a commit id: ${JSON.stringify(text.slice(0, 80))}`);
@@ -196,6 +214,7 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
   try {
     const head = await store.refs.readHead();
     if (head.kind === 'detached') await expectCommit('HEAD', head.id);
+    else await store.refs.read(head.ref); // a folder or a pipe where HEAD's branch should be
   } catch (e) {
     fault('ref-corrupt', `HEAD: ${(e as Error).message}`);
   }

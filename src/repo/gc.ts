@@ -17,8 +17,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import { fsyncDir } from '../store/atomicFile.js';
+import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined } from '../store/atomicFile.js';
 import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk } from '../store/chunkCodec.js';
+import type { ChunkIndex } from '../store/chunkIndex.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import type { Lock } from '../store/lockFile.js';
@@ -78,7 +79,8 @@ async function listDir(dir: string): Promise<string[]> {
 }
 
 async function readPackRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await fs.open(file, 'r');
+  const fh = await openStoreFile(file);
+  if (!fh) throw new CkptError('E_CORRUPT', `${file} disappeared while gc read it`, { file });
   try {
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
@@ -93,13 +95,33 @@ async function readPackRange(file: string, offset: number, length: number): Prom
   }
 }
 
+/**
+ * Every indexed pack present is a regular file of the size its index says: checked before gc or prune
+ * changes anything, so damage found later cannot leave a half-done sweep (or a prune's marks
+ * without its sweep). Returns the freshly loaded index.
+ */
+export async function assertPacksIntact(store: Repository['store']): Promise<ChunkIndex> {
+  const index = await store.reloadIndex();
+  for (const [pack, { size }] of index.packs) {
+    const file = path.join(store.packsDir, `${pack}.pack`);
+    const st = await fs.stat(file).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    // a missing pack is left to the reachability check: gc still runs when nothing needs it
+    const fault = !st ? undefined : !st.isFile() ? `is ${kindOfEntry(st)}, not a file` : st.size !== size ? `is ${st.size} bytes, its index says ${size}` : undefined;
+    if (fault) throw new CkptError('E_CORRUPT', `${file} ${fault}; nothing was changed, see \`ckpt fsck\``, { file });
+  }
+  return index;
+}
+
 export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResult> {
   const store = repo.store;
   const lock: Lock | undefined = opts.lockHeld ? undefined : await acquireExclusive(store.locksDir, { timeoutMs: opts.lockTimeoutMs });
   try {
     // Wall-clock time, compared with file mtimes, not the repository's injectable clock.
     const started = Date.now();
-    const index = await store.reloadIndex();
+    const index = await assertPacksIntact(store);
     const roots = await findRoots(repo, opts);
     const reach = await markReachable(repo, roots, index, opts.assumePruned);
     if (reach.missing.size > 0) {
@@ -120,7 +142,8 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       const m = /^([0-9a-f]{64})\.idx$/.exec(name);
       if (!m) continue;
       const where = path.join(store.indexDir, name);
-      const bytes = await fs.readFile(where);
+      const bytes = await readFileOrUndefined(where);
+      if (!bytes) continue;
       if (objectId('index', bytes) !== m[1]) throw new CkptError('E_CORRUPT', `${where} does not match its name; run \`ckpt fsck\``, { where });
       const { pack, records } = decodeIndexFile(bytes, where);
       packs.get(pack)?.indexes.push({ id: m[1], records, size: bytes.length });

@@ -8,7 +8,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createHasher } from '../core/blake3.js';
 import { decodedElementBytes } from '../core/elementDecoder.js';
-import { FormatError, UnsafePickleError } from '../core/errors.js';
+import { CkptError, FormatError, UnsafePickleError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkRef, Manifest, ManifestSegment } from '../core/objects.js';
@@ -41,13 +41,22 @@ export interface IngestStats {
 
 /** Extensions that claim a format with a signature of its own. */
 const CLAIMED_BY_NAME: Record<string, string> = { '.safetensors': 'safetensors', '.gguf': 'gguf', '.npy': 'npy', '.npz': 'npz' };
+/** Extensions that claim torch's zip format when the file starts like a zip (a local file header). */
+const ZIP_CLAIMED_BY_NAME: Record<string, string> = { '.pt': 'pytorch', '.pth': 'pytorch' };
+
+async function startsLikeZip(src: { size: number; read(o: number, n: number): Promise<Uint8Array> }): Promise<boolean> {
+  if (src.size < 4) return false;
+  const h = await src.read(0, 4);
+  return h[0] === 0x50 && h[1] === 0x4b && h[2] === 0x03 && h[3] === 0x04;
+}
 
 /** Parses a file's layout, naming the file in any format error. */
 export async function readLayout(file: string, options: { format?: string } & ParseOptions = {}): Promise<Layout> {
   const src = await openFileSource(file);
   try {
     const layout = await parseCheckpoint(src, options.format, options);
-    const claimed = CLAIMED_BY_NAME[path.extname(file).toLowerCase()];
+    const ext = path.extname(file).toLowerCase();
+    const claimed = CLAIMED_BY_NAME[ext] ?? (ZIP_CLAIMED_BY_NAME[ext] && (await startsLikeZip(src)) ? ZIP_CLAIMED_BY_NAME[ext] : undefined);
     // A file named like a format whose bytes no parser recognises is a damaged file of that
     // format, not an opaque blob: parsing it as what it claims to be reports the fault (and the
     // offset) instead of storing it silently. `--format opaque` still stores it on purpose.
@@ -180,11 +189,16 @@ export class Ingestor {
     const fh = await fs.open(file, 'r');
     const fileHash = createHasher();
     let done = 0;
-    const reader = new SequentialReader(fh, layout.size, (b) => {
-      fileHash.update(b);
-      done += b.length;
-      onProgress?.(done);
-    });
+    const reader = new SequentialReader(
+      fh,
+      layout.size,
+      (b) => {
+        fileHash.update(b);
+        done += b.length;
+        onProgress?.(done);
+      },
+      file,
+    );
     const sink = this.sink(index);
     const addChunk = sink.add;
     try {
@@ -216,6 +230,10 @@ export class Ingestor {
         }
       }
       await sink.drain();
+      // a file that grew (or was rewritten to another size) while it was read is not one state
+      if ((await fh.stat()).size !== layout.size) {
+        throw new CkptError('E_IO', `${file} changed size while it was committed (${layout.size} bytes when it was parsed); nothing was stored`, { file });
+      }
       const manifest: Manifest = {
         type: 'manifest',
         format: layout.format,

@@ -8,7 +8,7 @@ import { UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit } from '../core/objects.js';
 import { acquireExclusive } from '../store/storeLocks.js';
-import { gc, type GcResult } from './gc.js';
+import { assertPacksIntact, gc, type GcResult } from './gc.js';
 import { defaultMode, firstParentHistory, type MetricMode } from './metricSearch.js';
 import { readPrunedMarks, writePrunedMark, type PrunedMark } from './prunedMarks.js';
 import { findRoots } from './reachability.js';
@@ -146,6 +146,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, opts: Pru
     const reasonText = describe(policy);
     const newMarks = new Map<ObjectId, PrunedMark>(fresh.map((d) => [d.id, { time: now, reason: reasonText }]));
 
+    if (!opts.dryRun && !opts.noGc) await assertPacksIntact(repo.store); // damage found before a mark is written
     if (!opts.dryRun) for (const [id, mark] of newMarks) await writePrunedMark(repo, id, mark);
     const result: PruneResult = { dryRun: Boolean(opts.dryRun), kept, pruned: fresh, alreadyPruned: drop.length - fresh.length };
     if (!opts.noGc) {

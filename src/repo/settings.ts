@@ -3,7 +3,7 @@
  * size is fixed at init (changing it would stop new commits from deduplicating against old ones).
  */
 import { UsageError } from '../core/errors.js';
-import type { StoreConfig } from '../store/storeConfig.js';
+import { COMPRESSION_LEVELS, DELTA_CHAIN_LIMITS, type StoreConfig } from '../store/storeConfig.js';
 import type { Repository } from './repository.js';
 
 type Value = string | number | boolean;
@@ -32,12 +32,12 @@ const SETTINGS: Record<string, Setting> = {
   'compression.level': {
     describe: 'zstd level, 1 (fast, default) to 19',
     get: (c) => c.compression.level,
-    set: (c, raw) => (c.compression.level = int(raw, 'compression.level', 1, 19)),
+    set: (c, raw) => (c.compression.level = int(raw, 'compression.level', COMPRESSION_LEVELS.min, COMPRESSION_LEVELS.max)),
   },
   'compression.maxDeltaChain': {
     describe: 'a full chunk at least every N delta links (bounds checkout work)',
     get: (c) => c.compression.maxDeltaChain,
-    set: (c, raw) => (c.compression.maxDeltaChain = int(raw, 'compression.maxDeltaChain', 0, 64)),
+    set: (c, raw) => (c.compression.maxDeltaChain = int(raw, 'compression.maxDeltaChain', DELTA_CHAIN_LIMITS.min, DELTA_CHAIN_LIMITS.max)),
   },
   withCode: {
     describe: 'store the contents of changed code files with every commit',

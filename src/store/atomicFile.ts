@@ -3,8 +3,10 @@
  * the directory. A reader sees the old file or the new one, never a torn one.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { constants as fsConstants, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
+import { CkptError } from '../core/errors.js';
+import { ioError } from '../core/ioError.js';
 
 export function tmpName(tmpDir: string, hint: string): string {
   return path.join(tmpDir, `${hint}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
@@ -41,7 +43,16 @@ export async function writeFileAtomic(dest: string, data: Uint8Array | string, t
 
 /** Moves a finished, fsynced temporary file into place and makes the rename durable. */
 export async function renameIntoPlace(tmp: string, dest: string): Promise<void> {
-  await fs.mkdir(path.dirname(dest), { recursive: true });
+  try {
+    await fs.mkdir(path.dirname(dest), { recursive: true });
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new CkptError('E_IO', `cannot write ${dest}: a file is in the way where a folder on its path should be`, { file: dest });
+    }
+    throw ioError(e, dest);
+  }
   try {
     await fs.rename(tmp, dest);
   } catch (e) {
@@ -77,11 +88,51 @@ async function copyIntoPlace(tmp: string, dest: string): Promise<void> {
   }
 }
 
-export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
+/** What a path is, in words, for an error about a store file of the wrong type. */
+export function kindOfEntry(st: Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a named pipe';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  return 'not a regular file';
+}
+
+/**
+ * Opens a file of the store for reading, or undefined when it does not exist. Anything that is not
+ * a regular file (a folder, a pipe that would block a read forever, a device) is store damage:
+ * E_CORRUPT naming it. Other failures are E_IO naming it. The open never blocks (O_NONBLOCK, which
+ * regular files ignore).
+ */
+export async function openStoreFile(p: string): Promise<fs.FileHandle | undefined> {
+  let h: fs.FileHandle;
   try {
-    return await fs.readFile(p);
+    h = await fs.open(p, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    // ENOTDIR: a file where a folder of the path would be (refs/heads/a when reading a/b): no
+    // such file; a store folder that is a file is reported when the store is opened
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw ioError(e, p);
+  }
+  try {
+    const st = await h.stat();
+    if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file`, { file: p });
+    return h;
+  } catch (e) {
+    await h.close();
+    throw ioError(e, p);
+  }
+}
+
+/** A store file's bytes, or undefined when it does not exist; see openStoreFile. */
+export async function readFileOrUndefined(p: string): Promise<Buffer | undefined> {
+  const h = await openStoreFile(p);
+  if (!h) return undefined;
+  try {
+    return await h.readFile();
+  } catch (e) {
+    throw ioError(e, p);
+  } finally {
+    await h.close();
   }
 }

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
+import { readFileOrUndefined } from './atomicFile.js';
 import type { ChunkRecord } from './packFormat.js';
 import { decodeRecords, encodeRecords } from './packFormat.js';
 
@@ -102,7 +103,8 @@ export class ChunkIndex {
       const m = /^([0-9a-f]{64})\.idx$/.exec(name);
       if (!m) continue;
       const where = path.join(dir, name);
-      const bytes = await fs.readFile(where);
+      const bytes = await readFileOrUndefined(where);
+      if (!bytes) continue; // removed by a gc since the listing
       if (objectId('index', bytes) !== m[1]) throw new CorruptObjectError(m[1], where);
       const { pack, packSize, records } = decodeIndexFile(bytes, where);
       idx.addPack(pack, m[1], packSize, records);

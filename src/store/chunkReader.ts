@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkIndex, IndexedChunk } from './chunkIndex.js';
+import { openStoreFile } from './atomicFile.js';
 import { decodeChunk } from './chunkCodec.js';
 
 const RUN_BYTES = 8 * 1024 * 1024;
@@ -41,11 +42,13 @@ export class ChunkReader {
     let h = this.handles.get(pack);
     if (!h) {
       const p = path.join(this.packsDir, `${pack}.pack`);
-      h = fs.open(p, 'r').catch((e: NodeJS.ErrnoException) => {
-        this.handles.delete(pack);
-        if (e.code === 'ENOENT') throw new NotFoundError(`pack ${pack}`, { pack });
-        throw e;
-      });
+      h = openStoreFile(p).then(
+        (fh) => {
+          if (!fh) throw new NotFoundError(`pack ${pack}`, { pack, file: p });
+          return fh;
+        },
+      );
+      h.catch(() => this.handles.delete(pack));
       this.handles.set(pack, h);
     }
     return h;

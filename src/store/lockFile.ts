@@ -1,9 +1,13 @@
 /**
- * Advisory locks as files created with O_EXCL. A lock whose owner process is gone (same host) is
- * stale and taken over, so a SIGKILLed writer never blocks the store for good.
+ * Advisory locks as files created with O_EXCL. A lock is stale, and taken over, when its owner is
+ * gone: a process of this host that no longer runs, or whose pid now belongs to another process
+ * (the lock records its owner's start time, and a reused pid starts at another time); or, from any
+ * host, when its holder stopped renewing it for longer than its lease (a holder touches its lock
+ * while it lives). So a SIGKILLed writer never blocks the store for good, even once its pid is
+ * reused. A wait on a lock is reported, naming what it waits for, every few seconds.
  */
 import { randomBytes } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readFileSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
@@ -16,6 +20,67 @@ interface LockOwner {
   pid: number;
   host: string;
   time: number;
+  /** The owner's start time (/proc/<pid>/stat field 22, clock ticks after boot), when known. */
+  start?: number;
+}
+
+/** A holder renews (touches) its lock this often... */
+export const LOCK_RENEW_MS = 30_000;
+/** ...and a lock not renewed for this long is stale, whoever holds it. */
+export const LOCK_LEASE_MS = 10 * 60_000;
+/** How often a wait on a lock is reported. */
+export const LOCK_NOTICE_MS = 5_000;
+
+/** The start time of process `pid` on this host, or undefined where /proc cannot say. */
+export function processStart(pid: number | 'self'): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // the command name (field 2) is in parentheses and may hold spaces or ')': split after the last
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const start = Number(fields[19]); // field 22 of the whole line
+    return Number.isSafeInteger(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const myStart = processStart('self');
+
+/** The record a lock file holds: who owns it, since when; `extra` adds what it is for. */
+export function lockOwner(extra: Record<string, unknown> = {}): string {
+  const owner: LockOwner = { pid: process.pid, host: os.hostname(), time: Date.now(), ...(myStart !== undefined ? { start: myStart } : {}) };
+  return JSON.stringify({ ...owner, ...extra });
+}
+
+type WaitReporter = (message: string) => void;
+let reportWait: WaitReporter | undefined;
+
+/** Where waits on locks are reported (the CLI: stderr); undefined: nowhere. */
+export function setLockWaitReporter(r: WaitReporter | undefined): void {
+  reportWait = r;
+}
+
+/** Reports, every LOCK_NOTICE_MS while a wait lasts, what it waits for. */
+export function waitNotifier(what: () => Promise<string>): () => Promise<void> {
+  const since = Date.now();
+  let next = since + LOCK_NOTICE_MS;
+  return async () => {
+    if (!reportWait || Date.now() < next) return;
+    next = Date.now() + LOCK_NOTICE_MS;
+    reportWait(`waiting ${Math.round((Date.now() - since) / 1000)} s for ${await what()}`);
+  };
+}
+
+/** A lock file's owner, in words, for a wait notice or an E_LOCKED error. */
+export async function describeHolder(file: string): Promise<string> {
+  const text = await fs.readFile(file, 'utf8').catch(() => '');
+  try {
+    const o = JSON.parse(text) as LockOwner & { purpose?: string };
+    const age = Math.round((Date.now() - o.time) / 1000);
+    return `${file}, held by pid ${o.pid} on ${o.host}${o.purpose ? ` (${o.purpose})` : ''} for ${age} s`;
+  } catch {
+    return file;
+  }
 }
 
 function alive(pid: number): boolean {
@@ -27,7 +92,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** True when the lock's owner is gone: a dead process on this host, or a torn file. */
+/**
+ * True when the lock's owner is gone: a dead process on this host, a live one that is not the
+ * owner (its start time differs: the pid was reused), a lock not renewed within its lease, or a
+ * torn file.
+ */
 export async function isStale(file: string): Promise<boolean> {
   let owner: LockOwner;
   try {
@@ -38,16 +107,30 @@ export async function isStale(file: string): Promise<boolean> {
     const st = await fs.stat(file).catch(() => undefined);
     return !st || Date.now() - st.mtimeMs > 5000;
   }
-  return owner.host === os.hostname() && !alive(owner.pid);
+  const st = await fs.stat(file).catch(() => undefined);
+  if (!st || Date.now() - st.mtimeMs > LOCK_LEASE_MS) return true;
+  if (owner.host !== os.hostname()) return false;
+  if (!alive(owner.pid)) return true;
+  if (typeof owner.start === 'number') {
+    const start = processStart(owner.pid);
+    if (start !== undefined && start !== owner.start) return true;
+  }
+  return false;
 }
 
-/** A lock this process holds as `file`; releasing it twice is harmless. */
+/** A lock this process holds as `file`, renewed while held; releasing it twice is harmless. */
 export function heldLock(file: string): Lock {
   let released = false;
+  const renew = setInterval(() => {
+    const now = new Date();
+    fs.utimes(file, now, now).catch(() => undefined);
+  }, LOCK_RENEW_MS);
+  renew.unref();
   return {
     async release() {
       if (released) return;
       released = true;
+      clearInterval(renew);
       await fs.rm(file, { force: true });
     },
   };
@@ -69,12 +152,12 @@ export async function breakStale(file: string): Promise<void> {
 export async function acquireLock(file: string, timeoutMs = 10_000): Promise<Lock> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const deadline = Date.now() + timeoutMs;
+  const notify = waitNotifier(() => describeHolder(file));
   let wait = 5;
   for (;;) {
     try {
       const h = await fs.open(file, 'wx');
-      const owner: LockOwner = { pid: process.pid, host: os.hostname(), time: Date.now() };
-      await h.writeFile(JSON.stringify(owner));
+      await h.writeFile(lockOwner());
       await h.close();
       return heldLock(file);
     } catch (e) {
@@ -88,6 +171,7 @@ export async function acquireLock(file: string, timeoutMs = 10_000): Promise<Loc
       const holder = await fs.readFile(file, 'utf8').catch(() => '?');
       throw new CkptError('E_LOCKED', `${file} is locked by another process (${holder})`, { file, holder });
     }
+    await notify();
     await new Promise((r) => setTimeout(r, wait));
     wait = Math.min(wait * 2, 100);
   }

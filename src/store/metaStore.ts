@@ -8,7 +8,7 @@ import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
-import { writeFileAtomic } from './atomicFile.js';
+import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
 import { contentIdForKey } from './objectKeys.js';
 
 export class MetaStore {
@@ -50,13 +50,8 @@ export class MetaStore {
 
   async getRaw(id: ObjectId): Promise<Uint8Array> {
     const p = this.pathOf(id);
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(p);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`object ${id}`, { id });
-      throw e;
-    }
+    const bytes = await readFileOrUndefined(p);
+    if (!bytes) throw new NotFoundError(`object ${id}`, { id });
     if (contentIdForKey('meta', bytes) !== id) throw new CorruptObjectError(id, p);
     return bytes;
   }

@@ -11,6 +11,12 @@ import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
 import { withLock } from './lockFile.js';
 import { isSafeRefName } from './objectKeys.js';
 
+/**
+ * Longest ref name, prefix included: its lock file (the name with '/' as '%', plus '.lock') must
+ * fit the 255-byte limit of a file name.
+ */
+export const MAX_REF_BYTES = 240;
+
 export type Head = { kind: 'branch'; ref: string } | { kind: 'detached'; id: ObjectId };
 
 export class RefStore {
@@ -20,6 +26,9 @@ export class RefStore {
   ) {}
 
   private file(ref: string): string {
+    if (Buffer.byteLength(ref) > MAX_REF_BYTES) {
+      throw new UsageError(`ref name too long: ${Buffer.byteLength(ref)} bytes (${ref.slice(0, 40)}...); at most ${MAX_REF_BYTES} bytes with its refs/... prefix`);
+    }
     if (!isSafeRefName(ref) || !/^refs\/(heads|tags|remotes|parts)\//.test(ref)) throw new UsageError(`invalid ref name ${ref}`);
     return path.join(this.root, ...ref.split('/'));
   }
@@ -32,7 +41,9 @@ export class RefStore {
     const b = await readFileOrUndefined(this.file(ref));
     if (!b) return null;
     const id = b.toString('utf8').trim();
-    if (!isObjectId(id)) throw new CkptError('E_CORRUPT', `ref ${ref} is corrupt: ${JSON.stringify(id.slice(0, 80))}`, { ref });
+    if (!isObjectId(id)) {
+      throw new CkptError('E_CORRUPT', `ref ${ref} is corrupt (${this.file(ref)}): ${JSON.stringify(id.slice(0, 80))}`, { ref, file: this.file(ref) });
+    }
     return id;
   }
 
@@ -97,12 +108,18 @@ export class RefStore {
   }
 
   async readHead(): Promise<Head> {
-    const b = await readFileOrUndefined(path.join(this.root, 'HEAD'));
+    const file = path.join(this.root, 'HEAD');
+    const b = await readFileOrUndefined(file);
     if (!b) throw new NotFoundError('HEAD');
     const t = b.toString('utf8').trim();
-    if (t.startsWith('ref: ')) return { kind: 'branch', ref: t.slice(5) };
+    if (t.startsWith('ref: ')) {
+      const ref = t.slice(5);
+      // HEAD names a branch of this store, never a path out of it (`ref: ../../../etc/passwd`)
+      if (isSafeRefName(ref) && ref.startsWith('refs/heads/')) return { kind: 'branch', ref };
+      throw new CkptError('E_CORRUPT', `${file} is corrupt: it names ${JSON.stringify(ref.slice(0, 80))}, not a branch under refs/heads/`, { file });
+    }
     if (isObjectId(t)) return { kind: 'detached', id: t };
-    throw new CkptError('E_CORRUPT', `HEAD is corrupt: ${JSON.stringify(t.slice(0, 80))}`);
+    throw new CkptError('E_CORRUPT', `${file} is corrupt: ${JSON.stringify(t.slice(0, 80))}`, { file });
   }
 
   async writeHead(head: Head): Promise<void> {

@@ -3,6 +3,7 @@
  * any length. Every block passes through `onBlock` once (the whole-file hash).
  */
 import type { FileHandle } from 'node:fs/promises';
+import { CkptError } from '../core/errors.js';
 
 const BLOCK = 8 * 1024 * 1024;
 
@@ -16,7 +17,15 @@ export class SequentialReader {
     private readonly fh: FileHandle,
     private readonly size: number,
     private readonly onBlock: (b: Uint8Array) => void,
+    /** The file's name, for errors. */
+    private readonly name = 'file',
   ) {}
+
+  private shrank(at: number): CkptError {
+    return new CkptError('E_IO', `${this.name} shrank while it was read (${this.size} bytes when it was opened, ended at ${at}); nothing was stored`, {
+      file: this.name,
+    });
+  }
 
   private readBlock(offset: number): Promise<Uint8Array> {
     const n = Math.min(BLOCK, this.size - offset);
@@ -25,7 +34,7 @@ export class SequentialReader {
       let done = 0;
       while (done < n) {
         const { bytesRead } = await this.fh.read(b, done, n - done, offset + done);
-        if (bytesRead === 0) throw new Error(`file shrank while reading (at ${offset + done} of ${this.size})`);
+        if (bytesRead === 0) throw this.shrank(offset + done);
         done += bytesRead;
       }
       return b;
@@ -75,7 +84,7 @@ export class SequentialReader {
     out.set(this.buf.subarray(this.pos), 0);
     let filled = have;
     while (filled < n) {
-      if (this.fileOffset >= this.size) throw new Error(`file ended early: wanted ${n} bytes, had ${filled}`);
+      if (this.fileOffset >= this.size) throw this.shrank(this.fileOffset);
       const b = await this.nextBlock();
       const part = Math.min(b.length, n - filled);
       out.set(b.subarray(0, part), filled);

@@ -38,21 +38,60 @@ export function defaultConfig(chunkSize = DEFAULT_CHUNK_SIZE): StoreConfig {
   };
 }
 
+export const MIN_CHUNK_SIZE = 4096;
+export const MAX_CHUNK_SIZE = 64 * 1024 * 1024;
+
+function isChunkSize(n: unknown): n is number {
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= MIN_CHUNK_SIZE && n <= MAX_CHUNK_SIZE && (n & (n - 1)) === 0;
+}
+
 export function validateChunkSize(n: number): number {
-  if (!Number.isSafeInteger(n) || n < 4096 || n > 64 * 1024 * 1024 || (n & (n - 1)) !== 0) {
-    throw new CkptError('E_USAGE', `chunk size must be a power of two between 4 KiB and 64 MiB, got ${n}`);
-  }
+  if (!isChunkSize(n)) throw new CkptError('E_USAGE', `chunk size must be a power of two between 4 KiB and 64 MiB, got ${n}`);
   return n;
 }
 
+/** Ranges `ckpt config` enforces on the settings a user may change. */
+export const COMPRESSION_LEVELS = { min: 1, max: 19 };
+export const DELTA_CHAIN_LIMITS = { min: 0, max: 64 };
+
+const isInt = (v: unknown, min: number, max: number): boolean => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * A config read from disk, checked for shape and range: a config that is `null`, an array, or
+ * holds a chunk size of 0 or -1 would otherwise crash or hang every command (a chunk size of 0
+ * never advances). Each fault is E_CORRUPT naming the file and the field.
+ */
 export function parseConfig(text: string, where: string): StoreConfig {
-  let v: Partial<StoreConfig>;
+  let v: unknown;
   try {
-    v = JSON.parse(text) as Partial<StoreConfig>;
+    v = JSON.parse(text);
   } catch {
     throw new CkptError('E_CORRUPT', `${where} is not valid JSON`, { where });
   }
+  const bad = (field: string, want: string, got: unknown): never => {
+    throw new CkptError('E_CORRUPT', `${where}: ${field} must be ${want}, found ${JSON.stringify(got)?.slice(0, 80) ?? String(got)}`, { where, field });
+  };
+  if (!isPlainObject(v)) return bad('the config', 'a JSON object', v);
   if (v.version !== 1) throw new CkptError('E_CORRUPT', `${where}: unsupported store version ${String(v.version)}`, { where });
-  const base = defaultConfig(v.chunkSize ?? DEFAULT_CHUNK_SIZE);
-  return { ...base, ...v, compression: { ...base.compression, ...(v.compression ?? {}) }, remotes: v.remotes ?? {} } as StoreConfig;
+  const chunkSize = v.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  if (!isChunkSize(chunkSize)) bad('chunkSize', 'a power of two from 4096 to 67108864', chunkSize);
+  const base = defaultConfig(chunkSize as number);
+  const c = v.compression ?? {};
+  if (!isPlainObject(c)) return bad('compression', 'an object', c);
+  const compression = { ...base.compression, ...c };
+  if (compression.mode !== 'auto' && compression.mode !== 'none') bad('compression.mode', '"auto" or "none"', compression.mode);
+  if (!isInt(compression.level, COMPRESSION_LEVELS.min, COMPRESSION_LEVELS.max)) {
+    bad('compression.level', `an integer from ${COMPRESSION_LEVELS.min} to ${COMPRESSION_LEVELS.max}`, compression.level);
+  }
+  if (!isInt(compression.maxDeltaChain, DELTA_CHAIN_LIMITS.min, DELTA_CHAIN_LIMITS.max)) {
+    bad('compression.maxDeltaChain', `an integer from ${DELTA_CHAIN_LIMITS.min} to ${DELTA_CHAIN_LIMITS.max}`, compression.maxDeltaChain);
+  }
+  const remotes = v.remotes ?? {};
+  if (!isPlainObject(remotes)) return bad('remotes', 'an object', remotes);
+  for (const [name, r] of Object.entries(remotes)) {
+    if (!isPlainObject(r) || typeof r.url !== 'string') bad(`remotes.${name}`, 'an object with a url', r);
+  }
+  if (v.withCode !== undefined && typeof v.withCode !== 'boolean') bad('withCode', 'true or false', v.withCode);
+  return { ...base, ...v, chunkSize, compression, remotes } as StoreConfig;
 }

@@ -8,15 +8,14 @@
  * if it is there, removes its file and waits; gc creates gc.lock, then waits until no live shared
  * file remains. Whichever of the two looks second sees the other, so a sweep never overlaps a
  * commit that could have deduplicated against chunks the sweep removes, and no commit starts in
- * the middle of a sweep. Locks of dead processes on this host are stale and broken; locks from
- * another host are never presumed dead.
+ * the middle of a sweep. Stale locks (lockFile.ts: a dead or reused pid, or a lease not renewed)
+ * are broken; a live lock from another host is never presumed dead.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
-import { acquireLock, breakStale, heldLock, isStale, type Lock } from './lockFile.js';
+import { acquireLock, breakStale, describeHolder, heldLock, isStale, lockOwner, waitNotifier, type Lock } from './lockFile.js';
 
 export interface StoreLockOptions {
   /** How long to wait for the other side before giving up with E_LOCKED. */
@@ -45,7 +44,8 @@ export async function acquireShared(locksDir: string, purpose: string, opts: Sto
   await fs.mkdir(dir, { recursive: true });
   const gc = gcLockFile(locksDir);
   const deadline = Date.now() + (opts.timeoutMs ?? SHARED_TIMEOUT);
-  const owner = JSON.stringify({ pid: process.pid, host: os.hostname(), time: Date.now(), purpose });
+  const owner = lockOwner({ purpose });
+  const notify = waitNotifier(async () => `gc or prune to finish: ${await describeHolder(gc)}`);
   for (;;) {
     const mine = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.lock`);
     await fs.writeFile(mine, owner, { flag: 'wx' });
@@ -59,6 +59,7 @@ export async function acquireShared(locksDir: string, purpose: string, opts: Sto
       const holder = await fs.readFile(gc, 'utf8').catch(() => '?');
       throw new CkptError('E_LOCKED', `gc is running on this store (${holder}); try again when it has finished`, { file: gc, holder });
     }
+    await notify();
     await sleep(opts.pollMs ?? 100);
   }
 }
@@ -89,12 +90,15 @@ export async function acquireExclusive(locksDir: string, opts: StoreLockOptions 
   const deadline = Date.now() + timeout;
   const lock = await acquireLock(gcLockFile(locksDir), timeout);
   try {
+    let live: string[] = [];
+    const notify = waitNotifier(async () => `${live.length} commit(s) or checkout(s) to finish: ${live.join(', ')}`);
     for (;;) {
-      const live = await liveSharers(locksDir);
+      live = await liveSharers(locksDir);
       if (live.length === 0) return lock;
       if (Date.now() > deadline) {
         throw new CkptError('E_LOCKED', `${live.length} commit(s) or checkout(s) still running: ${live.join(', ')}`, { holders: live });
       }
+      await notify();
       await sleep(opts.pollMs ?? 50);
     }
   } catch (e) {
