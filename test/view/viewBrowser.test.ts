@@ -47,7 +47,8 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     expect(all.length).toBe(10);
     await expectEveryCommit(tab, all);
     const commits = await Promise.all(all.map(async (id) => ({ id, ...(await store.repo.readCommit(id)).meta })));
-    expect(await expectEveryMetricPoint(tab, commits)).toBe(20);
+    // nine checkpoints × two metrics; the merge `ckpt merge` made has none
+    expect(await expectEveryMetricPoint(tab, commits)).toBe(18);
 
     // pruned commits are drawn greyed; the merge with its recipe
     const prunedRows = await tab.evaluate<string[]>(`[...document.querySelectorAll('.row.pruned')].map((e) => e.dataset.commit)`);
@@ -56,8 +57,10 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     await tab.evaluate(`ckptView.select(${JSON.stringify(store.merge)})`);
     const details = await tab.evaluate<string>(`document.querySelector('.details').textContent`);
     expect(details).toContain('merge recipe');
+    // the recipe `ckpt merge` recorded: method, weights, both inputs
     expect(details).toContain('"method": "linear"');
-    expect(details).toContain('a1b2c3d4e5f60718293a4b5c6d7e8f9012345678');
+    expect(details).toContain('"weights"');
+    for (const f of ['main_600.pt', 'finetune_600.pt']) expect(details).toContain(store.ids[f]);
 
     const { cells, exactColumns, boundColumns } = await expectHeatEqualsDiff(tab, store.repo, ['main', 'finetune'], [1, 2, 3], 2);
     // main: 6 columns (2 touch a pruned commit), finetune: 5 (its chain runs through main's 100..300)
