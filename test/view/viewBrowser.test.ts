@@ -94,6 +94,31 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     expectClean(tab);
   });
 
+  test("pruned commits' storage bars are grey; a narrower window redraws the charts and the heatmap to fit", async () => {
+    await tab.open(`file://${page}`);
+    const rgb = (id: string) => tab.evaluate<number[]>(`ckptView.storageBar(ckptView.model.byId.get(${JSON.stringify(id)}))`);
+    for (const id of store.pruned) {
+      const [r, g, b] = await rgb(id);
+      expect(r === g && g === b).toBe(true);
+    }
+    const [r, , b] = await rgb(store.ids['main_600.pt']);
+    expect(b - r).toBeGreaterThan(20);
+
+    type Widths = { charts: number[]; storage: number; heat: number; drawnFor: number };
+    const before = await tab.evaluate<Widths>('ckptView.widths()');
+    const resize = (width: number) => tab.client.send('Emulation.setDeviceMetricsOverride', { width, height: 1000, deviceScaleFactor: 1, mobile: false });
+    await resize(700);
+    let after = before;
+    for (let t0 = Date.now(); after.drawnFor !== 700 && Date.now() - t0 < 10_000; await new Promise((res) => setTimeout(res, 50))) after = await tab.evaluate<Widths>('ckptView.widths()');
+    await resize(1400);
+    expect(after.drawnFor).toBe(700);
+    expect(after.storage).toBeLessThan(before.storage);
+    expect(after.storage).toBeLessThanOrEqual(700);
+    expect(after.heat).toBeLessThanOrEqual(700);
+    after.charts.forEach((w, i) => expect(w).toBeLessThan(before.charts[i]));
+    expectClean(tab);
+  });
+
   test("the demo's store: the page `npm run demo` writes", async () => {
     const out = await new Promise<string>((resolve, reject) => {
       const p = spawn(process.execPath, [path.join(ROOT, 'dist', 'demo', 'demo.js')], { stdio: ['ignore', 'pipe', 'pipe'] });
