@@ -526,7 +526,7 @@ function drawStorage(): void {
     height: 220,
     scales: { x: { time: false, range: [-0.5, n - 0.5] }, y: { range: (_u, _min, max) => [0, max * 1.05] } },
     axes: [
-      { label: 'commit (oldest left)', size: 40, grid: { show: false }, values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && data.commits[t]?.meta.step !== undefined ? String(data.commits[t].meta.step) : Number.isInteger(t) ? String(t) : '')) },
+      { label: 'commit (oldest left)', size: 40, grid: { show: false }, values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && data.commits[t] ? (data.commits[t].meta.step !== undefined ? String(data.commits[t].meta.step) : data.commits[t].id.slice(0, 6)) : '')) },
       { size: 70, values: (_u, ticks) => ticks.map((t) => bytes(t)) },
     ],
     legend: { show: true, live: false },
