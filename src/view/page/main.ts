@@ -538,7 +538,7 @@ function drawStorage(): void {
         fill: s.fill,
         stroke: s.fill,
         width: 0,
-        paths: bars({ size: [s.size, Math.round(64 * s.size)], disp: { fill: { unit: 3, values: () => fills[k] } } }),
+        paths: bars({ size: [s.size, Math.round(64 * s.size)], disp: { fill: { unit: 3 /* colours */, values: () => fills[k] } } }),
         points: { show: false },
       })),
     ],
