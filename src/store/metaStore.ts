@@ -6,10 +6,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
-import { objectId, type ObjectId } from '../core/objectId.js';
+import { objectId, type ObjectId, type ObjectKind } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
 import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
-import { contentIdForKey } from './objectKeys.js';
+import { contentIdForKey, META_KINDS } from './objectKeys.js';
 
 export class MetaStore {
   constructor(
@@ -48,18 +48,32 @@ export class MetaStore {
     }
   }
 
-  async getRaw(id: ObjectId): Promise<Uint8Array> {
-    const p = this.pathOf(id);
-    const bytes = await readFileOrUndefined(p);
+  /** The object's bytes; a folder, pipe or device where the file should be is refused (readFileOrUndefined). */
+  private async readBytes(id: ObjectId): Promise<Uint8Array> {
+    const bytes = await readFileOrUndefined(this.pathOf(id));
     if (!bytes) throw new NotFoundError(`object ${id}`, { id });
-    if (contentIdForKey('meta', bytes) !== id) throw new CorruptObjectError(id, p);
     return bytes;
   }
 
+  async getRaw(id: ObjectId): Promise<Uint8Array> {
+    const bytes = await this.readBytes(id);
+    if (contentIdForKey('meta', bytes) !== id) throw new CorruptObjectError(id, this.pathOf(id));
+    return bytes;
+  }
+
+  /** Verified as getRaw does, decoding the bytes once (getRaw's check decodes them to learn the type). */
   async get<T extends MetaObject>(id: ObjectId, type: T['type']): Promise<T> {
-    const obj = decodeCanonical<T>(await this.getRaw(id));
-    if (obj.type !== type) throw new CkptError('E_NOT_FOUND', `object ${id} is a ${obj.type}, not a ${type}`, { id });
-    return obj;
+    const bytes = await this.readBytes(id);
+    let obj: T | undefined;
+    try {
+      obj = decodeCanonical<T>(bytes);
+    } catch {
+      obj = undefined;
+    }
+    const kind = (obj as { type?: unknown } | undefined)?.type;
+    if (typeof kind !== 'string' || !META_KINDS.has(kind) || objectId(kind as ObjectKind, bytes) !== id) throw new CorruptObjectError(id, this.pathOf(id));
+    if (kind !== type) throw new CkptError('E_NOT_FOUND', `object ${id} is a ${kind}, not a ${type}`, { id });
+    return obj!;
   }
 
   /** Ids starting with `prefix` (at least 2 hex characters). */

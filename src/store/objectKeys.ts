@@ -48,7 +48,7 @@ export function isSafeRefName(ref: string): boolean {
   return ref.split('/').every((p) => p.length > 0 && !p.startsWith('.'));
 }
 
-const META_KINDS: ReadonlySet<string> = new Set(['manifest', 'tree', 'commit']);
+export const META_KINDS: ReadonlySet<string> = new Set(['manifest', 'tree', 'commit']);
 
 /** The id these bytes have under this key's rules, or undefined when the key names no object. */
 export function contentIdForKey(kind: KeyKind, bytes: Uint8Array): ObjectId | undefined {

@@ -7,7 +7,7 @@
 import picomatch from 'picomatch';
 import { UsageError, type CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import type { Commit, Manifest } from '../core/objects.js';
+import type { Commit, Manifest, ManifestTensorSegment } from '../core/objects.js';
 import type { ChunkIndex, IndexedChunk } from '../store/chunkIndex.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { diff } from '../repo/diff.js';
@@ -30,16 +30,6 @@ export interface ViewOptions {
   title?: string;
   /** Called after each comparison diff ran (or was bounded): done of total. */
   onProgress?: (done: number, total: number) => void;
-}
-
-interface TensorOfCommit {
-  key: string;
-  name: string;
-  file: string;
-  dtype: string;
-  shape: number[];
-  chunks: [string, number][];
-  sumsq?: number[];
 }
 
 export function encodeFloat32(values: ArrayLike<number>): string {
@@ -93,20 +83,6 @@ async function walk(repo: Repository, tips: ObjectId[]): Promise<Map<ObjectId, C
   return out;
 }
 
-/**
- * A tensor is known by its name, as diff pairs tensors across files by name (a run writes
- * step_100.safetensors, then step_200.safetensors); by name and file only when one commit holds
- * the name in several files.
- */
-function tensorsOf(file: string, m: Manifest): TensorOfCommit[] {
-  const out: TensorOfCommit[] = [];
-  for (const s of m.segments) {
-    if (s.t !== 'tensor') continue;
-    out.push({ key: s.name, name: s.name, file, dtype: s.dtype, shape: s.shape, chunks: s.chunks, sumsq: s.sumsq });
-  }
-  return out;
-}
-
 const sum = (xs: number[]) => xs.reduce((n, x) => n + x, 0);
 
 /**
@@ -114,8 +90,8 @@ const sum = (xs: number[]) => xs.reduce((n, x) => n + x, 0);
  * for each chunk that differs); NaN when unchanged or without sums. The sums skip non-finite
  * elements, so where NaN or Inf appear it bounds the change of the finite part only.
  */
-function boundFromSumsq(a: TensorOfCommit, b: TensorOfCommit): number {
-  if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return NaN;
+function boundFromSumsq(a: ManifestTensorSegment, b: ManifestTensorSegment): number {
+  if (a.dtype !== b.dtype || a.shape.length !== b.shape.length || a.shape.some((n, i) => n !== b.shape[i])) return NaN;
   if (!a.sumsq || !b.sumsq) return NaN;
   let changed = false;
   let d2 = 0;
@@ -154,7 +130,7 @@ function packedBytes(index: ChunkIndex, chunks: Iterable<IndexedChunk>, has: (r:
  * (its data dropped) counts nothing. `lastSeen` maps a chunk to the last commit that used it:
  * one lookup tells a repeat within the commit from a chunk an earlier commit already brought.
  */
-function usage(index: ChunkIndex, ci: number, logical: number, chunkIds: string[], lastSeen: Map<IndexedChunk, number>): CommitUsage {
+function usage(index: ChunkIndex, ci: number, logical: number, chunkIds: string[], lastSeen: Map<IndexedChunk, number>): { du: CommitUsage; mine: IndexedChunk[] } {
   let unique = 0;
   let newUnique = 0;
   let newChunks = 0;
@@ -172,7 +148,7 @@ function usage(index: ChunkIndex, ci: number, logical: number, chunkIds: string[
     // what the commit added: its new chunks as stored (a delta's base is older, already counted)
     newChunks += r.stored;
   }
-  return { logical, unique, chunks: packedBytes(index, mine, (r) => lastSeen.get(r) === ci), newUnique, newChunks };
+  return { du: { logical, unique, chunks: packedBytes(index, mine, (r) => lastSeen.get(r) === ci), newUnique, newChunks }, mine };
 }
 
 /** `ckpt du --json`'s store-wide figures, over the commits shown whose data is kept. */
@@ -255,9 +231,18 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
   };
   const AHEAD = 4;
   const loading: (ReturnType<typeof load> | undefined)[] = [];
-  const live = new Map<number, Map<string, TensorOfCommit>>();
+  // a commit's tensors by column, while a comparison still needs them
+  const live = new Map<number, (ManifestTensorSegment | undefined)[]>();
   const columnOf = new Map<string, number>();
   const tensorFile: string[] = [];
+  const column = (key: string, file: string) => {
+    let col = columnOf.get(key);
+    if (col === undefined) {
+      columnOf.set(key, (col = columnOf.size));
+      tensorFile.push(file);
+    }
+    return col;
+  };
   const normRows: Float32Array[] = [];
   const bounds: Float32Array[] = [];
   const commits: ViewCommit[] = [];
@@ -274,34 +259,37 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
     const files = await loading[ci]!;
     loading[ci] = undefined;
     const c = history.get(id)!;
-    const tensors = new Map<string, TensorOfCommit>();
+    // A tensor is known by its name, as diff pairs tensors across files by name (a run writes
+    // step_100.safetensors, then step_200.safetensors); by name and file only when this commit
+    // holds the name in several files.
+    const tensors: (ManifestTensorSegment | undefined)[] = [];
     const chunkIds: string[] = [];
     let logical = 0;
     for (const { file, size, manifest: m, id: mid } of files) {
       manifests.delete(mid);
       logical += size;
-      for (const s of m.segments) for (const [cid] of s.chunks) chunkIds.push(cid);
-      for (const t of tensorsOf(file, m)) {
-        if (tensors.has(t.key)) t.key = `${t.name}\0${file}`;
-        tensors.set(t.key, t);
-        if (!columnOf.has(t.key)) {
-          columnOf.set(t.key, columnOf.size);
-          tensorFile.push(file);
-        }
+      for (const s of m.segments) {
+        for (const [cid] of s.chunks) chunkIds.push(cid);
+        if (s.t !== 'tensor') continue;
+        let col = column(s.name, file);
+        if (tensors[col]) col = column(`${s.name}\0${file}`, file);
+        tensors[col] = s;
       }
     }
     const row = new Float32Array(columnOf.size).fill(NaN);
-    for (const t of tensors.values()) if (t.sumsq) row[columnOf.get(t.key)!] = Math.sqrt(sum(t.sumsq));
+    tensors.forEach((t, j) => {
+      if (t?.sumsq) row[j] = Math.sqrt(sum(t.sumsq));
+    });
     normRows.push(row);
     live.set(ci, tensors);
     for (const wi of completesAt.get(ci) ?? []) {
       const w = wanted[wi];
       const out = new Float32Array(columnOf.size).fill(NaN);
       const ta = live.get(w.a)!;
-      for (const [k, tb] of live.get(w.b)!) {
-        const x = ta.get(k);
-        if (x) out[columnOf.get(k)!] = boundFromSumsq(x, tb);
-      }
+      live.get(w.b)!.forEach((tb, j) => {
+        const x = ta[j];
+        if (x && tb) out[j] = boundFromSumsq(x, tb);
+      });
       bounds[wi] = out;
       for (const side of [w.a, w.b]) if (--uses[side] === 0) live.delete(side);
     }
@@ -309,13 +297,14 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
 
     for (const k of Object.keys(c.meta.metrics ?? {})) metricNames.add(k);
     const mark = pruned.get(id);
-    if (!mark && liveChunks) for (const x of chunkIds) if (index.get(x)) liveChunks.add(index.get(x)!);
+    const { du, mine } = usage(index, ci, logical, chunkIds, lastSeen);
+    if (!mark && liveChunks) for (const r of mine) liveChunks.add(r);
     commits.push({
       id,
       refs: names.get(id) ?? [],
       ...c,
       ...(mark ? { pruned: { time: new Date(mark.time).toISOString(), reason: mark.reason } } : {}),
-      du: usage(index, ci, logical, chunkIds, lastSeen),
+      du,
     });
   }
   const keys = [...columnOf.keys()].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));

@@ -1,15 +1,15 @@
 /**
  * Stores for the view tests. `makeRunStore` commits the real training run in fixtures/view-run
  * (made by its make_run.py with torch): main's six checkpoints, a `finetune` branch forked at
- * step 300, a merge commit of both (written through the library as a Commit with two parents and
- * the merge recipe in meta.extra.merge, as `ckpt merge` will), and one commit pruned by a
- * retention policy.
+ * step 300, a linear 0.5/0.5 merge of both tips made by `ckpt merge` (its recipe in
+ * meta.extra.merge; the fixture's merged.pt, torch's own average, is not committed), and one
+ * commit pruned by a retention policy.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ObjectId } from '../../src/core/objectId.js';
-import type { Commit } from '../../src/core/objects.js';
+import { main } from '../../src/cli/main.js';
 import { createRef } from '../../src/repo/branches.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { prune } from '../../src/repo/prune.js';
@@ -31,22 +31,12 @@ export interface RunStore {
   run: RunFile;
 }
 
-/** Rewrites a branch's tip as a merge: the same tree and metadata, one more parent, a recipe. */
-export async function makeMergeCommit(repo: Repository, branch: string, other: ObjectId, message: string, recipe: unknown): Promise<ObjectId> {
-  const ref = `refs/heads/${branch}`;
-  const tip = (await repo.store.refs.read(ref))!;
-  const c = await repo.readCommit(tip);
-  const merge: Commit = { ...c, parents: [...c.parents, other], message, meta: { ...c.meta, extra: { ...(c.meta.extra ?? {}), merge: recipe } } };
-  const id = await repo.store.meta.put(merge);
-  await repo.store.refs.cas(ref, tip, id, `merge: ${message}`);
-  return id;
-}
-
 export async function makeRunStore(dir: string): Promise<RunStore> {
   const run = JSON.parse(await fs.readFile(path.join(fixtures, 'run.json'), 'utf8')) as RunFile;
   const repo = await Repository.init(dir, { author: 'trainer@example' });
   const ids: Record<string, ObjectId> = {};
   for (const ck of run.checkpoints) {
+    if (ck.file === 'merged.pt') continue;
     if (ck.branch === 'finetune' && !(await repo.store.refs.read('refs/heads/finetune'))) await createRef(repo, 'heads', 'finetune', ids['main_300.pt']);
     const file = path.join(dir, 'ckpt', ck.file);
     await fs.mkdir(path.dirname(file), { recursive: true });
@@ -59,7 +49,14 @@ export async function makeRunStore(dir: string): Promise<RunStore> {
     });
     ids[ck.file] = r.id;
   }
-  const merge = await makeMergeCommit(repo, 'main', ids['finetune_600.pt'], 'merge finetune into main (linear, 0.5/0.5)', run.merge);
+  // the merge make_run.py did in torch, made by `ckpt merge` (in process) from the two tips
+  const said: string[] = [];
+  const code = await main(['merge', 'main', 'finetune', '--method', 'linear', '--weights', '0.5,0.5', '-m', 'merge finetune into main (linear, 0.5/0.5)', '--json', '--cwd', dir], {
+    stdout: { write: (s: string) => said.push(s) },
+    stderr: { write: (s: string) => said.push(s) },
+  });
+  if (code !== 0) throw new Error(`ckpt merge failed: ${said.join('')}`);
+  const merge = (await repo.store.refs.read('refs/heads/main'))!;
   ids['merged.pt'] = merge;
   // the last four of each branch's first-parent line stay: main's steps 100 and 200 go
   const result = await prune(repo, { keepLast: 4 });

@@ -47,7 +47,8 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     expect(all.length).toBe(10);
     await expectEveryCommit(tab, all);
     const commits = await Promise.all(all.map(async (id) => ({ id, ...(await store.repo.readCommit(id)).meta })));
-    expect(await expectEveryMetricPoint(tab, commits)).toBe(20);
+    // nine checkpoints × two metrics; the merge `ckpt merge` made has none
+    expect(await expectEveryMetricPoint(tab, commits)).toBe(18);
 
     // pruned commits are drawn greyed; the merge with its recipe
     const prunedRows = await tab.evaluate<string[]>(`[...document.querySelectorAll('.row.pruned')].map((e) => e.dataset.commit)`);
@@ -56,8 +57,10 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
     await tab.evaluate(`ckptView.select(${JSON.stringify(store.merge)})`);
     const details = await tab.evaluate<string>(`document.querySelector('.details').textContent`);
     expect(details).toContain('merge recipe');
+    // the recipe `ckpt merge` recorded: method, weights, both inputs
     expect(details).toContain('"method": "linear"');
-    expect(details).toContain('a1b2c3d4e5f60718293a4b5c6d7e8f9012345678');
+    expect(details).toContain('"weights"');
+    for (const f of ['main_600.pt', 'finetune_600.pt']) expect(details).toContain(store.ids[f]);
 
     const { cells, exactColumns, boundColumns } = await expectHeatEqualsDiff(tab, store.repo, ['main', 'finetune'], [1, 2, 3], 2);
     // main: 6 columns (2 touch a pruned commit), finetune: 5 (its chain runs through main's 100..300)
@@ -88,6 +91,31 @@ describe.skipIf(!chromiumPath())('ckpt view in Chromium', () => {
       await tab.evaluate(`ckptView.select(${JSON.stringify(store.merge)}); ckptView.setHeat('main', 3); ckptView.clickCell(5, 4)`);
       await tab.screenshot(path.join(ROOT, shots, 'view-run.png'));
     }
+    expectClean(tab);
+  });
+
+  test("pruned commits' storage bars are grey; a narrower window redraws the charts and the heatmap to fit", async () => {
+    await tab.open(`file://${page}`);
+    const rgb = (id: string) => tab.evaluate<number[]>(`ckptView.storageBar(ckptView.model.byId.get(${JSON.stringify(id)}))`);
+    for (const id of store.pruned) {
+      const [r, g, b] = await rgb(id);
+      expect(r === g && g === b).toBe(true);
+    }
+    const [r, , b] = await rgb(store.ids['main_600.pt']);
+    expect(b - r).toBeGreaterThan(20);
+
+    type Widths = { charts: number[]; storage: number; heat: number; drawnFor: number };
+    const before = await tab.evaluate<Widths>('ckptView.widths()');
+    const resize = (width: number) => tab.client.send('Emulation.setDeviceMetricsOverride', { width, height: 1000, deviceScaleFactor: 1, mobile: false });
+    await resize(700);
+    let after = before;
+    for (let t0 = Date.now(); after.drawnFor !== 700 && Date.now() - t0 < 10_000; await new Promise((res) => setTimeout(res, 50))) after = await tab.evaluate<Widths>('ckptView.widths()');
+    await resize(1400);
+    expect(after.drawnFor).toBe(700);
+    expect(after.storage).toBeLessThan(before.storage);
+    expect(after.storage).toBeLessThanOrEqual(700);
+    expect(after.heat).toBeLessThanOrEqual(700);
+    after.charts.forEach((w, i) => expect(w).toBeLessThan(before.charts[i]));
     expectClean(tab);
   });
 

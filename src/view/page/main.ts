@@ -196,12 +196,13 @@ function chartWidth(box: HTMLElement, cols: number): number {
   return Math.max(280, Math.floor((box.clientWidth || 900) / cols) - 24);
 }
 
+const metricCols = data.metrics.length > 1 ? 2 : 1;
+
 function drawMetrics(): void {
   if (data.metrics.length === 0) {
     chartsBox.append(el('p', 'hint', 'No commit has metrics (ckpt commit --metric name=value).'));
     return;
   }
-  const cols = data.metrics.length > 1 ? 2 : 1;
   for (const m of data.metrics) {
     const series = metricSeries(data, model, m);
     const box = el('div', 'chart');
@@ -209,7 +210,7 @@ function drawMetrics(): void {
     const tip = el('div', 'tip', ' ');
     chartsBox.append(box);
     const opts: uPlot.Options = {
-      width: chartWidth(chartsBox, cols),
+      width: chartWidth(chartsBox, metricCols),
       height: 220,
       legend: { show: true, live: false },
       cursor: { points: { size: 8 }, focus: { prox: 24 } },
@@ -504,28 +505,43 @@ storeSec.append(storeTip);
 app.append(storeSec);
 let storeChart: uPlot | undefined;
 
+const PRUNED_FILLS = ['#e4e4e4', '#c4c4c4', '#9a9a9a'];
+const storeWidth = () => Math.max(320, (storeSec.clientWidth || 900) - 32);
+
 function drawStorage(): void {
   const n = data.commits.length;
   if (n === 0) return;
   const xs = data.commits.map((_, i) => i);
   const pos = (v: number) => v;
+  // a pruned commit's bars in greys: its data is gone
   const series = [
-    { label: 'checkpoint', values: data.commits.map((c) => pos(c.du.logical)), fill: '#c6dbef', size: 0.9 },
-    { label: 'new after dedup', values: data.commits.map((c) => pos(c.du.newUnique)), fill: '#6baed6', size: 0.6 },
-    { label: 'new after compression', values: data.commits.map((c) => pos(c.du.newChunks)), fill: '#08519c', size: 0.3 },
+    { label: 'checkpoint', values: data.commits.map((c) => pos(c.du.logical)), fill: '#c6dbef', grey: PRUNED_FILLS[0], size: 0.9 },
+    { label: 'new after dedup', values: data.commits.map((c) => pos(c.du.newUnique)), fill: '#6baed6', grey: PRUNED_FILLS[1], size: 0.6 },
+    { label: 'new after compression', values: data.commits.map((c) => pos(c.du.newChunks)), fill: '#08519c', grey: PRUNED_FILLS[2], size: 0.3 },
   ];
+  const fills = series.map((s) => data.commits.map((c) => (c.pruned ? s.grey : s.fill)));
   const bars = uPlot.paths.bars!;
   const opts: uPlot.Options = {
-    width: Math.max(320, (storeSec.clientWidth || 900) - 32),
+    width: storeWidth(),
     height: 220,
     scales: { x: { time: false, range: [-0.5, n - 0.5] }, y: { range: (_u, _min, max) => [0, max * 1.05] } },
     axes: [
-      { label: 'commit (oldest left)', size: 40, grid: { show: false }, values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && data.commits[t]?.meta.step !== undefined ? String(data.commits[t].meta.step) : Number.isInteger(t) ? String(t) : '')) },
+      { label: 'commit (oldest left)', size: 40, grid: { show: false }, values: (_u, ticks) => ticks.map((t) => (Number.isInteger(t) && data.commits[t] ? (data.commits[t].meta.step !== undefined ? String(data.commits[t].meta.step) : data.commits[t].id.slice(0, 6)) : '')) },
       { size: 70, values: (_u, ticks) => ticks.map((t) => bytes(t)) },
     ],
     legend: { show: true, live: false },
     cursor: { points: { show: false } },
-    series: [{}, ...series.map((s) => ({ label: s.label, fill: s.fill, stroke: s.fill, width: 0, paths: bars({ size: [s.size, Math.round(64 * s.size)] }), points: { show: false } }))],
+    series: [
+      {},
+      ...series.map((s, k) => ({
+        label: s.label,
+        fill: s.fill,
+        stroke: s.fill,
+        width: 0,
+        paths: bars({ size: [s.size, Math.round(64 * s.size)], disp: { fill: { unit: 3 /* colours */, values: () => fills[k] } } }),
+        points: { show: false },
+      })),
+    ],
     hooks: {
       setCursor: [
         (u) => {
@@ -551,10 +567,35 @@ listeners.push(drawDetails, redrawHeat);
 for (const f of listeners) f();
 drawHeat();
 
+// a new window width: the charts and the heatmap are drawn to it (once the resizing settles)
+let resizing: ReturnType<typeof setTimeout> | undefined;
+let drawnWidth = window.innerWidth;
+window.addEventListener('resize', () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    if (window.innerWidth === drawnWidth) return;
+    drawnWidth = window.innerWidth;
+    for (const u of Object.values(charts)) u.setSize({ width: chartWidth(chartsBox, metricCols), height: u.height });
+    storeChart?.setSize({ width: storeWidth(), height: storeChart.height });
+    drawHeat();
+  }, 80);
+});
+
 /** For tests and the curious: what the page drew, from its own state. */
 (window as unknown as { ckptView: unknown }).ckptView = {
   model,
   graphCommits: () => [...graphBox.querySelectorAll<HTMLElement>('[data-commit]')].map((e) => e.dataset.commit),
+  widths: () => ({ charts: Object.values(charts).map((u) => u.width), storage: storeChart?.width, heat: canvas.getBoundingClientRect().width, window: window.innerWidth, drawnFor: drawnWidth }),
+  /** The colour of commit `i`'s checkpoint bar as drawn: [r, g, b]. */
+  storageBar: (i: number) => {
+    const u = storeChart!;
+    const dpr = window.devicePixelRatio || 1;
+    const col = Math.abs(u.valToPos(1, 'x') - u.valToPos(0, 'x'));
+    // between the checkpoint bar's edge and the narrower bars drawn over its middle
+    const x = u.valToPos(i, 'x', true) + dpr * 0.5 * (Math.min(0.9 * col, 58) / 2 + Math.min(0.6 * col, 38) / 2);
+    const y = u.valToPos(data.commits[i].du.logical / 2, 'y', true);
+    return [...u.ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)];
+  },
   charts: () => Object.fromEntries(Object.entries(charts).map(([m, u]) => [m, { labels: u.series.slice(1).map((s) => s.label), data: u.data.map((a) => [...a]) }])),
   heat: () => ({
     depth: heat.depth,
