@@ -34,7 +34,9 @@ export function cwdOf(argv: RunArgs): string {
  */
 export function argPath(argv: RunArgs, p: string): string {
   const cwd = cwdOf(argv);
-  return path.isAbsolute(p) || cwd === process.cwd() ? p : path.resolve(cwd, p);
+  if (path.isAbsolute(p) || cwd === process.cwd()) return p;
+  // a trailing separator means a folder (`-o out/`): path.resolve would drop it
+  return path.resolve(cwd, p) + (/[/\\]$/.test(p) ? path.sep : '');
 }
 
 /** Ends the run with this exit code once the command returns, without an error. */
