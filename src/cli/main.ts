@@ -4,7 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
-import { isCkptError } from '../core/errors.js';
+import { isCkptError, UsageError } from '../core/errors.js';
 import type { CliRun } from './context.js';
 import { ioError } from '../core/ioError.js';
 import { setLockWaitReporter } from '../store/lockFile.js';
@@ -75,6 +75,28 @@ async function commandsFor(argv: string[]): Promise<CommandModule<object, never>
   return Promise.all(only.map((l) => l()));
 }
 
+/**
+ * yargs does not refuse a missing `<required>` positional when the command is registered alone, so
+ * each command's handler first checks the ones its command string names.
+ */
+function demandingPositionals(c: CommandModule<object, never>): CommandModule<object, never> {
+  const spec = typeof c.command === 'string' ? c.command : '';
+  const name = spec.split(' ')[0];
+  const required = [...spec.matchAll(/<([^>.]+)(\.\.)?>/g)].map((m) => m[1]);
+  if (required.length === 0 || !c.handler) return c;
+  const handler = c.handler;
+  return {
+    ...c,
+    handler: (argv: never) => {
+      for (const r of required) {
+        const v = (argv as Record<string, unknown>)[r];
+        if (v === undefined || (Array.isArray(v) && v.length === 0)) throw new UsageError(`ckpt ${name}: missing <${r}>; see ckpt ${name} --help`);
+      }
+      return handler(argv);
+    },
+  };
+}
+
 function report(io: CliIo, failure: unknown, json: boolean): number {
   const err = ioError(failure); // a file system failure names its path, exit 8, no stack trace
   if (isCkptError(err)) {
@@ -133,7 +155,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
       if (err) failure = err;
       else usageFailure = msg;
     });
-  for (const c of await commandsFor(argv)) cli.command(c);
+  for (const c of await commandsFor(argv)) cli.command(demandingPositionals(c));
   skipHelpCache(cli);
   // With a parse callback yargs hands over what it would print (help, version) instead of
   // writing it to the console; the context reaches every command's argv as `ckptRun`.

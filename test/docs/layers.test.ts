@@ -28,12 +28,16 @@ describe('layers', () => {
 
   it('imports go only downward', () => {
     const bad: string[] = [];
+    const files = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(path.join(dir, e.name)) : e.name.endsWith('.ts') ? [path.join(dir, e.name)] : []));
+    const src = path.join(ROOT, 'src');
     for (const [layer, allowed] of Object.entries(MAY_IMPORT)) {
-      const dir = path.join(ROOT, 'src', layer);
-      for (const name of readdirSync(dir).filter((n) => n.endsWith('.ts'))) {
-        const text = readFileSync(path.join(dir, name), 'utf8');
-        for (const m of text.matchAll(/(?:from\s+|import\()\s*'\.\.\/([a-z]+)\//g)) {
-          if (!allowed.includes(m[1])) bad.push(`src/${layer}/${name} imports src/${m[1]}/`);
+      // every file of the layer, subfolders included (src/view/page/ is browser code of the view layer)
+      for (const file of files(path.join(src, layer))) {
+        const text = readFileSync(file, 'utf8');
+        for (const m of text.matchAll(/(?:from\s+|import\()\s*'(\.{1,2}\/[^']+)'/g)) {
+          const target = path.relative(src, path.resolve(path.dirname(file), m[1])).split(path.sep)[0];
+          if (target !== layer && !allowed.includes(target)) bad.push(`${path.relative(ROOT, file)} imports src/${target}/`);
         }
       }
     }

@@ -19,5 +19,8 @@ describe('python client', () => {
     const summary = r.stderr.split('\n').filter((l) => / \.\.\. |^Ran |^OK|^FAILED/.test(l));
     process.stdout.write(`python/tests:\n${summary.join('\n')}\n${r.stdout}`);
     expect(r.status, r.stderr).toBe(0);
+    // unittest exits 0 when it finds no test at all: the run must have found the client's tests
+    const ran = /^Ran (\d+) tests?/m.exec(r.stderr);
+    expect(Number(ran?.[1] ?? 0), r.stderr).toBeGreaterThanOrEqual(8);
   }, 240_000);
 });
