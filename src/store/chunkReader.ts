@@ -21,6 +21,11 @@ export interface ChunkReadStats {
 export class ChunkReader {
   private readonly handles = new Map<ObjectId, Promise<fs.FileHandle>>();
   readonly stats: ChunkReadStats = { chunksRead: 0, bytesRead: 0 };
+  /**
+   * Decodes and verifies a stored chunk elsewhere (merge's worker threads), throwing
+   * CorruptObjectError where decodeChunk or the id check would fail.
+   */
+  offload?: (rec: IndexedChunk, stored: Uint8Array, base: Uint8Array | undefined) => Promise<Uint8Array>;
 
   constructor(
     private readonly packsDir: string,
@@ -62,6 +67,11 @@ export class ChunkReader {
 
   private async decode(rec: IndexedChunk, stored: Uint8Array): Promise<Uint8Array> {
     const base = rec.base ? await this.read(rec.base) : undefined;
+    if (this.offload) {
+      const out = await this.offload(rec, stored, base);
+      this.stats.chunksRead++;
+      return out;
+    }
     let raw: Uint8Array;
     try {
       raw = await decodeChunk({ codec: rec.codec as never, planes: rec.planes, data: stored }, rec.raw, base);
