@@ -21,7 +21,6 @@ import { mergeBaseOfAll } from './mergeBase.js';
 import { currentTarget, mergeParents, writeMergeCommit } from './mergeCommit.js';
 import { defaultNormalize, MERGE_METHODS, usesBase, type MergeMethod } from './mergeMethods.js';
 import { metadataOf, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
-import { CodecPool } from './codecPool.js';
 import { ckptVersion, type MergeKnobs, type MergeRecipe } from './recipe.js';
 import { computeTensor, type ComputeContext, type TensorJob } from './tensorCompute.js';
 import { BlockReader, logicalTensors, tensorBytes, type LogicalTensor } from './tensorSource.js';
@@ -34,12 +33,6 @@ export interface ArithmeticMergeOptions extends MergeKnobs {
   base?: string;
   message?: string;
   onProgress?: (done: number, total: number) => void;
-  /**
-   * Worker threads decoding the inputs' chunks and encoding the result's (default none). Off by
-   * default: on the benchmark's shared two cores they cost CPU time (copies, messages) and about
-   * 60 MiB of peak RSS without shortening the merge (docs/merge.md).
-   */
-  workers?: number;
 }
 
 export interface MergeSummary {
@@ -293,10 +286,7 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
 
   // --- compute and store
   const lock = await acquireShared(repo.store.locksDir, 'merge');
-  const total = filePlans.reduce((n, f) => n + f.plans.reduce((k, p) => k + (p.kind === 'compute' ? p.out.len : 0), 0), 0);
-  const pool = CodecPool.open(o.workers ?? 0);
-  if (pool) reader.offload = pool.decode;
-  const ingestor = new Ingestor(repo.store, { compress: true, ...(pool ? { encoder: pool.encode } : {}) });
+  const ingestor = new Ingestor(repo.store, { compress: true });
   const summary: MergeSummary = {
     id: '',
     branch: undefined,
@@ -317,6 +307,7 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
     const firstTree = trees[0].tree;
     const paired = new Set(groups.map((g) => g[0]));
     for (const [p, e] of Object.entries(firstTree.files)) if (!paired.has(p)) resultFiles[p] = e;
+    const total = filePlans.reduce((n, f) => n + f.plans.reduce((k, p) => k + (p.kind === 'compute' ? p.out.len : 0), 0), 0);
     let done = 0;
     try {
       for (const fp of filePlans) {
@@ -366,7 +357,6 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
   } finally {
     await ingestor.close();
     await reader.close();
-    await pool?.close();
     await lock.release();
   }
 }

@@ -30,8 +30,6 @@ const ENCODE_WINDOW = 8;
 
 export interface IngestOptions {
   compress: boolean;
-  /** Encodes new chunks elsewhere (merge's worker threads); the same bytes as encodeChunk. */
-  encoder?: typeof encodeChunk;
 }
 
 export interface IngestStats {
@@ -109,7 +107,7 @@ export class Ingestor {
         baseBytes = await this.baseReader.read(base);
       }
     }
-    const enc = await (this.options.encoder ?? encodeChunk)(raw, { mode: 'auto', dtype, level: cfg.level, base: baseBytes });
+    const enc = await encodeChunk(raw, { mode: 'auto', dtype, level: cfg.level, base: baseBytes });
     // every delta codec needs its base named in the record, or the chunk cannot be read back
     return enc.codec === CODEC_DELTA || enc.codec === CODEC_ZIGZAG ? { ...enc, base } : enc;
   }
