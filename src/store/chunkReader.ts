@@ -2,10 +2,6 @@
  * Reads chunks back from packs: one positioned read per run of adjacent records, codecs undone,
  * every chunk verified against its id (invariant 4 of docs/architecture.md). Reads and decoding run ahead of the
  * consumer within a bounded window, so memory stays bounded by the window, not the file.
- *
- * Delta bases are decoded once per reader: a bounded cache of decoded bases, keyed by chunk id,
- * serves every later chunk coded against the same base, and concurrent decodes of one base share
- * a single read.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -16,8 +12,6 @@ import { decodeChunk } from './chunkCodec.js';
 
 const RUN_BYTES = 8 * 1024 * 1024;
 const WINDOW_BYTES = 32 * 1024 * 1024;
-/** Decoded delta bases kept for reuse, least recently used dropped first. */
-const BASE_CACHE_BYTES = 64 * 1024 * 1024;
 
 export interface ChunkReadStats {
   chunksRead: number;
@@ -27,10 +21,6 @@ export interface ChunkReadStats {
 export class ChunkReader {
   private readonly handles = new Map<ObjectId, Promise<fs.FileHandle>>();
   readonly stats: ChunkReadStats = { chunksRead: 0, bytesRead: 0 };
-  /** Decoded bases, in least-recently-used order (a Map iterates in insertion order). */
-  private readonly bases = new Map<ObjectId, Uint8Array>();
-  private baseBytes = 0;
-  private readonly basesInFlight = new Map<ObjectId, Promise<Uint8Array>>();
 
   constructor(
     private readonly packsDir: string,
@@ -71,7 +61,7 @@ export class ChunkReader {
   }
 
   private async decode(rec: IndexedChunk, stored: Uint8Array): Promise<Uint8Array> {
-    const base = rec.base ? await this.readCached(rec.base) : undefined;
+    const base = rec.base ? await this.read(rec.base) : undefined;
     let raw: Uint8Array;
     try {
       raw = await decodeChunk({ codec: rec.codec as never, planes: rec.planes, data: stored }, rec.raw, base);
@@ -81,44 +71,6 @@ export class ChunkReader {
     if (objectId('chunk', raw) !== rec.id) throw new CorruptObjectError(rec.id, `pack ${rec.pack}`);
     this.stats.chunksRead++;
     return raw;
-  }
-
-  /** A chunk (a delta base), decoded at most once while it stays in the cache. */
-  readCached(id: ObjectId): Promise<Uint8Array> {
-    const hit = this.bases.get(id);
-    if (hit) {
-      this.bases.delete(id);
-      this.bases.set(id, hit);
-      return Promise.resolve(hit);
-    }
-    let p = this.basesInFlight.get(id);
-    if (!p) {
-      p = this.read(id).then(
-        (raw) => {
-          this.basesInFlight.delete(id);
-          this.remember(id, raw);
-          return raw;
-        },
-        (e: unknown) => {
-          this.basesInFlight.delete(id);
-          throw e;
-        },
-      );
-      this.basesInFlight.set(id, p);
-    }
-    return p;
-  }
-
-  private remember(id: ObjectId, raw: Uint8Array): void {
-    if (raw.length > BASE_CACHE_BYTES / 4 || this.bases.has(id)) return;
-    // a stored-plain chunk is a view into its whole read; keep only its own bytes
-    this.bases.set(id, raw.buffer.byteLength > raw.length ? raw.slice() : raw);
-    this.baseBytes += raw.length;
-    for (const [old, b] of this.bases) {
-      if (this.baseBytes <= BASE_CACHE_BYTES) break;
-      this.bases.delete(old);
-      this.baseBytes -= b.length;
-    }
   }
 
   /** One chunk, verified. */
@@ -191,7 +143,5 @@ export class ChunkReader {
   async close(): Promise<void> {
     for (const h of this.handles.values()) await h.then((x) => x.close()).catch(() => undefined);
     this.handles.clear();
-    this.bases.clear();
-    this.baseBytes = 0;
   }
 }
