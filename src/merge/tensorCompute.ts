@@ -4,7 +4,7 @@
  * a whole-tensor quantity (slerp's angle, TIES's magnitude threshold), the result rounded to the
  * tensor's dtype and handed to the writer block by block.
  */
-import { decodeElements } from '../core/elementDecoder.js';
+import { alignedBytes, decodeElements } from '../core/elementDecoder.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { encodeFloats, floatBytes } from './dtypeRounding.js';
 import type { TensorWriter } from './manifestBuilder.js';
@@ -66,9 +66,10 @@ async function eachBlock(ctx: ComputeContext, list: LogicalTensor[], bufs: Float
   });
 }
 
-/** Float32 elements of a block, viewed in place where aligned. */
+/** Float32 elements of a block, viewed in place where aligned (a plain chunk may sit at any offset of its pack's read). */
 function float32s(b: Uint8Array, n: number): Float32Array {
-  return b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, n) : new Float32Array(b.slice(0, n * 4).buffer);
+  const a = alignedBytes(b, 4);
+  return new Float32Array(a.buffer, a.byteOffset, n);
 }
 
 /** TIES's trim threshold for each model: two radix passes over the float32 keys of |delta|. */

@@ -4,11 +4,37 @@
  * NaN, infinities, overflow and subnormals included. End to end it is covered by identities and
  * the PyTorch reference (test/merge/), which merge F32 fixtures with two models.
  */
-import { describe, expect, it } from 'vitest';
+import { promises as fs, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../src/core/seededRandom.js';
+import { arithmeticMerge } from '../../src/merge/arithmeticMerge.js';
 import { linearBlock, linearPairF32 } from '../../src/merge/mergeMethods.js';
+import { commitFiles } from '../../src/repo/commit.js';
+import { cleanupTempDirs } from '../e2e/helpers.js';
+import { checkoutTo, MERGE_FIXTURES, newRepo } from './mergeHelpers.js';
+
+afterAll(cleanupTempDirs);
 
 describe('merge: fused float32 linear loop', () => {
+  it('inputs stored plain or compressed: the same merge, byte for byte', async () => {
+    const results: Buffer[] = [];
+    const ids: string[] = [];
+    for (const compress of [true, false]) {
+      const repo = await newRepo();
+      for (const [name, branch] of [['base', undefined], ['ft_a', 'a'], ['ft_b', 'b']] as const) {
+        const dest = path.join(repo.root, 'model.safetensors');
+        await fs.copyFile(path.join(MERGE_FIXTURES, `${name}.f32.safetensors`), dest);
+        await commitFiles(repo, [dest], { message: name, compress, ...(branch ? { branch } : {}) });
+      }
+      const s = await arithmeticMerge(repo, { method: 'linear', revs: ['a', 'b'], weights: [0.3, 0.7] });
+      ids.push(s.id);
+      results.push(readFileSync(await checkoutTo(repo, s.id, path.join(repo.root, 'out.safetensors'))));
+    }
+    expect(ids[1]).toBe(ids[0]);
+    expect(results[1].equals(results[0])).toBe(true);
+  });
+
   it('the fused float32 loop gives the bits of float64 arithmetic rounded once, NaN counted', () => {
     const rnd = mulberry32(14);
     const n = 4096;
