@@ -20,17 +20,23 @@ export function defaultNormalize(m: MergeMethod): boolean {
   return m === 'linear' || m === 'ties';
 }
 
+/** The terms linearBlock adds (inputs of nonzero weight) and what it divides by. */
+export function linearPlan(weights: readonly number[], normalize: boolean): { terms: number[]; divisor: number } {
+  let divisor = 0;
+  for (const w of weights) divisor += w;
+  if (!normalize || Math.abs(divisor) < 1e-8) divisor = 1;
+  const terms: number[] = [];
+  for (let k = 0; k < weights.length; k++) if (weights[k] !== 0) terms.push(k);
+  return { terms, divisor };
+}
+
 /**
  * Weighted sum, divided by the sum of the weights when `normalize`. Terms with weight 0 are left
  * out (so weights 1,0 give the first model bit for bit, -0 included), and the sum starts from the
  * first term rather than from +0 for the same reason.
  */
 export function linearBlock(inputs: Float64Array[], weights: readonly number[], normalize: boolean, n: number, out: Float64Array): void {
-  let divisor = 0;
-  for (const w of weights) divisor += w;
-  if (!normalize || Math.abs(divisor) < 1e-8) divisor = 1;
-  const terms: number[] = [];
-  for (let k = 0; k < inputs.length; k++) if (weights[k] !== 0) terms.push(k);
+  const { terms, divisor } = linearPlan(weights, normalize);
   if (terms.length === 0) {
     out.fill(0, 0, n);
     return;
@@ -38,11 +44,7 @@ export function linearBlock(inputs: Float64Array[], weights: readonly number[], 
   const first = inputs[terms[0]];
   const w0 = weights[terms[0]];
   if (terms.length === 2) {
-    // the common case in one pass: the same operations in the same order as the loops below
-    const second = inputs[terms[1]];
-    const w1 = weights[terms[1]];
-    if (divisor === 1) for (let i = 0; i < n; i++) out[i] = w0 * first[i] + w1 * second[i];
-    else for (let i = 0; i < n; i++) out[i] = (w0 * first[i] + w1 * second[i]) / divisor;
+    linearPair(first, inputs[terms[1]], w0, weights[terms[1]], divisor, n, out);
     return;
   }
   for (let i = 0; i < n; i++) out[i] = w0 * first[i];
@@ -52,6 +54,36 @@ export function linearBlock(inputs: Float64Array[], weights: readonly number[], 
     for (let i = 0; i < n; i++) out[i] += w * x[i];
   }
   if (divisor !== 1) for (let i = 0; i < n; i++) out[i] /= divisor;
+}
+
+/** The common case of two terms in one pass: the same operations in the same order as the loops above. */
+function linearPair(a: Float64Array, b: Float64Array, w0: number, w1: number, divisor: number, n: number, out: Float64Array): void {
+  if (divisor === 1) for (let i = 0; i < n; i++) out[i] = w0 * a[i] + w1 * b[i];
+  else for (let i = 0; i < n; i++) out[i] = (w0 * a[i] + w1 * b[i]) / divisor;
+}
+
+/**
+ * linearPair on float32 inputs into a float32 output (merge's fused path), returning how many
+ * results are NaN: the same operations in float64, each result rounded once to float32 on the
+ * store, so the same bits as decoding to float64, linearPair, and rounding afterwards. A function
+ * of its own so that each loop sees one array type.
+ */
+export function linearPairF32(a: Float32Array, b: Float32Array, w0: number, w1: number, divisor: number, n: number, out: Float32Array): number {
+  let nans = 0;
+  if (divisor === 1) {
+    for (let i = 0; i < n; i++) {
+      const r = w0 * a[i] + w1 * b[i];
+      out[i] = r;
+      if (r !== r) nans++;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const r = (w0 * a[i] + w1 * b[i]) / divisor;
+      out[i] = r;
+      if (r !== r) nans++;
+    }
+  }
+  return nans;
 }
 
 /** Whole-tensor sums slerp needs: both norms and the dot product. */

@@ -4,7 +4,7 @@
  * a whole-tensor quantity (slerp's angle, TIES's magnitude threshold), the result rounded to the
  * tensor's dtype and handed to the writer block by block.
  */
-import { decodeElements } from '../core/elementDecoder.js';
+import { alignedBytes, decodeElements } from '../core/elementDecoder.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { encodeFloats, floatBytes } from './dtypeRounding.js';
 import type { TensorWriter } from './manifestBuilder.js';
@@ -13,6 +13,8 @@ import {
   DareMask,
   dareSeed,
   linearBlock,
+  linearPairF32,
+  linearPlan,
   slerpCoefficients,
   taskArithmeticBlock,
   trimBlock,
@@ -40,22 +42,34 @@ export interface ComputeContext {
   chunkSize: number;
 }
 
-/** Reads every tensor of `list` block by block, decoded, and calls `fn` with the blocks. */
-async function eachBlock(ctx: ComputeContext, list: LogicalTensor[], bufs: Float64Array[], fn: (n: number) => void | Promise<void>): Promise<void> {
+/** Reads every tensor of `list` block by block (a chunk's worth of elements) and calls `fn` with the blocks' bytes. */
+async function eachRawBlock(ctx: ComputeContext, list: LogicalTensor[], fn: (n: number, blocks: Uint8Array[]) => void | Promise<void>): Promise<void> {
   const el = floatBytes(list[0].dtype);
   const blockElems = ctx.chunkSize / el;
   const readers = list.map((x) => new BlockReader(tensorBytes(ctx.reader, x)));
   try {
     for (let left = list[0].len / el; left > 0; ) {
       const n = Math.min(blockElems, left);
-      const blocks = await Promise.all(readers.map((r) => r.next(n * el)));
-      blocks.forEach((b, i) => decodeElements(b, list[0].dtype, bufs[i]));
-      await fn(n);
+      await fn(n, await Promise.all(readers.map((r) => r.next(n * el))));
       left -= n;
     }
   } finally {
     for (const r of readers) await r.close();
   }
+}
+
+/** Reads every tensor of `list` block by block, decoded into `bufs`, and calls `fn`. */
+async function eachBlock(ctx: ComputeContext, list: LogicalTensor[], bufs: Float64Array[], fn: (n: number) => void | Promise<void>): Promise<void> {
+  await eachRawBlock(ctx, list, async (n, blocks) => {
+    blocks.forEach((b, i) => decodeElements(b, list[0].dtype, bufs[i]));
+    await fn(n);
+  });
+}
+
+/** Float32 elements of a block, viewed in place where aligned (a plain chunk may sit at any offset of its pack's read). */
+function float32s(b: Uint8Array, n: number): Float32Array {
+  const a = alignedBytes(b, 4);
+  return new Float32Array(a.buffer, a.byteOffset, n);
 }
 
 /** TIES's trim threshold for each model: two radix passes over the float32 keys of |delta|. */
@@ -120,9 +134,31 @@ export async function computeTensor(
   const blockElems = ctx.chunkSize / el;
   const models = p.inputs.length;
   const list = p.base ? [...p.inputs, p.base] : p.inputs;
+  let nans = 0;
+  /**
+   * A float32 tensor and two terms (two models, or slerp's second pass): read straight from the
+   * stored bytes and written straight into the output's (linearPairF32), with no float64 blocks.
+   */
+  const pairF32 = async (weights: readonly number[], normalize: boolean): Promise<boolean> => {
+    const { terms, divisor } = linearPlan(weights, normalize);
+    if (dtype !== 'F32' || terms.length !== 2) return false;
+    const [ka, kb] = terms;
+    await eachRawBlock(ctx, [list[ka], list[kb]], async (n, [a, b]) => {
+      const bytes = new Uint8Array(n * 4);
+      const out = new Float32Array(bytes.buffer, 0, n);
+      nans += linearPairF32(float32s(a, n), float32s(b, n), weights[ka], weights[kb], divisor, n, out);
+      await w.write(bytes);
+      onBytes(n * 4);
+    });
+    return true;
+  };
+  // the common case first, before any float64 block is allocated
+  if (ctx.method === 'linear' && (await pairF32(ctx.weights, ctx.normalize))) {
+    await w.end();
+    return nans;
+  }
   const bufs = list.map(() => new Float64Array(blockElems));
   const res = new Float64Array(blockElems);
-  let nans = 0;
   const emit = async (n: number) => {
     const bytes = new Uint8Array(n * el);
     nans += encodeFloats(res, n, dtype, bytes);
@@ -138,7 +174,7 @@ export async function computeTensor(
     const sums = { aa: 0, bb: 0, ab: 0 };
     if (ctx.t !== 0 && ctx.t !== 1) await eachBlock(ctx, list, bufs, (n) => addSlerpSums(bufs[0], bufs[1], n, sums));
     const c = slerpCoefficients(sums, ctx.t);
-    await eachBlock(ctx, list, bufs, async (n) => {
+    if (!(await pairF32([c.s0, c.s1], false))) await eachBlock(ctx, list, bufs, async (n) => {
       linearBlock(bufs, [c.s0, c.s1], false, n, res);
       await emit(n);
     });
