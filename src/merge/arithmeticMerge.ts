@@ -20,7 +20,7 @@ import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBaseOfAll } from './mergeBase.js';
 import { currentTarget, mergeParents, writeMergeCommit } from './mergeCommit.js';
 import { defaultNormalize, MERGE_METHODS, usesBase, type MergeMethod } from './mergeMethods.js';
-import { metadataOf, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
+import { assertDistinctPaths, metadataOf, openReader, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
 import { ckptVersion, type MergeKnobs, type MergeRecipe } from './recipe.js';
 import { computeTensor, type ComputeContext, type TensorJob } from './tensorCompute.js';
 import { BlockReader, logicalTensors, tensorBytes, type LogicalTensor } from './tensorSource.js';
@@ -197,7 +197,9 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
   const baseTree = baseId ? await loadTree(repo, o.base ?? `merge base ${baseId.slice(0, 12)}`, baseId) : undefined;
   const groups = pairFiles(baseTree ? [...trees, baseTree] : trees);
   const match = o.tensors ? picomatch(o.tensors, { dot: true }) : () => true;
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  // the store's shared lock before any chunk is read: a gc cannot repack what the merge reads
+  const lock = await acquireShared(repo.store.locksDir, 'merge');
+  const reader = await openReader(repo, lock);
   const filePlans: FilePlan[] = [];
   let selected = 0;
   try {
@@ -258,16 +260,20 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
     }
   } catch (e) {
     await reader.close();
+    await lock.release();
     throw e;
   }
   if (selected === 0) {
     await reader.close();
+    await lock.release();
     throw new CkptError('E_NOT_FOUND', `no tensor matches --tensors ${o.tensors}`, { glob: o.tensors });
   }
-  const out = new Set<string>();
-  for (const f of filePlans) {
-    if (out.has(f.path)) throw new UsageError(`two merged files would be stored as ${f.path}`);
-    out.add(f.path);
+  try {
+    assertDistinctPaths(filePlans.map((f) => f.path));
+  } catch (e) {
+    await reader.close();
+    await lock.release();
+    throw e;
   }
 
   const recipe: MergeRecipe = {
@@ -285,7 +291,6 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
   };
 
   // --- compute and store
-  const lock = await acquireShared(repo.store.locksDir, 'merge');
   const ingestor = new Ingestor(repo.store, { compress: true });
   const summary: MergeSummary = {
     id: '',

@@ -20,7 +20,7 @@ import { acquireShared } from '../store/storeLocks.js';
 import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBase } from './mergeBase.js';
-import { metadataOf, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
+import { assertDistinctPaths, metadataOf, openReader, SAME_FRAMING_FORMATS, safetensorsPath, sameShape } from './outputFormat.js';
 import { computeTensor, type ComputeContext } from './tensorCompute.js';
 import { currentTarget, writeMergeCommit } from './mergeCommit.js';
 import { ckptVersion, type MergeRecipe } from './recipe.js';
@@ -167,7 +167,9 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
 
   const treeOf = async (id: ObjectId) => (await repo.readTree((await repo.readCommit(id)).tree)).files;
   const [tb, to, tt] = [await treeOf(base), await treeOf(ours), await treeOf(theirs)];
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  // the store's shared lock before any chunk is read: a gc cannot repack what the merge reads
+  const lock = await acquireShared(repo.store.locksDir, 'merge');
+  const reader = await openReader(repo, lock);
   const conflicts: Conflict[] = [];
   const merges: FileMerge[] = [];
   const taken: ThreeWayResult['taken'] = [];
@@ -231,11 +233,21 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
     }
   } catch (e) {
     await reader.close();
+    await lock.release();
     throw e;
   }
   if (conflicts.length > 0) {
     await reader.close();
+    await lock.release();
     throw new MergeConflictError(conflicts);
+  }
+  const outPath = (f: FileMerge) => (f.entry || (SAME_FRAMING_FORMATS.has(f.ours!.format) && !f.ours!.tensors && f.ours!.chunkSize === repo.store.config.chunkSize) ? f.path : safetensorsPath(f.path));
+  try {
+    assertDistinctPaths(merges.map(outPath));
+  } catch (e) {
+    await reader.close();
+    await lock.release();
+    throw e;
   }
 
   const recipe: MergeRecipe = {
@@ -247,7 +259,6 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
     ...(Object.keys(resolved).length ? { resolved } : {}),
     ckptVersion: ckptVersion(),
   };
-  const lock = await acquireShared(repo.store.locksDir, 'merge');
   const ingestor = new Ingestor(repo.store, { compress: true });
   try {
     const chunkSize = repo.store.config.chunkSize;
