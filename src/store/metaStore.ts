@@ -10,6 +10,7 @@ import { objectId, type ObjectId } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { contentIdForKey } from './objectKeys.js';
+import { readSmallFile } from './readSmallFile.js';
 
 export class MetaStore {
   constructor(
@@ -52,7 +53,7 @@ export class MetaStore {
     const p = this.pathOf(id);
     let bytes: Buffer;
     try {
-      bytes = await fs.readFile(p);
+      bytes = await readSmallFile(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`object ${id}`, { id });
       throw e;
