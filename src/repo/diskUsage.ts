@@ -9,8 +9,9 @@
  * dedup = logical / unique; compression = unique / chunks. Per branch, the same over the commits
  * in the branch's history (a chunk shared by two branches counts in both).
  */
-import { promises as fs } from 'node:fs';
+import { readdir, stat, type Dirent } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
 import { createLimiter } from '../core/limiter.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
@@ -46,7 +47,7 @@ async function dirBytes(dir: string, parts: string[]): Promise<{ total: number; 
   const walk = async (d: string): Promise<void> => {
     let ents;
     try {
-      ents = await limit(() => fs.readdir(d, { withFileTypes: true }));
+      ents = await limit(() => readdirTyped(d));
     } catch {
       return;
     }
@@ -55,7 +56,7 @@ async function dirBytes(dir: string, parts: string[]): Promise<{ total: number; 
         const p = path.join(d, e.name);
         if (e.isDirectory()) return walk(p);
         if (!e.isFile()) return;
-        const { size } = await limit(() => fs.stat(p)).catch(() => ({ size: 0 }));
+        const { size } = await limit(() => statFile(p)).catch(() => ({ size: 0 }));
         out.total += size;
         const i = parts.findIndex((x) => p.startsWith(x + path.sep));
         if (i >= 0) out.parts[i] += size;
@@ -66,6 +67,10 @@ async function dirBytes(dir: string, parts: string[]): Promise<{ total: number; 
   return out;
 }
 const STAT_LIMIT = 16;
+// the callback forms: thousands of loose objects make fs.promises' per-call cost the larger part
+const statFile = promisify(stat);
+const readdirTyped = (d: string) =>
+  new Promise<Dirent[]>((resolve, reject) => readdir(d, { withFileTypes: true }, (e, ents) => (e ? reject(e) : resolve(ents))));
 
 const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b);
 
