@@ -10,7 +10,6 @@ import { objectId, type ObjectId } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
 import { writeFileAtomic } from './atomicFile.js';
 import { contentIdForKey } from './objectKeys.js';
-import { readSmallFile } from './readSmallFile.js';
 
 export class MetaStore {
   constructor(
@@ -53,7 +52,7 @@ export class MetaStore {
     const p = this.pathOf(id);
     let bytes: Buffer;
     try {
-      bytes = await readSmallFile(p);
+      bytes = await fs.readFile(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`object ${id}`, { id });
       throw e;
