@@ -9,8 +9,10 @@
  * dedup = logical / unique; compression = unique / chunks. Per branch, the same over the commits
  * in the branch's history (a chunk shared by two branches counts in both).
  */
-import { promises as fs } from 'node:fs';
+import { readdir, stat, type Dirent } from 'node:fs';
 import * as path from 'node:path';
+import { promisify } from 'node:util';
+import { createLimiter } from '../core/limiter.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
 import { findRoots, markReachable, type Reachable } from './reachability.js';
@@ -35,21 +37,40 @@ export interface DiskUsage extends UsageFigures {
   branches: ({ name: string } & UsageFigures)[];
 }
 
-async function dirBytes(dir: string): Promise<number> {
-  let total = 0;
-  let ents;
-  try {
-    ents = await fs.readdir(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const e of ents) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) total += await dirBytes(p);
-    else if (e.isFile()) total += (await fs.stat(p).catch(() => ({ size: 0 }))).size;
-  }
-  return total;
+/**
+ * Bytes of every file under `dir`, one walk with the stats STAT_LIMIT at a time, summed per
+ * folder named in `parts` (a file counts in the first part it lies under) and in total.
+ */
+async function dirBytes(dir: string, parts: string[]): Promise<{ total: number; parts: number[] }> {
+  const limit = createLimiter(STAT_LIMIT);
+  const out = { total: 0, parts: parts.map(() => 0) };
+  const walk = async (d: string): Promise<void> => {
+    let ents;
+    try {
+      ents = await limit(() => readdirTyped(d));
+    } catch {
+      return;
+    }
+    await Promise.all(
+      ents.map(async (e) => {
+        const p = path.join(d, e.name);
+        if (e.isDirectory()) return walk(p);
+        if (!e.isFile()) return;
+        const { size } = await limit(() => statFile(p)).catch(() => ({ size: 0 }));
+        out.total += size;
+        const i = parts.findIndex((x) => p.startsWith(x + path.sep));
+        if (i >= 0) out.parts[i] += size;
+      }),
+    );
+  };
+  await walk(dir);
+  return out;
 }
+const STAT_LIMIT = 16;
+// the callback forms: thousands of loose objects make fs.promises' per-call cost the larger part
+const statFile = promisify(stat);
+const readdirTyped = (d: string) =>
+  new Promise<Dirent[]>((resolve, reject) => readdir(d, { withFileTypes: true }, (e, ents) => (e ? reject(e) : resolve(ents))));
 
 const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b);
 
@@ -109,10 +130,10 @@ export async function diskUsage(repo: Repository): Promise<DiskUsage> {
   }
 
   const objects = repo.store.objectsDir;
-  const packs = await dirBytes(repo.store.packsDir);
-  const idx = await dirBytes(repo.store.indexDir);
-  const meta = await dirBytes(path.join(objects, 'meta'));
-  const total = await dirBytes(repo.store.dir);
+  const {
+    total,
+    parts: [packs, idx, meta],
+  } = await dirBytes(repo.store.dir, [repo.store.packsDir, repo.store.indexDir, path.join(objects, 'meta')]);
   return {
     ...all,
     prunedCommits: reach.commits.size - reach.live.size,

@@ -12,6 +12,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
+import { createLimiter } from '../core/limiter.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
@@ -19,6 +20,8 @@ import { readPrunedMarks, type PrunedMark } from './prunedMarks.js';
 import type { Repository } from './repository.js';
 
 export const DEFAULT_REFLOG_WINDOW_MS = 30 * 24 * 3600_000;
+/** Metadata reads in flight at once while marking. */
+const READ_LIMIT = 16;
 
 export interface RootOptions {
   /** Reflog entries younger than this keep what they point to. */
@@ -120,52 +123,88 @@ export async function markReachable(
   const wantChunks = (m: Manifest) => {
     for (const s of m.segments) for (const [id] of s.chunks) r.chunks.add(id);
   };
-  const readTreeDeep = async (treeId: ObjectId, keepChunks: boolean) => {
-    let tree = r.trees.get(treeId);
-    if (!tree) {
-      tree = await repo.readTree(treeId);
-      r.trees.set(treeId, tree);
-      r.meta.add(treeId);
+  // Trees and manifests are read at most READ_LIMIT at a time, each once (a promise per id, so
+  // two commits naming one manifest share its read and decode); the walk down the commits does not
+  // wait for them, so a long history's metadata reads overlap instead of running one by one.
+  const limit = createLimiter(READ_LIMIT);
+  const treeReads = new Map<ObjectId, Promise<Tree>>();
+  const manifestReads = new Map<ObjectId, Promise<Manifest>>();
+  const manifest = (id: ObjectId): Promise<Manifest> => {
+    let p = manifestReads.get(id);
+    if (!p) {
+      p = limit(() => repo.readManifest(id)).then((m) => {
+        r.manifests.set(id, m);
+        r.meta.add(id);
+        return m;
+      });
+      manifestReads.set(id, p);
     }
-    for (const e of Object.values(tree.files)) {
-      let m = r.manifests.get(e.manifest);
-      if (!m) {
-        m = await repo.readManifest(e.manifest);
-        r.manifests.set(e.manifest, m);
-        r.meta.add(e.manifest);
-      }
-      if (keepChunks) wantChunks(m);
+    return p;
+  };
+  const treeDeep = (id: ObjectId): Promise<Tree> => {
+    let p = treeReads.get(id);
+    if (!p) {
+      p = limit(() => repo.readTree(id)).then(async (tree) => {
+        r.trees.set(id, tree);
+        r.meta.add(id);
+        await Promise.all(Object.values(tree.files).map((e) => manifest(e.manifest)));
+        return tree;
+      });
+      treeReads.set(id, p);
     }
+    return p;
+  };
+  const pending: Promise<Tree>[] = [];
+  const later = (p: Promise<Tree>) => {
+    pending.push(p);
+    p.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
   };
 
-  const stack: { id: ObjectId; from: string; required: boolean }[] = [
-    ...[...roots.refs].map(([ref, id]) => ({ id, from: ref, required: true })),
-    ...[...roots.reflog].map((id) => ({ id, from: 'reflog', required: false })),
-  ];
   const liveTrees = new Set<ObjectId>();
-  while (stack.length) {
-    const { id, from, required } = stack.pop()!;
-    if (r.commits.has(id)) continue;
-    let c: Commit;
+  const codeTrees = new Set<ObjectId>();
+  const readOne = async ({ id, from, required }: { id: ObjectId; from: string; required: boolean }): Promise<Commit | undefined> => {
     try {
-      c = await repo.readCommit(id);
+      return await repo.readCommit(id);
     } catch (e) {
-      if (!required && (e as CkptError).code === 'E_NOT_FOUND') continue;
+      if (!required && (e as CkptError).code === 'E_NOT_FOUND') return undefined;
       if (required) throw missingRoot(from, id);
       throw e;
     }
-    r.commits.set(id, c);
-    r.meta.add(id);
-    const live = !pruned.has(id);
-    if (live) {
-      r.live.add(id);
-      liveTrees.add(c.tree);
-    }
-    await readTreeDeep(c.tree, false);
-    if (c.code?.files) await readTreeDeep(c.code.files, true);
-    for (const p of c.parents) stack.push({ id: p, from: `parent of ${id}`, required: true });
+  };
+  // breadth first, a wave of commits at a time: the roots (often many, from the reflog) are read
+  // together, and a merge's parents too; a straight history is one commit per wave
+  let wave: { id: ObjectId; from: string; required: boolean }[] = [
+    ...[...roots.refs].map(([ref, id]) => ({ id, from: ref, required: true })),
+    ...[...roots.reflog].map((id) => ({ id, from: 'reflog', required: false })),
+  ];
+  const commitLimit = createLimiter(READ_LIMIT);
+  while (wave.length) {
+    const queued = new Set<ObjectId>();
+    wave = wave.filter((w) => !r.commits.has(w.id) && !queued.has(w.id) && queued.add(w.id));
+    const read = await Promise.all(wave.map((w) => commitLimit(() => readOne(w))));
+    const next: typeof wave = [];
+    read.forEach((c, i) => {
+      if (!c) return;
+      const id = wave[i].id;
+      r.commits.set(id, c);
+      r.meta.add(id);
+      if (!pruned.has(id)) {
+        r.live.add(id);
+        liveTrees.add(c.tree);
+      }
+      later(treeDeep(c.tree));
+      if (c.code?.files) {
+        codeTrees.add(c.code.files);
+        later(treeDeep(c.code.files));
+      }
+      for (const p of c.parents) next.push({ id: p, from: `parent of ${id}`, required: true });
+    });
+    wave = next;
   }
-  for (const t of liveTrees) await readTreeDeep(t, true);
+  await Promise.all(pending);
+  for (const t of new Set([...liveTrees, ...codeTrees])) {
+    for (const e of Object.values(r.trees.get(t)!.files)) wantChunks(r.manifests.get(e.manifest)!);
+  }
   r.direct = new Set(r.chunks);
 
   for (const id of [...r.chunks]) {

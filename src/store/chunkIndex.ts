@@ -8,9 +8,12 @@ import * as path from 'node:path';
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
+import { createLimiter } from '../core/limiter.js';
 import { readFileOrUndefined } from './atomicFile.js';
 import type { ChunkRecord } from './packFormat.js';
 import { decodeRecords, encodeRecords } from './packFormat.js';
+
+const LOAD_LIMIT = 16;
 
 export interface IndexedChunk extends ChunkRecord {
   pack: ObjectId;
@@ -106,15 +109,20 @@ export class ChunkIndex {
       throw e;
     }
     names.sort();
-    for (const name of names) {
+    // read LOAD_LIMIT at a time (a store not yet gc'd has an index file per commit), added in order
+    const limit = createLimiter(LOAD_LIMIT);
+    const files = names.flatMap((name) => {
       const m = /^([0-9a-f]{64})\.idx$/.exec(name);
-      if (!m) continue;
-      const where = path.join(dir, name);
-      const bytes = await readFileOrUndefined(where);
+      return m ? [{ id: m[1], where: path.join(dir, name) }] : [];
+    });
+    const reads = files.map(({ where }) => limit(() => readFileOrUndefined(where)));
+    reads.forEach((p) => p.catch(() => {})); // each is awaited in turn below
+    for (const [i, { id, where }] of files.entries()) {
+      const bytes = await reads[i];
       if (!bytes) continue; // removed by a gc since the listing
-      if (objectId('index', bytes) !== m[1]) throw new CorruptObjectError(m[1], where);
+      if (objectId('index', bytes) !== id) throw new CorruptObjectError(id, where);
       const { pack, packSize, records } = decodeIndexFile(bytes, where);
-      idx.addPack(pack, m[1], packSize, records);
+      idx.addPack(pack, id, packSize, records);
     }
     idx.preferDecodableCopies();
     return idx;
