@@ -4,7 +4,7 @@ import type { CommandModule } from 'yargs';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { CommitMeta } from '../core/objects.js';
 import { commitFiles, type CommitOptions } from '../repo/commit.js';
-import { commitPart, parsePart } from '../repo/parts.js';
+import { attemptId, commitPart, parsePart } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { argPath, keyValues, numberOption, openRepo, output, parseNumber, parseParam, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
@@ -25,6 +25,7 @@ interface CommitArgs {
   root?: string;
   part?: string;
   group?: string;
+  attempt?: string;
 }
 
 /** `--meta-file`: {step, epoch, metrics, params, extra}; any other key goes into extra. */
@@ -92,7 +93,8 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
       .option('meta-file', { type: 'string', describe: 'JSON file of {step, epoch, metrics, params, extra}; flags win' })
       .option('root', { type: 'string', describe: 'store paths relative to this folder (a checkpoint folder checks out as itself)' })
       .option('part', { type: 'string', describe: 'RANK/COUNT: store this rank\'s files; the last rank makes the one commit' })
-      .option('group', { type: 'string', describe: 'with --part: the id every rank of this checkpoint shares' }) as never,
+      .option('group', { type: 'string', describe: 'with --part: the id every rank of this checkpoint shares (unique per checkpoint)' })
+      .option('attempt', { type: 'string', describe: 'with --part: this run\'s id (default: $CKPT_ATTEMPT, $SLURM_JOB_ID or $TORCHELASTIC_RUN_ID); parts of different runs never combine' }) as never,
   handler: async (argv) => {
     const step = numberOption(argv.step, 'step', { whole: true });
     const epoch = numberOption(argv.epoch, 'epoch');
@@ -122,7 +124,7 @@ export const commitCommand: CommandModule<object, Args<CommitArgs>> = {
         ...(argv.root !== undefined ? { treeRoot: argPath(argv, argv.root) } : {}),
       };
       if (argv.part !== undefined || argv.group !== undefined) {
-        const p = await commitPart(repo, paths, parsePart(argv.part ?? '', argv.group), options);
+        const p = await commitPart(repo, paths, parsePart(argv.part ?? '', argv.group, attemptId(argv.attempt)), options);
         progress.stop();
         out.result(p);
         out.line(`part ${p.rank}/${p.of} of ${p.group}: ${p.files.length} file(s) stored as ${shortId(p.part)}`);

@@ -6,10 +6,9 @@
  * on S3), so ranks pushing at once make exactly one commit. The pushed part's local ref is
  * dropped afterwards: the remote holds the part now.
  */
-import { decodeCanonical } from '../core/canonical.js';
-import { CkptError } from '../core/errors.js';
-import type { ObjectId } from '../core/objectId.js';
-import type { Commit, MetaObject, Tree } from '../core/objects.js';
+import { CorruptObjectError } from '../core/errors.js';
+import { objectId, type ObjectId } from '../core/objectId.js';
+import { decodeCommit, decodeTree } from '../core/validateMeta.js';
 import { combineParts, parsePartRef, partRef, pendingGroups, PARTS_PREFIX, type PartsBackend, type PendingGroup } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { MetaStore } from '../store/metaStore.js';
@@ -17,10 +16,12 @@ import { metaKey } from '../store/objectKeys.js';
 import type { Transport } from './transport.js';
 
 export function remoteParts(t: Transport, author: string, clock: () => number): PartsBackend {
-  const read = async <T extends MetaObject>(id: ObjectId, type: T['type']): Promise<T> => {
-    const obj = decodeCanonical<T>(await t.get(metaKey(id)));
-    if (obj.type !== type) throw new CkptError('E_NOT_FOUND', `object ${id} is a ${obj.type}, not a ${type}`, { id });
-    return obj;
+  // the remote's bytes must hash to the id under the kind asked for, and pass the shape checks
+  // fetch applies (validateMeta.ts), before a combine builds on them
+  const read = async (id: ObjectId, type: 'commit' | 'tree'): Promise<Uint8Array> => {
+    const bytes = await t.get(metaKey(id));
+    if (objectId(type, bytes) !== id) throw new CorruptObjectError(id, `remote ${metaKey(id)} (read as a ${type})`);
+    return bytes;
   };
   return {
     listParts: async (group) => {
@@ -32,8 +33,8 @@ export function remoteParts(t: Transport, author: string, clock: () => number): 
       }
       return out;
     },
-    readCommit: (id) => read<Commit>(id, 'commit'),
-    readTree: (id) => read<Tree>(id, 'tree'),
+    readCommit: async (id) => decodeCommit(id, await read(id, 'commit'), 'a many-rank combine'),
+    readTree: async (id) => decodeTree(id, await read(id, 'tree')),
     put: async (obj) => {
       const { id, bytes } = MetaStore.encode(obj);
       await t.put(metaKey(id), { bytes });

@@ -5,7 +5,8 @@
  * rank is recorded once. Every rank then looks at the group: when all N parts are there it builds
  * the one tree of every rank's files and moves the branch by compare-and-swap. Several ranks may
  * see the group whole at once; before each swap a rank looks back through the branch for a commit
- * of this group, so only one lands. The part refs are deleted after the combine.
+ * of these very parts (their ids are recorded in it), so only one lands. Parts of different runs
+ * (attempt ids) never combine. The part refs are deleted after the combine.
  *
  * The combine is written against PartsBackend, so it runs the same on the local store (a shared
  * folder every rank opens) and on a remote (each rank pushes its part, remoteParts.ts).
@@ -24,6 +25,8 @@ export interface PartSpec {
   of: number;
   /** The branch the combined commit goes to. */
   branch?: string;
+  /** The run this part belongs to (--attempt, or the job id from the environment). */
+  attempt?: string;
 }
 
 export interface PartResult {
@@ -79,8 +82,25 @@ export function parsePartRef(ref: string): { group: string; rank: number } | und
   return m ? { group: m[1], rank: Number(m[2]) } : undefined;
 }
 
+/** The run id a part records: `--attempt`, else the first job id the environment names, else none. */
+export function attemptId(given: string | undefined, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const id = given ?? env.CKPT_ATTEMPT ?? env.SLURM_JOB_ID ?? env.TORCHELASTIC_RUN_ID;
+  return id === undefined || id === '' ? undefined : id;
+}
+
+/** Parts of one group recorded by different runs (a restarted job): they make no commit. */
+export class PartAttemptsError extends CkptError {
+  constructor(group: string, byAttempt: Map<string, number[]>) {
+    const list = [...byAttempt].map(([a, ranks]) => `rank(s) ${ranks.join(', ')} from ${a}`).join('; ');
+    super('E_MISMATCH', `parts of group ${group} come from different runs (${list}); nothing committed. Use a group name unique to this checkpoint of this run`, {
+      group,
+      attempts: Object.fromEntries(byAttempt),
+    });
+  }
+}
+
 /** `R/N` as given to --part. */
-export function parsePart(text: string, group: string | undefined): PartSpec {
+export function parsePart(text: string, group: string | undefined, attempt?: string): PartSpec {
   const m = /^(\d+)\/(\d+)$/.exec(text);
   if (!m) throw new UsageError(`--part expects RANK/COUNT such as 0/4, got ${JSON.stringify(text)}`);
   const rank = Number(m[1]);
@@ -88,7 +108,7 @@ export function parsePart(text: string, group: string | undefined): PartSpec {
   if (of < 1 || of > 100_000 || rank >= of) throw new UsageError(`--part ${text}: the rank must be below the count (0..${Math.max(0, of - 1)})`);
   if (!group) throw new UsageError('--part needs --group ID (the same for every rank of this checkpoint)');
   if (!GROUP_RE.test(group)) throw new UsageError(`--group ${JSON.stringify(group)}: use letters, digits, '.', '_' and '-'`);
-  return { group, rank, of };
+  return { group, rank, of, ...(attempt !== undefined ? { attempt } : {}) };
 }
 
 interface PartInfo {
@@ -143,7 +163,7 @@ export function localParts(repo: Repository): PartsBackend {
 export async function commitPart(repo: Repository, paths: string[], spec: PartSpec, opts: CommitOptions): Promise<PartResult> {
   const branch = opts.branch ?? (await repo.currentBranch())?.replace(/^refs\/heads\//, '');
   if (!branch) throw new UsageError('a many-rank commit needs a branch (HEAD is detached; pass --branch)');
-  const meta: CommitMeta = { ...opts.meta, extra: { ...opts.meta?.extra, part: { group: spec.group, rank: spec.rank, of: spec.of, branch } } };
+  const meta: CommitMeta = { ...opts.meta, extra: { ...opts.meta?.extra, part: { group: spec.group, rank: spec.rank, of: spec.of, branch, ...(spec.attempt !== undefined ? { attempt: spec.attempt } : {}) } } };
   const ref = partRef(spec.group, spec.rank);
   // the part ref is written before the store lock is released, so no gc sweeps its chunks between
   const record = async (r: CommitResult) => {
@@ -164,11 +184,20 @@ export async function commitPart(repo: Repository, paths: string[], spec: PartSp
   return { group: spec.group, rank: spec.rank, of: spec.of, part: r.id, files: r.files, missing: done.missing, ...(done.commit ? { commit: done.commit } : {}), combined: done.combined };
 }
 
-/** Looks back through the branch for the commit of `group`, down to `since`. */
-async function findGroupCommit(b: PartsBackend, head: ObjectId | null, group: string, since: number): Promise<ObjectId | undefined> {
+/** The part commit ids a combined commit records, by rank. */
+const partIds = (parts: PartInfo[]) => parts.map((p) => p.id);
+
+/**
+ * Looks back through the branch, down to `since`, for the commit of this group made of exactly
+ * these parts (an earlier checkpoint that reused the group name is not it). A commit that records
+ * no part ids (made before they were recorded) is it when its tree is the union tree.
+ */
+async function findGroupCommit(b: PartsBackend, head: ObjectId | null, group: string, parts: PartInfo[], tree: ObjectId, since: number): Promise<ObjectId | undefined> {
+  const ids = JSON.stringify(partIds(parts));
   for (let id = head; id; ) {
     const c = await b.readCommit(id);
-    if (c.meta.extra?.group === group) return id;
+    const extra = c.meta.extra;
+    if (extra?.group === group && (Array.isArray(extra.partIds) ? JSON.stringify(extra.partIds) === ids : c.tree === tree)) return id;
     if (c.time < since - SKEW_MS) return undefined;
     id = c.parents[0] ?? null;
   }
@@ -198,7 +227,9 @@ function combinedMeta(parts: PartInfo[], group: string, of: number): CommitMeta 
     if (m.metrics) meta.metrics = { ...meta.metrics, ...m.metrics };
     if (m.params) meta.params = { ...meta.params, ...m.params };
   }
-  meta.extra = { group, parts: of };
+  meta.extra = { group, parts: of, partIds: partIds(parts) };
+  const attempt = partOf(parts[0].commit)?.attempt;
+  if (attempt !== undefined) meta.extra.attempt = attempt;
   return meta;
 }
 
@@ -216,6 +247,13 @@ export async function combineParts(
   if (!first || missing.length > 0) return { missing, combined: false };
   const mismatch = parts.find((p) => partOf(p.commit)!.of !== of);
   if (mismatch) throw new UsageError(`ranks of group ${group} disagree on the count (${of} and ${partOf(mismatch.commit)!.of})`);
+  const byAttempt = new Map<string, number[]>();
+  for (const p of parts) {
+    const a = partOf(p.commit)!.attempt;
+    const key = a === undefined ? 'a run with no attempt id' : `attempt ${a}`;
+    byAttempt.set(key, [...(byAttempt.get(key) ?? []), p.rank]);
+  }
+  if (byAttempt.size > 1) throw new PartAttemptsError(group, byAttempt);
 
   const tree = await b.put(await unionTree(b, group, parts));
   const since = Math.min(...parts.map((p) => p.commit.time));
@@ -227,7 +265,7 @@ export async function combineParts(
   for (let attempt = 0; !commitId; attempt++) {
     const expected = await b.readRef(ref);
     const head = expected ?? (await b.startOf(branch));
-    commitId = await findGroupCommit(b, head, group, since);
+    commitId = await findGroupCommit(b, head, group, parts, tree, since);
     if (commitId) break;
     const id = await b.put({ type: 'commit', tree, parents: head ? [head] : [], message, author: b.author, time: b.clock(), meta: combinedMeta(parts, group, of) });
     try {

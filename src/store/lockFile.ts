@@ -1,10 +1,12 @@
 /**
  * Advisory locks as files created with O_EXCL. A lock is stale, and taken over, when its owner is
  * gone: a process of this host that no longer runs, or whose pid now belongs to another process
- * (the lock records its owner's start time, and a reused pid starts at another time); or, from any
- * host, when its holder stopped renewing it for longer than its lease (a holder touches its lock
+ * (the lock records its owner's start time, and a reused pid starts at another time). An owner on
+ * this host is judged by pid and start time alone: a stopped or suspended holder keeps its lock
+ * however long it sleeps. Only an owner on another host, whose process cannot be seen from here,
+ * loses its lock when it stopped renewing it for longer than its lease (a holder touches its lock
  * while it lives). So a SIGKILLed writer never blocks the store for good, even once its pid is
- * reused. A wait on a lock is reported, naming what it waits for, every few seconds.
+ * reused. Releasing a lock removes the file only while it still holds the releaser's own record. A wait on a lock is reported, naming what it waits for, every few seconds.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs, readFileSync } from 'node:fs';
@@ -26,7 +28,7 @@ interface LockOwner {
 
 /** A holder renews (touches) its lock this often... */
 export const LOCK_RENEW_MS = 30_000;
-/** ...and a lock not renewed for this long is stale, whoever holds it. */
+/** ...and a lock of another host's process not renewed for this long is stale. */
 export const LOCK_LEASE_MS = 10 * 60_000;
 /** How often a wait on a lock is reported. */
 export const LOCK_NOTICE_MS = 5_000;
@@ -94,8 +96,8 @@ function alive(pid: number): boolean {
 
 /**
  * True when the lock's owner is gone: a dead process on this host, a live one that is not the
- * owner (its start time differs: the pid was reused), a lock not renewed within its lease, or a
- * torn file.
+ * owner (its start time differs: the pid was reused), another host's lock not renewed within its
+ * lease, or a torn file. A lock of this host is never judged by its age.
  */
 export async function isStale(file: string): Promise<boolean> {
   let owner: LockOwner;
@@ -107,9 +109,10 @@ export async function isStale(file: string): Promise<boolean> {
     const st = await fs.stat(file).catch(() => undefined);
     return !st || Date.now() - st.mtimeMs > 5000;
   }
-  const st = await fs.stat(file).catch(() => undefined);
-  if (!st || Date.now() - st.mtimeMs > LOCK_LEASE_MS) return true;
-  if (owner.host !== os.hostname()) return false;
+  if (owner.host !== os.hostname()) {
+    const st = await fs.stat(file).catch(() => undefined);
+    return !st || Date.now() - st.mtimeMs > LOCK_LEASE_MS;
+  }
   if (!alive(owner.pid)) return true;
   if (typeof owner.start === 'number') {
     const start = processStart(owner.pid);
@@ -118,8 +121,12 @@ export async function isStale(file: string): Promise<boolean> {
   return false;
 }
 
-/** A lock this process holds as `file`, renewed while held; releasing it twice is harmless. */
-export function heldLock(file: string): Lock {
+/**
+ * A lock this process holds as `file`, whose content is `record`, renewed while held. Releasing
+ * removes the file only while it still holds `record`: a lock broken and taken by another owner
+ * meanwhile stays theirs. Releasing twice is harmless.
+ */
+export function heldLock(file: string, record: string): Lock {
   let released = false;
   const renew = setInterval(() => {
     const now = new Date();
@@ -131,7 +138,8 @@ export function heldLock(file: string): Lock {
       if (released) return;
       released = true;
       clearInterval(renew);
-      await fs.rm(file, { force: true });
+      const now = await fs.readFile(file, 'utf8').catch(() => undefined);
+      if (now === record) await fs.rm(file, { force: true });
     },
   };
 }
@@ -156,10 +164,11 @@ export async function acquireLock(file: string, timeoutMs = 10_000): Promise<Loc
   let wait = 5;
   for (;;) {
     try {
+      const record = lockOwner();
       const h = await fs.open(file, 'wx');
-      await h.writeFile(lockOwner());
+      await h.writeFile(record);
       await h.close();
-      return heldLock(file);
+      return heldLock(file, record);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }

@@ -49,7 +49,7 @@ export async function acquireShared(locksDir: string, purpose: string, opts: Sto
   for (;;) {
     const mine = path.join(dir, `${process.pid}-${randomBytes(6).toString('hex')}.lock`);
     await fs.writeFile(mine, owner, { flag: 'wx' });
-    if (!(await exists(gc))) return heldLock(mine);
+    if (!(await exists(gc))) return heldLock(mine, owner);
     await fs.rm(mine, { force: true });
     if (await isStale(gc)) {
       await breakStale(gc);

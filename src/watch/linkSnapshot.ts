@@ -3,9 +3,12 @@
  * decides to commit it: the trainer's own rotation (save_total_limit, save_top_k) may then delete
  * the checkpoint while its commit still waits its turn or is being read, and the bytes stay. Where
  * links cannot be made (another filesystem), the commit reads the checkpoint where it is.
+ * A snapshot is named `watch-<host>-<pid>-<hex>`: a store shared between hosts holds other hosts'
+ * snapshots, whose pids mean nothing here, so only this host's are ever reaped.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Candidate } from './discoverCheckpoints.js';
 
@@ -17,9 +20,11 @@ export interface Snapshot {
 }
 
 const PREFIX = 'watch-';
+/** This host's name as it appears in a snapshot's directory name. */
+const HOST = os.hostname().replace(/[^A-Za-z0-9._-]/g, '_') || 'localhost';
 
 export async function linkSnapshot(c: Candidate, tmpDir: string): Promise<Snapshot | undefined> {
-  const base = path.join(tmpDir, `${PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  const base = path.join(tmpDir, `${PREFIX}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const dest = path.join(base, path.basename(c.path));
   const files = c.files.map((f) => (c.folder ? path.join(dest, path.relative(c.path, f.path)) : dest));
   const dispose = () => fs.rm(base, { recursive: true, force: true });
@@ -35,7 +40,7 @@ export async function linkSnapshot(c: Candidate, tmpDir: string): Promise<Snapsh
   return { path: dest, files, dispose };
 }
 
-/** Snapshots left by watchers that died (their pid is gone). */
+/** Snapshots left by this host's watchers that died (their pid is gone); other hosts' stay. */
 export async function removeStaleSnapshots(tmpDir: string): Promise<void> {
   let names: string[];
   try {
@@ -44,11 +49,11 @@ export async function removeStaleSnapshots(tmpDir: string): Promise<void> {
     return;
   }
   for (const n of names) {
-    const m = /^watch-(\d+)-[0-9a-f]+$/.exec(n);
-    if (!m) continue;
+    const m = /^watch-(.+)-(\d+)-[0-9a-f]+$/.exec(n);
+    if (!m || m[1] !== HOST) continue;
     let alive = true;
     try {
-      process.kill(Number(m[1]), 0);
+      process.kill(Number(m[2]), 0);
     } catch (e) {
       alive = (e as NodeJS.ErrnoException).code === 'EPERM';
     }
