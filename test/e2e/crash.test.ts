@@ -4,7 +4,7 @@
  * renames are what make this hold; this test kills real `ckpt commit` processes at random
  * moments over a 100 MiB checkpoint and checks the history after each kill. A commit writes only
  * the chunks that changed and spends most of its time reading and hashing, so halving the file
- * (it was 200 MiB) left as many kills landing mid-write (3 of 20 at either size, load ~12) for
+ * (it was 200 MiB) left about as many kills landing mid-write (3 of 20 at 200 MiB; 3 to 6 at 100) for
  * half the bytes read, hashed and checked out.
  */
 import { promises as fs } from 'node:fs';
