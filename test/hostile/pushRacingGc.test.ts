@@ -41,7 +41,8 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.each(['folder', 'http'] as const)('push racing gc on a %s remote', (via) => {
+// the folder and the HTTP runs share nothing but the server, so they run side by side
+describe.concurrent.each(['folder', 'http'] as const)('push racing gc on a %s remote', (via) => {
   it(`${ROUNDS} rounds: every push lands whole or fails typed`, async () => {
     const rand = seededRandom(via === 'folder' ? 101 : 202);
     const remoteDir = via === 'folder' ? path.join(base, 'folder-remote') : path.join(base, 'served', 'race');

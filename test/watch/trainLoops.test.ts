@@ -36,8 +36,10 @@ afterAll(cleanupTempDirs);
 describe('ckpt watch beside a real training loop', () => {
   it('commits every checkpoint of a Trainer, a Lightning and a plain loop once, byte-exact, with steps and metrics', async () => {
     const layouts = [
-      // the Trainer's folders are complete by their marker; files wait for --settle
-      { layout: 'hf', pause: 1.2, metric: 'eval_loss' },
+      // the Trainer's folders are complete by their marker; files wait for --settle. Each loop keeps
+      // 2 checkpoints, so one lives two pauses: 2 s pauses leave the watcher 4 s to commit it even
+      // on a loaded machine (with 1.2 s, a commit slowed to 2.5 s lost checkpoint-80 to rotation)
+      { layout: 'hf', pause: 2, metric: 'eval_loss' },
       { layout: 'lightning', pause: 2, metric: 'val_loss' },
       { layout: 'plain', pause: 2, metric: 'val_loss' },
     ];
