@@ -92,7 +92,8 @@ export class ChunkIndex {
     if (this.copies.size === 0) return;
     for (let switched = true; switched; ) {
       switched = false;
-      // chunk id -> its current record's whole chain resolves; cleared after a switch
+      // chunk id -> its current record's whole chain resolves. A switch only turns false into
+      // true, so an entry gone stale within a round merely defers a switch to the next round.
       const memo = new Map<ObjectId, boolean>();
       const decodes = (id: ObjectId): boolean => {
         const walked: ObjectId[] = [];
@@ -129,7 +130,7 @@ export class ChunkIndex {
         this.copies.set(id, [...copies.filter((c) => c !== ok), cur]);
         this.chunks.set(id, ok);
         switched = true;
-        memo.clear();
+        memo.set(id, true);
       }
     }
   }
