@@ -13,7 +13,9 @@
  * The plan is acyclic: chunks are visited in one order (the current branch's lineages first) and
  * each is given a base once, on its first visit, always a chunk visited before it; chunks in no
  * lineage keep their stored base, which was written before them and is never planned to point
- * back at them.
+ * back at them. Frozen chunks (in packs newer than the gc) keep their stored base whatever it
+ * is, so a frozen chunk is never planned as a base in a lineage, and any planned base whose
+ * chain leads back to the chunk being re-coded is dropped (the chunk is stored whole).
  */
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
@@ -46,7 +48,10 @@ export function planChains(
     for (const id of lineage) {
       if (id === prev) continue;
       const rec = index.get(id);
-      if (rec && !plan.has(id) && !frozen(id)) plan.set(id, prev !== undefined && index.get(prev)?.raw === rec.raw ? prev : undefined);
+      // a frozen chunk keeps its stored base, which may be this very chunk: it ends the lineage
+      // as a base, so the next older version starts again whole
+      const usable = prev !== undefined && !frozen(prev) && index.get(prev)?.raw === rec?.raw;
+      if (rec && !plan.has(id) && !frozen(id)) plan.set(id, usable ? prev : undefined);
       prev = id;
     }
   }
@@ -75,7 +80,9 @@ export function planChains(
       }
       if (b) {
         d = resolve(b) + 1;
-        if (d > maxDepth) {
+        // a base whose chain leads back to x (through a frozen chunk's stored chain) would make a
+        // cycle, so x is stored whole instead
+        if (d > maxDepth || leadsTo(b, x)) {
           b = undefined;
           d = 0;
         }
@@ -85,6 +92,15 @@ export function planChains(
     base.set(x, b);
     depth.set(x, d);
     return d;
+  };
+  // the chain b ends up with: resolved links as planned, the rest (frozen chains) as stored
+  const leadsTo = (b: ObjectId, x: ObjectId): boolean => {
+    let hops = 0;
+    for (let c: ObjectId | undefined = b; c; c = base.has(c) ? base.get(c) : oldBase(c)) {
+      if (c === x) return true;
+      if (++hops > index.size) throw new CkptError('E_CORRUPT', `delta chain through ${b} loops`, { id: b });
+    }
+    return false;
   };
   // the old chain of a frozen chunk is kept whole, whatever the plan says about its links
   const frozenDepth = new Map<ObjectId, number>();

@@ -241,9 +241,17 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       } finally {
         await reader.close();
       }
-      const gone = [...toDelete, ...toRepack.map((x) => x.info)];
-      for (const p of gone) for (const i of p.indexes) if (!fresh.has(i.id)) await fs.rm(path.join(store.indexDir, `${i.id}.idx`), { force: true });
-      if (gone.length) await fsyncDir(store.indexDir);
+      // Every kept chunk now has a copy in a new or untouched pack whose chain stays within those
+      // packs. The old index files go first, repacked packs' before dead packs': the old copies
+      // of re-coded chunks are what name dropped chunks as bases, so they leave before those
+      // bases do, and a crash at any point leaves either the old chain whole or the new copy,
+      // which the index prefers whenever the old chain no longer resolves (chunkIndex.ts). The
+      // pack files go only when no index file names them.
+      const gone = [...toRepack.map((x) => x.info), ...toDelete];
+      for (const phase of [toRepack.map((x) => x.info), toDelete]) {
+        for (const p of phase) for (const i of p.indexes) if (!fresh.has(i.id)) await fs.rm(path.join(store.indexDir, `${i.id}.idx`), { force: true });
+        if (phase.length) await fsyncDir(store.indexDir);
+      }
       for (const p of gone) if (!fresh.has(p.pack)) await fs.rm(path.join(store.packsDir, `${p.pack}.pack`), { force: true });
       if (gone.length) await fsyncDir(store.packsDir);
     }

@@ -86,15 +86,55 @@ export class ChunkIndex {
   /**
    * gc may store a chunk again under a new record (coded against another base, chainPlan.ts) and
    * then delete the old index files; a crash in between leaves both copies indexed, and the old
-   * one may name a base whose own index file is already gone. Of several copies, one whose base
-   * is indexed is taken.
+   * one may name a base whose chain, at some depth, reaches a chunk whose index file is already
+   * gone. Of several copies, one whose whole base chain resolves is taken: the first in name order
+   * if it decodes, else another whose base decodes. Switching a chunk to a decodable copy can make
+   * chains through it decodable too, so this repeats until nothing changes.
    */
   private preferDecodableCopies(): void {
-    for (const [id, copies] of this.copies) {
-      const cur = this.chunks.get(id)!;
-      if (!cur.base || this.chunks.has(cur.base)) continue;
-      const ok = copies.find((c) => !c.base || this.chunks.has(c.base));
-      if (ok) this.chunks.set(id, ok);
+    if (this.copies.size === 0) return;
+    for (let switched = true; switched; ) {
+      switched = false;
+      // chunk id -> its current record's whole chain resolves. A switch only turns false into
+      // true, so an entry gone stale within a round merely defers a switch to the next round.
+      const memo = new Map<ObjectId, boolean>();
+      const decodes = (id: ObjectId): boolean => {
+        const walked: ObjectId[] = [];
+        const onPath = new Set<ObjectId>();
+        let ok: boolean;
+        for (let x: ObjectId = id; ; ) {
+          const known = memo.get(x);
+          if (known !== undefined) {
+            ok = known;
+            break;
+          }
+          const r = this.chunks.get(x);
+          if (!r || onPath.has(x)) {
+            ok = false; // missing, or a chain that loops
+            break;
+          }
+          walked.push(x);
+          onPath.add(x);
+          if (!r.base) {
+            ok = true;
+            break;
+          }
+          x = r.base;
+        }
+        for (const w of walked) memo.set(w, ok);
+        return ok;
+      };
+      for (const [id, copies] of this.copies) {
+        if (decodes(id)) continue;
+        const cur = this.chunks.get(id)!;
+        const ok = copies.find((c) => c !== cur && (!c.base || (c.base !== id && decodes(c.base))));
+        if (!ok) continue;
+        // the current record goes back among the copies so a later round can still weigh it
+        this.copies.set(id, [...copies.filter((c) => c !== ok), cur]);
+        this.chunks.set(id, ok);
+        switched = true;
+        memo.set(id, true);
+      }
     }
   }
 
