@@ -142,7 +142,11 @@ export class Watcher {
       }
       const stable = this.opts.once || e.seen === c.fingerprint;
       e.seen = c.fingerprint;
-      if (stable && settled(c, now, this.opts.settleMs)) {
+      // the convention still decides first: DeepSpeed's and Megatron's markers sit beside the
+      // original's name, the others' inside the linked folder
+      const beside = c.convention === 'deepspeed' || c.convention === 'megatron';
+      const verdict = await conventionVerdict(beside ? { ...c, path: p } : c, false);
+      if (stable && (verdict === 'complete' || (verdict === 'unknown' && settled(c, now, this.opts.settleMs)))) {
         // the original's paths, so a writer still holding a deleted original is seen
         const files = c.files.map((f) => ({ ...f, path: c.folder ? path.join(p, path.relative(c.path, f.path)) : p }));
         const orig = { ...c, path: p, files };
@@ -295,6 +299,14 @@ export class Watcher {
    * checkpoints before the trainer's rotation deletes them.
    */
   async run(): Promise<WatchCommit[]> {
+    try {
+      return await this.loop();
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async loop(): Promise<WatchCommit[]> {
     const all: WatchCommit[] = [];
     let committing: Promise<void> = Promise.resolve();
     let failure: unknown;
@@ -320,7 +332,6 @@ export class Watcher {
       if (this.stopping) break;
     }
     await committing;
-    await this.close();
     if (failure) throw failure;
     return all;
   }

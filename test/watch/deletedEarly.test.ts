@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createHasher } from '../../src/core/blake3.js';
 import { Repository } from '../../src/repo/repository.js';
+import { Watcher } from '../../src/watch/watcher.js';
 import { cleanupTempDirs, newRepo } from '../e2e/helpers.js';
 import { history, startWatch, waitFor } from './watchHelpers.js';
 
@@ -63,4 +64,24 @@ describe('ckpt watch and files rotated away before they settle', () => {
     // the links made at first sight are gone once the watcher stops
     expect((await fs.readdir(path.join(repo, '.ckpt', 'tmp'))).filter((n) => n.startsWith('watch-'))).toEqual([]);
   }, 40_000);
+
+  it('judges a deleted checkpoint by its convention on its link: a Trainer folder without trainer_state.json is never committed', async () => {
+    const repo = await newRepo();
+    const root = path.join(repo, 'run');
+    await fs.mkdir(path.join(root, 'checkpoint-5'), { recursive: true });
+    const data = randomBytes(5000);
+    await fs.writeFile(path.join(root, 'checkpoint-5', 'model.bin'), randomBytes(3000));
+    await fs.writeFile(path.join(root, 'plain.bin'), data);
+    const w = await Watcher.open(await Repository.open(repo), { dir: root, intervalMs: 0, settleMs: 200, log: () => undefined });
+    expect(await w.look()).toEqual([]);
+    await fs.rm(path.join(root, 'checkpoint-5'), { recursive: true });
+    await fs.rm(path.join(root, 'plain.bin'));
+    await sleep(300);
+    const made = [...(await w.look()), ...(await w.look()), ...(await w.look())];
+    await w.close();
+    expect(made.map((c) => c.source)).toEqual(['run/plain.bin']);
+    const r = await Repository.open(repo);
+    const tree = await r.readTree((await r.readCommit(made[0].id)).tree);
+    expect(Object.entries(tree.files).map(([p, e]) => [p, e.hash])).toEqual([['plain.bin', b3(data)]]);
+  });
 });
