@@ -4,9 +4,9 @@
  * hard-linked into the store's tmp/ (linkSnapshot.ts) the first time it is seen, so the trainer's
  * rotation cannot delete it before it is judged complete or from under its commit: one deleted
  * before it was judged is judged on its link (the same inode, so a writer still writing shows
- * there too, and /proc shows a writer holding the deleted original). It is read once, by the commit itself; its
- * files are looked at again (stat only) before the branch moves, and a checkpoint that changed
- * while it was read is not committed but looked at again later.
+ * there too, and /proc shows a writer holding the deleted original). It is read once, by the
+ * commit itself; its files are looked at again (stat only) before the branch moves, and a
+ * checkpoint that changed while it was read is not committed but looked at again later.
  * With a retention policy, prune and gc run after each commit.
  */
 import * as path from 'node:path';
