@@ -31,6 +31,8 @@ export async function filesOpenForWriting(files: Set<string>): Promise<Set<strin
       } catch {
         continue;
       }
+      // a file deleted while held open reads `<path> (deleted)`
+      if (target.endsWith(' (deleted)')) target = target.slice(0, -' (deleted)'.length);
       if (!files.has(target)) continue;
       try {
         const info = await fs.readFile(`/proc/${pid}/fdinfo/${fd}`, 'utf8');

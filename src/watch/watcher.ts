@@ -1,10 +1,12 @@
 /**
  * `ckpt watch`: looks at a folder every interval and commits each checkpoint that has become
- * complete (completeness.ts), once (watchRecord.ts), oldest step first. A checkpoint found
- * complete is hard-linked into the store's tmp/ at once (linkSnapshot.ts), so the trainer's
- * rotation cannot delete it from under its commit, and read once, by the commit itself; its
- * files are looked at again (stat only) before the branch moves, and a checkpoint that changed
- * while it was read is not committed but looked at again later.
+ * complete (completeness.ts), once (watchRecord.ts), oldest step first. A checkpoint is
+ * hard-linked into the store's tmp/ (linkSnapshot.ts) the first time it is seen, so the trainer's
+ * rotation cannot delete it before it is judged complete or from under its commit: one deleted
+ * before it was judged is judged on its link (the same inode, so a writer still writing shows
+ * there too, and /proc shows a writer holding the deleted original). It is read once, by the
+ * commit itself; its files are looked at again (stat only) before the branch moves, and a
+ * checkpoint that changed while it was read is not committed but looked at again later.
  * With a retention policy, prune and gc run after each commit.
  */
 import * as path from 'node:path';
@@ -73,6 +75,12 @@ export class Watcher {
   private looks = 0;
   /** Prepared and waiting for their commit. */
   private readonly queued = new Set<string>();
+  /**
+   * Hard links made the moment a checkpoint is first seen (path -> link and the original as last
+   * seen): if the trainer deletes it before it is judged complete, it is judged, and committed,
+   * from the link, which shares the inode and so sees every later write.
+   */
+  private readonly early = new Map<string, { snap: Snapshot; last: Candidate; seen?: string }>();
   private stopping = false;
 
   private constructor(
@@ -109,31 +117,103 @@ export class Watcher {
     this.looks++;
     const scan = await discoverCheckpoints(this.opts.dir);
     const ready: Candidate[] = [];
+    const fromSnapshot = new Map<string, Snapshot>();
     for (const c of scan.candidates) {
       if (this.temporary.has(c.ino)) this.renamed.set(c.path, c.ino);
       const mark: WatchMark = { source: this.source(c), fingerprint: c.fingerprint };
-      if (this.record.has(mark) || this.queued.has(WatchRecord.key(mark)) || this.failed.get(c.path) === c.fingerprint) continue;
+      if (this.record.has(mark) || this.queued.has(WatchRecord.key(mark)) || this.failed.get(c.path) === c.fingerprint) {
+        await this.dropEarly(c.path);
+        continue;
+      }
+      await this.linkEarly(c);
       const verdict = await conventionVerdict(c, this.renamed.get(c.path) === c.ino);
       const stable = this.opts.once || this.previous.get(c.path) === c.fingerprint;
       if (verdict === 'complete' ? stable : verdict === 'unknown' && stable && settled(c, now, this.opts.settleMs)) ready.push(c);
     }
+    // originals gone before they were judged complete: judged on their early links instead
+    const present = new Set(scan.candidates.map((c) => c.path));
+    for (const [p, e] of this.early) {
+      if (present.has(p)) continue;
+      const c = await candidateOf(e.snap.path, e.last.folder, e.last.convention);
+      const mark = c && { source: this.source(e.last), fingerprint: c.fingerprint };
+      if (!c || !mark || this.record.has(mark) || this.queued.has(WatchRecord.key(mark))) {
+        await this.dropEarly(p);
+        continue;
+      }
+      const stable = this.opts.once || e.seen === c.fingerprint;
+      e.seen = c.fingerprint;
+      // the convention still decides first: DeepSpeed's and Megatron's markers sit beside the
+      // original's name, the others' inside the linked folder
+      const beside = c.convention === 'deepspeed' || c.convention === 'megatron';
+      const verdict = await conventionVerdict(beside ? { ...c, path: p } : c, false);
+      if (stable && (verdict === 'complete' || (verdict === 'unknown' && settled(c, now, this.opts.settleMs)))) {
+        // the original's paths, so a writer still holding a deleted original is seen
+        const files = c.files.map((f) => ({ ...f, path: c.folder ? path.join(p, path.relative(c.path, f.path)) : p }));
+        const orig = { ...c, path: p, files };
+        fromSnapshot.set(p, e.snap);
+        ready.push(orig);
+      }
+    }
     this.previous = new Map(scan.candidates.map((c) => [c.path, c.fingerprint]));
     for (const ino of scan.temporary) this.temporary.set(ino, this.looks);
     for (const [ino, at] of this.temporary) if (at < this.looks - 20) this.temporary.delete(ino);
-    const present = new Set(scan.candidates.map((c) => c.path));
     for (const p of this.renamed.keys()) if (!present.has(p)) this.renamed.delete(p);
 
+    // a writer holding a deleted original open shows it as `<path> (deleted)`
     const open = await filesOpenForWriting(new Set(ready.flatMap((c) => c.files.map((f) => f.path))));
     const todo: { c: Candidate; meta: CommitMeta }[] = [];
-    for (const c of ready) if (!c.files.some((f) => open.has(f.path))) todo.push({ c, meta: await readCheckpointMeta(c.path, c.folder) });
+    for (const c of ready) {
+      if (c.files.some((f) => open.has(f.path))) continue;
+      const early = fromSnapshot.get(c.path);
+      todo.push({ c, meta: await readCheckpointMeta(early?.path ?? c.path, c.folder) });
+    }
     todo.sort((a, b) => (a.meta.step ?? Infinity) - (b.meta.step ?? Infinity) || a.c.newestMtimeMs - b.c.newestMtimeMs);
     // linked before any is committed: rotation can no longer take one away
     const out: Prepared[] = [];
     for (const { c, meta } of todo) {
       this.queued.add(WatchRecord.key({ source: this.source(c), fingerprint: c.fingerprint }));
-      out.push({ c, meta, snap: await linkSnapshot(c, this.repo.store.tmpDir) });
+      out.push({ c, meta, snap: await this.takeSnapshot(c) });
     }
     return out;
+  }
+
+  /** Links a checkpoint the first time it is seen, and again when its files are no longer the link's. */
+  private async linkEarly(c: Candidate): Promise<void> {
+    const e = this.early.get(c.path);
+    if (e) {
+      e.last = c;
+      const linked = await candidateOf(e.snap.path, c.folder, c.convention);
+      if (linked?.fingerprint === c.fingerprint) return;
+    }
+    const snap = await linkSnapshot(c, this.repo.store.tmpDir);
+    if (!snap) return;
+    this.early.delete(c.path);
+    await e?.snap.dispose();
+    this.early.set(c.path, { snap, last: c });
+  }
+
+  /** The snapshot a commit reads: the early link when it still holds exactly `c`, else a new link. */
+  private async takeSnapshot(c: Candidate): Promise<Snapshot | undefined> {
+    const e = this.early.get(c.path);
+    if (e) {
+      this.early.delete(c.path);
+      const linked = await candidateOf(e.snap.path, c.folder, c.convention);
+      if (linked?.fingerprint === c.fingerprint) return e.snap;
+      await e.snap.dispose();
+    }
+    return linkSnapshot(c, this.repo.store.tmpDir);
+  }
+
+  private async dropEarly(p: string): Promise<void> {
+    const e = this.early.get(p);
+    this.early.delete(p);
+    await e?.snap.dispose();
+  }
+
+  /** Lets every early link go (the watcher stops). */
+  async close(): Promise<void> {
+    for (const e of this.early.values()) await e.snap.dispose();
+    this.early.clear();
   }
 
   /** Commits prepared checkpoints in order, then lets their links go. */
@@ -219,6 +299,14 @@ export class Watcher {
    * checkpoints before the trainer's rotation deletes them.
    */
   async run(): Promise<WatchCommit[]> {
+    try {
+      return await this.loop();
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async loop(): Promise<WatchCommit[]> {
     const all: WatchCommit[] = [];
     let committing: Promise<void> = Promise.resolve();
     let failure: unknown;
