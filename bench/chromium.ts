@@ -84,7 +84,9 @@ export class Chromium {
   async close(): Promise<void> {
     this.proc.kill('SIGTERM');
     await new Promise((r) => (this.proc.exitCode !== null ? r(null) : this.proc.once('exit', r)));
-    await fs.rm(this.profile, { recursive: true, force: true });
+    // Chromium's helper processes may still be writing into the profile for a moment after the
+    // browser itself exits: retry, and leave a scratch folder behind rather than fail the caller
+    await fs.rm(this.profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 }).catch(() => undefined);
   }
 }
 
