@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
 import * as path from 'node:path';
 import { clone, cloneDirFor } from '../remote/clone.js';
-import { cwdOf, numberOption, output, type Args } from './context.js';
+import { cwdOf, output, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
-import { jobsOption, metered, summary, type Metered } from './transferReport.js';
+import { jobsOf, jobsOption, metered, summary, type Metered } from './transferReport.js';
 
 type CloneArgs = Args<{
   url: string;
@@ -44,7 +44,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       region: argv.region,
       endpoint: argv.endpoint,
       credentials: argv.token ? { token: argv.token } : undefined,
-      jobs: numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number,
+      jobs: jobsOf(argv),
       onProgress: (d, t) => m?.onProgress(d, t),
       wrap: (t) => (m = metered(out, 'clone', t)).transport,
     });

@@ -1,9 +1,9 @@
 import type { CommandModule } from 'yargs';
 import { fetchRemote } from '../remote/fetch.js';
 import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
-import { numberOption, openRepo, output, type Args } from './context.js';
+import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
-import { jobsOption, metered, summary } from './transferReport.js';
+import { jobsOf, jobsOption, metered, summary } from './transferReport.js';
 
 export const fetchCommand: CommandModule<object, Args<{ remote?: string; jobs: number }>> = {
   command: 'fetch [remote]',
@@ -11,7 +11,7 @@ export const fetchCommand: CommandModule<object, Args<{ remote?: string; jobs: n
   builder: (y) =>
     y.positional('remote', { type: 'string', describe: 'remote name or URL (default: the only remote, or origin)' }).option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
-    const jobs = numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number;
+    const jobs = jobsOf(argv);
     const out = output(argv);
     const repo = await openRepo(argv);
     const opened = await openRemote(repo, argv.remote ?? defaultRemote(repo));

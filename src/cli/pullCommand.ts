@@ -2,9 +2,9 @@ import type { CommandModule } from 'yargs';
 import { pull } from '../remote/pull.js';
 import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
 import { UsageError } from '../core/errors.js';
-import { numberOption, openRepo, output, type Args } from './context.js';
+import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
-import { jobsOption, metered, summary } from './transferReport.js';
+import { jobsOf, jobsOption, metered, summary } from './transferReport.js';
 
 export const pullCommand: CommandModule<object, Args<{ remote?: string; branch?: string; jobs: number }>> = {
   command: 'pull [remote] [branch]',
@@ -21,7 +21,7 @@ export const pullCommand: CommandModule<object, Args<{ remote?: string; branch?:
     if (!opened.name) throw new UsageError('pull needs a configured remote (ckpt remote add NAME URL)');
     const m = metered(out, 'pull', opened.transport);
     try {
-      const r = await pull(repo, m.transport, opened.name, argv.branch, { jobs: numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number, metadataOnly: opened.settings.partial, onProgress: m.onProgress });
+      const r = await pull(repo, m.transport, opened.name, argv.branch, { jobs: jobsOf(argv), metadataOnly: opened.settings.partial, onProgress: m.onProgress });
       const transfer = m.finish();
       out.result({ ...r, transfer });
       out.line(r.status === 'up-to-date' ? `${r.branch}: up to date` : `${r.branch}: ${r.old ? shortId(r.old) : '(new)'} -> ${shortId(r.new)} (${r.status})`);

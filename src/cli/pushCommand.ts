@@ -3,9 +3,9 @@ import { push } from '../remote/push.js';
 import { combinePushedParts } from '../remote/remoteParts.js';
 import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
 import type { Repository } from '../repo/repository.js';
-import { numberOption, openRepo, output, type Args } from './context.js';
+import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
-import { jobsOption, metered, summary } from './transferReport.js';
+import { jobsOf, jobsOption, metered, summary } from './transferReport.js';
 
 type PushArgs = Args<{ remote?: string; refs?: string[]; all?: boolean; force?: boolean; jobs: number }>;
 
@@ -33,7 +33,7 @@ export const pushCommand: CommandModule<object, PushArgs> = {
     const opened = await openRemote(repo, remote);
     const m = metered(out, 'push', opened.transport);
     try {
-      const r = await push(repo, m.transport, { refs: rest, all: argv.all, force: argv.force, jobs: numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number, remoteName: opened.name, onProgress: m.onProgress });
+      const r = await push(repo, m.transport, { refs: rest, all: argv.all, force: argv.force, jobs: jobsOf(argv), remoteName: opened.name, onProgress: m.onProgress });
       const parts = await combinePushedParts(repo, m.transport, r.updates);
       const transfer = m.finish();
       out.result({ ...r, transfer, ...(parts.length ? { parts } : {}) });

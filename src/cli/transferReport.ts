@@ -4,9 +4,15 @@
  */
 import { CountingTransport, type TransferCounts } from '../remote/countingTransport.js';
 import type { Transport } from '../remote/transport.js';
+import { numberOption } from './context.js';
 import { humanBytes, type Output } from './output.js';
 
 export const jobsOption = { type: 'number', describe: 'transfers in parallel (default 4)', default: 4 } as const;
+
+/** The --jobs value, checked: a whole number of at least 1 (`-j 0` or `-j abc` is a usage error). */
+export function jobsOf(argv: { jobs?: unknown }): number {
+  return numberOption(argv.jobs, 'jobs', { whole: true, min: 1 }) as number;
+}
 
 export interface Metered {
   transport: CountingTransport;

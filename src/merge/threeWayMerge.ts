@@ -241,7 +241,9 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
     await lock.release();
     throw new MergeConflictError(conflicts);
   }
-  const outPath = (f: FileMerge) => (f.entry || (SAME_FRAMING_FORMATS.has(f.ours!.format) && !f.ours!.tensors && f.ours!.chunkSize === repo.store.config.chunkSize) ? f.path : safetensorsPath(f.path));
+  // a file keeps its own framing when its chunks can be reused as they are; else it becomes safetensors
+  const keepsFraming = (m: Manifest) => SAME_FRAMING_FORMATS.has(m.format) && !m.tensors && m.chunkSize === repo.store.config.chunkSize;
+  const outPath = (f: FileMerge) => (f.entry || keepsFraming(f.ours!) ? f.path : safetensorsPath(f.path));
   try {
     assertDistinctPaths(merges.map(outPath));
   } catch (e) {
@@ -282,7 +284,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
           await b.takeTensor(pick.t, name);
         };
         const picks = f.picks!;
-        if (SAME_FRAMING_FORMATS.has(m.format) && !m.tensors && m.chunkSize === chunkSize) {
+        if (keepsFraming(m)) {
           for (const s of m.segments) {
             if (s.t === 'bytes') await b.reuseBytes(s);
             else await write(s.name, picks.get(s.name)!);
@@ -294,7 +296,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
           const meta = metadataOf(m);
           await b.newBytes(encodeSafetensorsHeader(list.map((x) => ({ name: x.name, dtype: x.dtype, shape: x.shape, length: x.len })), meta));
           for (const x of list) await write(x.name, picks.get(x.name)!);
-          files[safetensorsPath(f.path)] = b.finish('safetensors', meta ? { info: { metadata: meta } } : {});
+          files[outPath(f)] = b.finish('safetensors', meta ? { info: { metadata: meta } } : {});
         }
       }
       await sink.drain();
