@@ -1,6 +1,6 @@
 /**
  * The layering of docs/architecture.md, checked: a folder of src/ imports only from the folders
- * before it (core <- chunking <- formats, store <- repo <- remote <- cli).
+ * before it (core <- chunking <- diff, formats, store <- repo <- view <- remote <- cli).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,14 +10,15 @@ import { ROOT } from '../e2e/helpers.js';
 const MAY_IMPORT: Record<string, string[]> = {
   core: [],
   chunking: ['core'],
+  diff: ['core', 'chunking'],
   formats: ['core', 'chunking'],
   store: ['core', 'chunking'],
-  repo: ['core', 'chunking', 'formats', 'store'],
-  merge: ['core', 'chunking', 'formats', 'store', 'repo'],
-  view: ['core', 'chunking', 'formats', 'store', 'repo'],
-  watch: ['core', 'chunking', 'formats', 'store', 'repo'],
-  remote: ['core', 'chunking', 'formats', 'store', 'repo', 'view'],
-  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'merge', 'view', 'watch', 'remote'],
+  repo: ['core', 'chunking', 'diff', 'formats', 'store'],
+  merge: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
+  view: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
+  watch: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
+  remote: ['core', 'chunking', 'diff', 'formats', 'store', 'repo', 'view'],
+  cli: ['core', 'chunking', 'diff', 'formats', 'store', 'repo', 'merge', 'view', 'watch', 'remote'],
 };
 
 describe('layers', () => {
