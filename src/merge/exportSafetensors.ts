@@ -12,9 +12,9 @@ import type { ObjectId } from '../core/objectId.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
-import { renameIntoPlace, tmpName } from '../store/atomicFile.js';
+import { renameIntoPlace, tmpName } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { metadataOf } from './outputFormat.js';
 import { logicalTensors, tensorBytes } from './tensorSource.js';
 

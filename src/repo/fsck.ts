@@ -13,12 +13,12 @@ import * as path from 'node:path';
 import type { CkptError } from '../core/errors.js';
 import { isObjectId, objectHasher, objectId, type ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
-import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../store/atomicFile.js';
+import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../backend/atomicFile.js';
 import { ChunkIndex, decodeIndexFile } from '../store/chunkIndex.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import { readPackRecords, type ChunkRecord } from '../store/packFormat.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { readPrunedMarks } from './prunedMarks.js';
 import type { Repository } from './repository.js';
 

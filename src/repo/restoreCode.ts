@@ -9,7 +9,7 @@ import { CkptError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance } from '../core/objects.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { writeManifestFile } from './checkout.js';
 import { findGitRoot } from './provenance.js';
 import type { Repository } from './repository.js';

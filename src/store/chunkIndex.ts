@@ -9,7 +9,7 @@ import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import { createLimiter } from '../core/limiter.js';
-import { readFileOrUndefined } from './atomicFile.js';
+import { readFileOrUndefined } from '../backend/atomicFile.js';
 import type { ChunkRecord } from './packFormat.js';
 import { decodeRecords, encodeRecords } from './packFormat.js';
 

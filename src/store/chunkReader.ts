@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkIndex, IndexedChunk } from './chunkIndex.js';
-import { openStoreFile } from './atomicFile.js';
+import { openStoreFile } from '../backend/atomicFile.js';
 import { decodeChunk } from './chunkCodec.js';
 
 const RUN_BYTES = 8 * 1024 * 1024;

@@ -8,8 +8,8 @@ import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId, type ObjectKind } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
-import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
-import { contentIdForKey, META_KINDS } from './objectKeys.js';
+import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
+import { contentIdForKey, META_KINDS } from '../backend/objectKeys.js';
 
 export class MetaStore {
   constructor(

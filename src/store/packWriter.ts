@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { objectHasher, type ObjectId } from '../core/objectId.js';
 import type { Hasher } from '../core/blake3.js';
-import { renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { renameIntoPlace, tmpName, writeFileAtomic } from '../backend/atomicFile.js';
 import { encodeIndexFile } from './chunkIndex.js';
 import { packPreamble, packTrailer, type ChunkRecord } from './packFormat.js';
 

@@ -7,9 +7,9 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError, RefConflictError, UsageError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/objectId.js';
-import { readFileOrUndefined, writeFileAtomic } from './atomicFile.js';
-import { withLock } from './lockFile.js';
-import { isSafeRefName } from './objectKeys.js';
+import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
+import { withLock } from '../backend/lockFile.js';
+import { isSafeRefName } from '../backend/objectKeys.js';
 
 /**
  * Longest ref name, prefix included: its lock file (the name with '/' as '%', plus '.lock') must

@@ -6,7 +6,7 @@ import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
-import { kindOfEntry, openStoreFile, writeFileAtomic } from './atomicFile.js';
+import { kindOfEntry, openStoreFile, writeFileAtomic } from '../backend/atomicFile.js';
 import { ChunkIndex } from './chunkIndex.js';
 import { ChunkReader } from './chunkReader.js';
 import { MetaStore } from './metaStore.js';

@@ -1,6 +1,6 @@
 /**
  * The layering of docs/architecture.md, checked: a folder of src/ imports only from the folders
- * before it (core <- chunking <- formats, store <- repo <- remote <- cli).
+ * before it (core <- chunking <- formats; core <- backend <- store <- repo <- merge, view, watch <- sync <- serve <- cli).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -11,13 +11,15 @@ const MAY_IMPORT: Record<string, string[]> = {
   core: [],
   chunking: ['core'],
   formats: ['core', 'chunking'],
-  store: ['core', 'chunking'],
-  repo: ['core', 'chunking', 'formats', 'store'],
-  merge: ['core', 'chunking', 'formats', 'store', 'repo'],
-  view: ['core', 'chunking', 'formats', 'store', 'repo'],
-  watch: ['core', 'chunking', 'formats', 'store', 'repo'],
-  remote: ['core', 'chunking', 'formats', 'store', 'repo', 'view'],
-  cli: ['core', 'chunking', 'formats', 'store', 'repo', 'merge', 'view', 'watch', 'remote'],
+  backend: ['core'],
+  store: ['core', 'chunking', 'backend'],
+  repo: ['core', 'chunking', 'formats', 'backend', 'store'],
+  merge: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
+  view: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
+  watch: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
+  sync: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
+  serve: ['core', 'chunking', 'formats', 'backend', 'store', 'repo', 'view', 'sync'],
+  cli: ['core', 'chunking', 'formats', 'backend', 'store', 'repo', 'merge', 'view', 'watch', 'sync', 'serve'],
 };
 
 describe('layers', () => {

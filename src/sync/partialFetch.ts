@@ -10,15 +10,15 @@ import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { renameIntoPlace } from '../store/atomicFile.js';
+import { renameIntoPlace } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { packKey } from '../store/objectKeys.js';
+import { packKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter, type FinishedPack } from '../store/packWriter.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex, remoteChunkMap } from './remoteIndex.js';
 import { openRemote, readLocalConfig } from './remoteConfig.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 /** Records closer than this are read in one request: fewer round trips for a few wasted bytes. */
 const MAX_GAP = 256 * 1024;
@@ -41,7 +41,7 @@ interface Range {
 
 export async function fetchChunksByRange(
   repo: Repository,
-  t: Transport,
+  t: Backend,
   ids: Iterable<ObjectId>,
   opts: { jobs?: number } = {},
 ): Promise<PartialFetchResult> {

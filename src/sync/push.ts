@@ -18,15 +18,15 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
 import { readPrunedMark } from '../repo/prunedMarks.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
-import { indexKey, metaKey, packKey, parseKey } from '../store/objectKeys.js';
+import { indexKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter } from '../store/packWriter.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { NonFastForwardError, isAncestor } from './ancestry.js';
 import { walkNewCommits } from './commitWalk.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex } from './remoteIndex.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 /** New packs are cut at this size: big enough for throughput, small enough to resume cheaply. */
 const PUSH_PACK_BYTES = 64 * 1024 * 1024;
@@ -99,7 +99,7 @@ interface Upload {
   index: ObjectId;
 }
 
-export async function push(repo: Repository, t: Transport, opts: PushOptions = {}): Promise<PushResult> {
+export async function push(repo: Repository, t: Backend, opts: PushOptions = {}): Promise<PushResult> {
   const lock = await acquireShared(repo.store.locksDir, 'push');
   try {
     return await pushLocked(repo, t, opts);
@@ -114,7 +114,7 @@ export async function push(repo: Repository, t: Transport, opts: PushOptions = {
  * waits for it, so it cannot mark what is reachable before the ref moves and then sweep the
  * uploads as garbage.
  */
-async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Promise<PushResult> {
+async function pushLocked(repo: Repository, t: Backend, opts: PushOptions): Promise<PushResult> {
   const jobs = checkJobs(opts.jobs);
   const remoteLock = await t.lockShared?.('push');
   try {
@@ -124,7 +124,7 @@ async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Pr
   }
 }
 
-async function pushUnderRemoteLock(repo: Repository, t: Transport, opts: PushOptions, jobs: number, stillLocked: () => void): Promise<PushResult> {
+async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptions, jobs: number, stillLocked: () => void): Promise<PushResult> {
   const store = repo.store;
   const wanted = await selectRefs(repo, opts);
   const result: PushResult = { remote: t.url, updates: [], commits: 0, chunks: 0, packs: { sent: 0, reused: 0, bytes: 0 }, meta: 0 };
@@ -216,7 +216,7 @@ async function pushUnderRemoteLock(repo: Repository, t: Transport, opts: PushOpt
 }
 
 /** The remote ref moved since we read it: a fast-forward of it is retried, anything else refused. */
-async function swapRef(repo: Repository, t: Transport, ref: string, expected: ObjectId | null, next: ObjectId, force: boolean): Promise<void> {
+async function swapRef(repo: Repository, t: Backend, ref: string, expected: ObjectId | null, next: ObjectId, force: boolean): Promise<void> {
   let old = expected;
   for (let attempt = 0; ; attempt++) {
     try {

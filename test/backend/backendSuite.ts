@@ -10,8 +10,8 @@ import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCanonical } from '../../src/core/canonical.js';
 import { objectId } from '../../src/core/objectId.js';
-import { indexKey, metaKey, packKey } from '../../src/store/objectKeys.js';
-import type { Transport } from '../../src/remote/transport.js';
+import { indexKey, metaKey, packKey } from '../../src/backend/objectKeys.js';
+import type { Backend } from '../../src/backend/backend.js';
 
 export interface TestObject {
   key: string;
@@ -37,7 +37,7 @@ export const commitId = () => objectId('commit', randomBytes(32));
 
 export interface RemoteFixture {
   /** A new client of this fixture's remote (each fixture is a fresh, empty remote). */
-  open(): Promise<Transport>;
+  open(): Promise<Backend>;
   /** Writes raw bytes under a key behind the transport's back, to test read-side checks. */
   plant(key: string, bytes: Uint8Array): Promise<void>;
 }
@@ -51,7 +51,7 @@ export interface SuiteOptions {
 
 export function transportSuite(name: string, makeRemote: () => Promise<RemoteFixture>, options: SuiteOptions = {}) {
   describe(`transport: ${name}`, () => {
-    const opened: Transport[] = [];
+    const opened: Backend[] = [];
     let scratch: string;
 
     beforeAll(async () => {
@@ -64,7 +64,7 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
       await Promise.all(opened.splice(0).map((t) => t.close?.()));
     });
 
-    async function remote(): Promise<{ t: Transport; fixture: RemoteFixture; another(): Promise<Transport> }> {
+    async function remote(): Promise<{ t: Backend; fixture: RemoteFixture; another(): Promise<Backend> }> {
       const fixture = await makeRemote();
       const another = async () => {
         const t = await fixture.open();

@@ -7,8 +7,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStoreServer, type RequestLogEntry, type StoreServer } from '../../src/remote/storeServer.js';
-import { commitId, makeIndex, makeMeta, makePack } from './transportSuite.js';
+import { startStoreServer, type RequestLogEntry, type StoreServer } from '../../src/serve/storeServer.js';
+import { commitId, makeIndex, makeMeta, makePack } from '../backend/backendSuite.js';
 
 interface RawResponse {
   status: number;

@@ -16,8 +16,8 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CkptError, CorruptObjectError, RefConflictError, UsageError } from '../core/errors.js';
 import { isObjectId, objectHasher, type ObjectKind } from '../core/objectId.js';
-import { parseKey, verifyObjectKey, type ParsedKey } from '../store/objectKeys.js';
-import { fsyncDir } from '../store/atomicFile.js';
+import { parseKey, verifyObjectKey, type ParsedKey } from './objectKeys.js';
+import { fsyncDir } from './atomicFile.js';
 
 export interface KeyInfo {
   key: string;
@@ -38,7 +38,7 @@ export interface GetToFileOptions {
 /** `file` is a local path, streamed: a pack is never read whole into memory. */
 export type PutBody = { bytes: Uint8Array } | { file: string };
 
-export interface Transport {
+export interface Backend {
   readonly url: string;
   /** Keys under a prefix like 'objects/index/' or 'refs/', sorted; only valid store keys. */
   list(prefix: string): Promise<KeyInfo[]>;

@@ -10,10 +10,10 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CkptError, NotFoundError } from '../core/errors.js';
-import { parseKey } from '../store/objectKeys.js';
-import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from '../store/atomicFile.js';
-import { withLock, type Lock } from '../store/lockFile.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { parseKey } from './objectKeys.js';
+import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { withLock, type Lock } from './lockFile.js';
+import { acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
@@ -33,10 +33,10 @@ import {
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
-  type Transport,
-} from './transport.js';
+  type Backend,
+} from './backend.js';
 
-export interface DirectoryTransportOptions {
+export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
   lockTimeoutMs?: number;
 }
@@ -54,21 +54,21 @@ export async function resolveStoreDir(location: string): Promise<string> {
   return st?.isDirectory() ? inner : dir;
 }
 
-export async function openDirectoryTransport(
+export async function openLocalBackend(
   location: string,
-  options: DirectoryTransportOptions = {},
-): Promise<DirectoryTransport> {
-  return new DirectoryTransport(await resolveStoreDir(location), options);
+  options: LocalBackendOptions = {},
+): Promise<LocalBackend> {
+  return new LocalBackend(await resolveStoreDir(location), options);
 }
 
-export class DirectoryTransport implements Transport {
+export class LocalBackend implements Backend {
   readonly url: string;
   private readonly tmpDir: string;
   private readonly locksDir: string;
 
   constructor(
     readonly storeDir: string,
-    private readonly options: DirectoryTransportOptions = {},
+    private readonly options: LocalBackendOptions = {},
   ) {
     this.url = pathToFileURL(storeDir).href;
     this.tmpDir = path.join(storeDir, 'tmp');
