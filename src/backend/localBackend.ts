@@ -10,10 +10,10 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CkptError, NotFoundError } from '../core/errors.js';
-import { parseKey } from './objectKeys.js';
-import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { logKey, parseKey, parseStoreFileKey } from './objectKeys.js';
+import { fsyncDir, openStoreFile, readFileOrUndefined, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
 import { withLock, type Lock } from './lockFile.js';
-import { acquireShared } from './storeLocks.js';
+import { acquireExclusive, acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
@@ -33,8 +33,11 @@ import {
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
+  type RangeReader,
+  type RefLogEntry,
   type Backend,
 } from './backend.js';
+import { reflogLine } from './reflogLine.js';
 
 export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
@@ -102,7 +105,7 @@ export class LocalBackend implements Backend {
         const key = rel + ent.name;
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
-        } else if (ent.isFile() && key.startsWith(prefix) && parseKey(key)) {
+        } else if (ent.isFile() && key.startsWith(prefix) && (parseKey(key) || parseStoreFileKey(key))) {
           const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
           if (st) out.push({ key, size: st.size });
         }
@@ -113,7 +116,7 @@ export class LocalBackend implements Backend {
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    readableKey(key);
+    if (!parseStoreFileKey(key)) readableKey(key);
     try {
       const st = await fs.stat(this.fileFor(key));
       return st.isFile() ? { key, size: st.size } : undefined;
@@ -228,7 +231,7 @@ export class LocalBackend implements Backend {
   }
 
   async delete(key: string): Promise<void> {
-    objectKey(key);
+    if (parseStoreFileKey(key)?.kind !== 'mark') objectKey(key);
     const file = this.fileFor(key);
     try {
       await fs.rm(file);
@@ -251,9 +254,12 @@ export class LocalBackend implements Backend {
     return decodeRef(ref, bytes);
   }
 
-  /** The lock file of a ref: `locks/refs/heads/main.lock`, the same path a local repo locks. */
+  /**
+   * The lock file of a ref: `locks/refs%heads%main.lock` ('/' as '%'), the file every writer of
+   * this store takes, a local commit as much as a push (docs/format.md, locks).
+   */
   refLockFile(ref: string): string {
-    return path.join(this.locksDir, ...`${ref}.lock`.split('/'));
+    return path.join(this.locksDir, `${ref.replaceAll('/', '%')}.lock`);
   }
 
   /**
@@ -262,6 +268,46 @@ export class LocalBackend implements Backend {
    */
   lockShared(purpose: string): Promise<Lock> {
     return acquireShared(this.locksDir, purpose);
+  }
+
+  /** The store's exclusive lock (gc, prune): gc.lock, then no live shared lock. */
+  lockExclusive(_purpose: string): Promise<Lock> {
+    return acquireExclusive(this.locksDir);
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    if (!parseStoreFileKey(key)) throw new CkptError('E_USAGE', `not a store file: ${JSON.stringify(key)}`, { key });
+    return readFileOrUndefined(this.fileFor(key));
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    const kind = parseStoreFileKey(key)?.kind;
+    if (kind !== 'config' && kind !== 'head' && kind !== 'mark') {
+      throw new CkptError('E_USAGE', `not a store file written whole: ${JSON.stringify(key)}`, { key });
+    }
+    await writeFileAtomic(this.fileFor(key), bytes, this.tmpDir);
+  }
+
+  /** Ranged reads of one file through one open handle (checkout reads a pack chunk by chunk). */
+  async openRanges(key: string): Promise<RangeReader> {
+    readableKey(key);
+    const file = this.fileFor(key);
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
+    return {
+      read: async (offset, length) => {
+        checkRange({ offset, length });
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+          got += bytesRead;
+        }
+        return buf;
+      },
+      close: () => h.close(),
+    };
   }
 
   /** A ref cannot be a file where another ref needs a folder, or the reverse (`fd` and `fd/sub`). */
@@ -276,7 +322,7 @@ export class LocalBackend implements Backend {
     if (st?.isDirectory()) throw new CkptError('E_REF_CONFLICT', `ref ${ref} cannot exist: refs under ${ref}/ exist`, { ref });
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     refName(ref);
     const data = next === null ? undefined : encodeRef(next);
     if (expected !== null) encodeRef(expected);
@@ -292,6 +338,11 @@ export class LocalBackend implements Backend {
         } else if (current !== null) {
           await fs.rm(file, { force: true });
           await fsyncDir(path.dirname(file));
+        }
+        if (log) {
+          const logFile = this.fileFor(logKey(ref));
+          await fs.mkdir(path.dirname(logFile), { recursive: true });
+          await fs.appendFile(logFile, reflogLine(current, next, log));
         }
       },
       this.options.lockTimeoutMs,
