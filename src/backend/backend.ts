@@ -12,6 +12,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CkptError, CorruptObjectError, RefConflictError, UsageError } from '../core/errors.js';
@@ -22,6 +23,8 @@ import { fsyncDir } from './atomicFile.js';
 export interface KeyInfo {
   key: string;
   size: number;
+  /** When the object was last written, where the backend knows it (gc spares younger objects). */
+  mtimeMs?: number;
 }
 
 export interface RemoteLock {
@@ -99,6 +102,11 @@ export interface Backend {
   /** The store's exclusive lock (gc, prune), granted once no shared lock is live. */
   lockExclusive?(purpose: string): Promise<RemoteLock>;
   close?(): Promise<void>;
+}
+
+/** Where a key of a backend is, for messages: a path for a local folder, a URL otherwise. */
+export function whereIs(backend: Backend, key: string): string {
+  return backend.url.startsWith('file:') ? path.join(fileURLToPath(backend.url), ...key.split('/')) : `${backend.url}/${key}`;
 }
 
 /** Most bytes a listing, a metadata object or an index file may have when read from a remote. */

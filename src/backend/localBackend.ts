@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { logKey, parseKey, parseStoreFileKey } from './objectKeys.js';
-import { fsyncDir, openStoreFile, readFileOrUndefined, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
 import { withLock, type Lock } from './lockFile.js';
 import { acquireExclusive, acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
@@ -36,6 +36,7 @@ import {
   type RangeReader,
   type RefLogEntry,
   type Backend,
+  whereIs,
 } from './backend.js';
 import { reflogLine } from './reflogLine.js';
 
@@ -103,11 +104,18 @@ export class LocalBackend implements Backend {
         // dot-files are partial downloads and the like; symlinks could point anywhere
         if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
         const key = rel + ent.name;
+        const kind = parseKey(key)?.kind;
+        if (key.startsWith(prefix) && kind && (ent.isDirectory() ? kind !== 'ref' : !ent.isFile())) {
+          // an object that is a folder, or any key that is a pipe or a device: store damage
+          const file = path.join(this.storeDir, ...key.split('/'));
+          const st = await fs.lstat(file);
+          throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
+        }
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
         } else if (ent.isFile() && key.startsWith(prefix) && (parseKey(key) || parseStoreFileKey(key))) {
           const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
-          if (st) out.push({ key, size: st.size });
+          if (st) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
         }
       }
     };
@@ -119,7 +127,7 @@ export class LocalBackend implements Backend {
     if (!parseStoreFileKey(key)) readableKey(key);
     try {
       const st = await fs.stat(this.fileFor(key));
-      return st.isFile() ? { key, size: st.size } : undefined;
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw e;
@@ -130,27 +138,24 @@ export class LocalBackend implements Backend {
     readableKey(key);
     const file = this.fileFor(key);
     if (!range) {
+      // a store file that is a folder, a pipe or a device is damage (E_CORRUPT), never a blocked read
+      const h = await openStoreFile(file);
+      if (!h) throw this.notFound(key);
       let bytes: Buffer;
       try {
         // a folder remote is another's store too: its objects are read only up to their kind's bound
-        const st = await fs.stat(file);
-        if (st.isFile() && st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
-        bytes = await fs.readFile(file);
-      } catch (e) {
-        if (isMissing(e)) throw this.notFound(key);
-        throw e;
+        const st = await h.stat();
+        if (st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
+        bytes = await h.readFile();
+      } finally {
+        await h.close();
       }
-      verifyBytes(key, bytes, this.url);
+      verifyBytes(key, bytes, whereIs(this, key));
       return bytes;
     }
     checkRange(range);
-    let h: fs.FileHandle;
-    try {
-      h = await fs.open(file, 'r');
-    } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
-      throw e;
-    }
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
     try {
       const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
@@ -171,18 +176,27 @@ export class LocalBackend implements Backend {
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     const file = this.fileFor(key);
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
     let size: number;
     try {
-      size = (await fs.stat(file)).size;
+      size = (await h.stat()).size;
     } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
+      await h.close();
       throw e;
     }
     if (opts.size !== undefined && size !== opts.size) {
+      await h.close();
       throw remoteError(this.url, `${key} has ${size} bytes, its index says ${opts.size}`, { key });
     }
     // read no further than the size seen: a file that grows meanwhile does not feed us forever
-    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0 }), dest, this.url);
+    const stream = h.createReadStream({ highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0, autoClose: true });
+    try {
+      await streamToVerifiedFile(key, stream, dest, this.url);
+    } finally {
+      stream.destroy();
+      await h.close().catch(() => undefined);
+    }
   }
 
   async put(key: string, body: PutBody): Promise<void> {
@@ -195,6 +209,11 @@ export class LocalBackend implements Backend {
     }
     // an existing object was verified when it was written and is never rewritten
     if (await this.stat(key)) return;
+    if (body.writtenAs !== undefined && body.writtenAs === parseKey(key)?.name && path.dirname(body.file) === this.tmpDir) {
+      // our own writer hashed every byte it wrote into our tmp/: moving it into place is enough
+      await renameIntoPlace(body.file, this.fileFor(key));
+      return;
+    }
     await this.putStream(key, createReadStream(body.file, { highWaterMark: 1 << 20 }));
   }
 
@@ -244,14 +263,15 @@ export class LocalBackend implements Backend {
 
   async readRef(ref: string): Promise<string | null> {
     refName(ref);
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(this.fileFor(ref));
-    } catch (e) {
-      if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
-      throw e;
+    const file = this.fileFor(ref);
+    // a folder where the ref would be holds refs below it (`fd/sub`): this ref does not exist;
+    // an empty one stands where the ref's file should be, which is damage
+    if ((await fs.lstat(file).catch(() => undefined))?.isDirectory()) {
+      if ((await fs.readdir(file)).length > 0) return null;
+      throw new CkptError('E_CORRUPT', `${file} is a folder, not a file`, { file, ref });
     }
-    return decodeRef(ref, bytes);
+    const bytes = await readFileOrUndefined(file);
+    return bytes ? decodeRef(ref, bytes) : null;
   }
 
   /**

@@ -32,7 +32,7 @@ export interface ParsedKey {
 const PACK_RE = /^objects\/packs\/([0-9a-f]{64})\.pack$/;
 const INDEX_RE = /^objects\/index\/([0-9a-f]{64})\.idx$/;
 const META_RE = /^objects\/meta\/([0-9a-f]{2})\/([0-9a-f]{62})$/;
-const REF_RE = /^refs\/(heads|tags|parts|remotes)\/[A-Za-z0-9._][A-Za-z0-9._\/-]{0,200}$/;
+const REF_RE = /^refs\/(heads|tags|parts|remotes)\/[^\x00-\x1f\x7f\\:*?[~^]{1,228}$/;
 
 /** Parses a store key; undefined for anything that is not one (including `..` and absolute paths). */
 export function parseKey(key: string): ParsedKey | undefined {

@@ -49,7 +49,7 @@ export async function exportSafetensors(repo: Repository, rev: string, file: str
   if (list.length === 0) throw new UsageError(`${p} in ${rev} holds no tensors to export`);
   const header = encodeSafetensorsHeader(list.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, length: t.len })), metadataOf(m));
   const lock = await acquireShared(repo.store.locksDir, 'export');
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
   await fs.mkdir(repo.store.tmpDir, { recursive: true });
   const tmp = tmpName(repo.store.tmpDir, 'export');
   const dest = path.resolve(output);

@@ -121,7 +121,7 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
     const missing = [...new Set(wanted.flatMap((s) => s.chunks.map((c) => c[0])))].filter((id) => !index.has(id));
     if (missing.length > 0) await opts.fetchMissing(missing);
   }
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
   const tmpDir = repo.store.tmpDir;
   await fs.mkdir(tmpDir, { recursive: true });
   try {

@@ -8,6 +8,7 @@
  * delta base) is indexed. With readData, every pack is re-hashed against its name and every chunk
  * decoded and re-hashed against its id.
  */
+import { LocalBackend } from '../backend/localBackend.js';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CkptError } from '../core/errors.js';
@@ -308,7 +309,7 @@ async function readData(
   fault: (kind: FaultKind, message: string) => void,
   checked: FsckResult['checked'],
 ): Promise<void> {
-  const bases = new ChunkReader(packsDir, index);
+  const bases = new ChunkReader(new LocalBackend(path.dirname(path.dirname(packsDir))), index);
   try {
     for (const [pack, info] of indexed) {
       if (badPacks.has(pack)) continue;

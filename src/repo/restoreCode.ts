@@ -56,7 +56,7 @@ export async function restoreCode(repo: Repository, rev: string, dir?: string): 
   }
   const tree = await repo.readTree(code.files);
   const lock = await acquireShared(repo.store.locksDir, 'restore-code');
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
   const written: RestoreCodeResult['written'] = [];
   try {
     for (const p of Object.keys(tree.files).sort()) {

@@ -31,7 +31,7 @@ export async function assertCommitComplete(store: LocalBackend, commit: ObjectId
   };
   const c = decodeCommit(commit, await read(commit, 'commit'), 'the ref update');
   for (const p of c.parents) if (!(await store.stat(metaKey(p)))) throw new IncompleteCommitError(commit, `parent commit ${p}`);
-  const index = await ChunkIndex.load(path.join(store.storeDir, 'objects', 'index'));
+  const index = await ChunkIndex.load(store);
   const packsSeen = new Map<ObjectId, boolean>();
   const packExists = async (pack: ObjectId) => {
     if (!packsSeen.has(pack)) {

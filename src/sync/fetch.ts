@@ -139,7 +139,7 @@ async function fetchChunks(
     onProgress?.((done += p.packSize), total);
   });
   for (const p of packs) index.addPack(p.pack, p.index, p.packSize, p.records);
-  const reader = new ChunkReader(store.packsDir, index);
+  const reader = new ChunkReader(store.backend, index);
   try {
     await mapLimit(packs, jobs, (p) => verifyPackChunks(path.join(store.packsDir, `${p.pack}.pack`), p.pack, p.records, (id) => reader.read(id)));
   } catch (e) {

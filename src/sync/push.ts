@@ -10,6 +10,7 @@
  * pack the remote already holds is not sent again, so a re-run after an interruption moves only
  * what is still missing.
  */
+import { LocalBackend } from '../backend/localBackend.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -279,10 +280,10 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
     writer = undefined;
     if (fin) {
       uploads.push({
-        packFile: path.join(staging, 'packs', `${fin.pack}.pack`),
+        packFile: path.join(staging, 'objects', 'packs', `${fin.pack}.pack`),
         pack: fin.pack,
         packSize: fin.size,
-        indexFile: path.join(staging, 'index', `${fin.index}.idx`),
+        indexFile: path.join(staging, 'objects', 'index', `${fin.index}.idx`),
         index: fin.index,
       });
     }
@@ -299,7 +300,7 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
             if (bytesRead === 0) throw new CkptError('E_CORRUPT', `pack ${pack} ends before chunk ${r.id}`, { pack, id: r.id });
             got += bytesRead;
           }
-          writer ??= new PackWriter(staging, store.tmpDir);
+          writer ??= new PackWriter(new LocalBackend(staging), path.join(staging, 'tmp'));
           await writer.add({ id: r.id, raw: r.raw, codec: r.codec, planes: r.planes, ...(r.base ? { base: r.base } : {}) }, buf);
           if (writer.bytes >= PUSH_PACK_BYTES) await finish();
         }

@@ -94,12 +94,12 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
       for (const o of objs) await t.put(o.key, { bytes: o.bytes });
       for (const o of objs) {
         expect(Buffer.from(await t.get(o.key)).equals(Buffer.from(o.bytes))).toBe(true);
-        expect(await t.stat(o.key)).toEqual({ key: o.key, size: o.bytes.byteLength });
+        expect(await t.stat(o.key)).toMatchObject({ key: o.key, size: o.bytes.byteLength });
       }
       const all = await t.list('objects/');
-      expect(all).toEqual(objs.map((o) => ({ key: o.key, size: o.bytes.byteLength })).sort((a, b) => (a.key < b.key ? -1 : 1)));
-      expect(await t.list('objects/packs/')).toEqual([{ key: objs[0].key, size: 10_000 }]);
-      expect(await t.list('objects/index/')).toEqual([{ key: objs[1].key, size: objs[1].bytes.byteLength }]);
+      expect(all.map(({ key, size }) => ({ key, size }))).toEqual(objs.map((o) => ({ key: o.key, size: o.bytes.byteLength })).sort((a, b) => (a.key < b.key ? -1 : 1)));
+      expect((await t.list('objects/packs/')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: objs[0].key, size: 10_000 }]);
+      expect((await t.list('objects/index/')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: objs[1].key, size: objs[1].bytes.byteLength }]);
       expect((await t.list('objects/meta/')).map((k) => k.key)).toEqual([objs[2].key]);
       // a prefix that ends inside a name, as a fan-out directory of metadata
       expect((await t.list(objs[2].key.slice(0, 'objects/meta/'.length + 2))).map((k) => k.key)).toEqual([objs[2].key]);
@@ -182,7 +182,7 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
         `${p.key}/`,
         'objects\\packs\\x',
         'tmp/x',
-        'config',
+        'configs',
         '',
       ];
       for (const key of bad) {
@@ -192,7 +192,7 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
         await expect(t.delete(key), key).rejects.toMatchObject({ code: 'E_USAGE' });
         await expect(t.getToFile(key, path.join(scratch, 'bad')), key).rejects.toMatchObject({ code: 'E_USAGE' });
       }
-      for (const ref of ['refs/heads/../x', 'refs/remotes/origin/main', 'HEAD', '../refs/heads/x', p.key]) {
+      for (const ref of ['refs/heads/../x', 'refs/other/origin/main', 'HEAD', '../refs/heads/x', p.key]) {
         await expect(t.readRef(ref), ref).rejects.toMatchObject({ code: 'E_USAGE' });
         await expect(t.casRef(ref, null, commitId()), ref).rejects.toMatchObject({ code: 'E_USAGE' });
       }
@@ -212,7 +212,7 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
       const { t } = await remote();
       const p = makePack(13 * 1024 * 1024 + 17);
       await t.put(p.key, { file: await scratchFile(p.bytes) });
-      expect(await t.stat(p.key)).toEqual({ key: p.key, size: p.bytes.byteLength });
+      expect(await t.stat(p.key)).toMatchObject({ key: p.key, size: p.bytes.byteLength });
       const destDir = path.join(scratch, randomBytes(4).toString('hex'), 'packs');
       const dest = path.join(destDir, 'got.pack');
       await t.getToFile(p.key, dest);
@@ -254,7 +254,7 @@ export function transportSuite(name: string, makeRemote: () => Promise<RemoteFix
       const ref = 'refs/heads/main';
       await t.casRef(ref, null, a);
       expect(await t.readRef(ref)).toBe(a);
-      expect(await t.list('refs/')).toEqual([{ key: ref, size: 65 }]);
+      expect((await t.list('refs/')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: ref, size: 65 }]);
       expect(Buffer.from(await t.get(ref)).toString()).toBe(`${a}\n`);
       await t.casRef(ref, a, b);
       expect(await t.readRef(ref)).toBe(b);
