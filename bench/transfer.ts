@@ -19,19 +19,19 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { objectHasher } from '../src/core/objectId.js';
-import { packKey } from '../src/store/objectKeys.js';
-import { DirectoryTransport } from '../src/remote/directoryTransport.js';
-import { HttpTransport } from '../src/remote/httpTransport.js';
-import { startStoreServer } from '../src/remote/storeServer.js';
-import type { Transport } from '../src/remote/transport.js';
-import { openTransport } from '../src/remote/openTransport.js';
-import { push } from '../src/remote/push.js';
-import { clone } from '../src/remote/clone.js';
-import { CountingTransport } from '../src/remote/countingTransport.js';
+import { packKey } from '../src/backend/objectKeys.js';
+import { LocalBackend } from '../src/backend/localBackend.js';
+import { HttpBackend } from '../src/backend/httpBackend.js';
+import { startStoreServer } from '../src/serve/storeServer.js';
+import type { Backend } from '../src/backend/backend.js';
+import { openBackend } from '../src/backend/openBackend.js';
+import { push } from '../src/sync/push.js';
+import { clone } from '../src/sync/clone.js';
+import { CountingBackend } from '../src/backend/countingBackend.js';
 import { Repository } from '../src/repo/repository.js';
 import { commitFiles } from '../src/repo/commit.js';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
-import { startS3Server } from '../test/remote/s3Server.js';
+import { startS3Server } from '../test/backend/s3Server.js';
 
 const MB = Number(process.env.CKPT_BENCH_MB ?? 256);
 const ROUNDS = Number(process.env.CKPT_BENCH_ROUNDS ?? 3);
@@ -63,9 +63,9 @@ async function main() {
     const key = packKey(hasher.hex());
 
     const server = await startStoreServer({ root: path.join(work, 'served'), log: () => undefined });
-    const transports: [string, (round: number) => Promise<Transport>][] = [
-      ['directory', async (r) => new DirectoryTransport(path.join(work, `dir-${r}`))],
-      ['http (loopback)', async (r) => new HttpTransport(`${server.url}/repo-${r}`)],
+    const transports: [string, (round: number) => Promise<Backend>][] = [
+      ['directory', async (r) => new LocalBackend(path.join(work, `dir-${r}`))],
+      ['http (loopback)', async (r) => new HttpBackend(`${server.url}/repo-${r}`)],
     ];
     const times: Record<string, number[]> = { cp: [] };
     for (const [name] of transports) {
@@ -168,7 +168,7 @@ async function operations(): Promise<void> {
     // clone writes the file out too: the peers write theirs to disk as well
     console.log(`\npush and clone of a ${(size / 2 ** 20).toFixed(0)} MiB checkpoint (uncompressed), against the peer moving the same file`);
     for (const tgt of targets) {
-      const open = async () => new CountingTransport(await openTransport(tgt.url, { s3: tgt.s3 ? { endpoint: tgt.s3.endpoint, region: 'us-east-1' } : undefined }));
+      const open = async () => new CountingBackend(await openBackend(tgt.url, { s3: tgt.s3 ? { endpoint: tgt.s3.endpoint, region: 'us-east-1' } : undefined }));
       const t = await open();
       const pushS = await seconds(async () => void (await push(repo, t, { refs: ['main'] })));
       await t.close();

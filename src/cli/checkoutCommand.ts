@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { partialFetcher, type PartialFetchResult } from '../remote/partialFetch.js';
+import { partialFetcher, type PartialFetchResult } from '../sync/partialFetch.js';
 import { checkout } from '../repo/checkout.js';
 import { argPath, openRepo, output, type Args } from './context.js';
 import { humanBytes } from './output.js';

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import * as path from 'node:path';
-import { clone, cloneDirFor } from '../remote/clone.js';
+import { clone, cloneDirFor } from '../sync/clone.js';
 import { cwdOf, output, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 import { jobsOf, jobsOption, metered, summary, type Metered } from './transferReport.js';

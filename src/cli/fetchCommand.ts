@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { fetchRemote } from '../remote/fetch.js';
-import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
+import { fetchRemote } from '../sync/fetch.js';
+import { defaultRemote, openRemote } from '../sync/remoteConfig.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
 import { jobsOf, jobsOption, metered, summary } from './transferReport.js';

@@ -7,7 +7,7 @@ import yargs from 'yargs';
 import { isCkptError, UsageError } from '../core/errors.js';
 import type { CliRun } from './context.js';
 import { ioError } from '../core/ioError.js';
-import { setLockWaitReporter } from '../store/lockFile.js';
+import { setLockWaitReporter } from '../backend/lockFile.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import { processIo, type CliIo } from './output.js';
 import type { CommandModule } from 'yargs';

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { pull } from '../remote/pull.js';
-import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
+import { pull } from '../sync/pull.js';
+import { defaultRemote, openRemote } from '../sync/remoteConfig.js';
 import { UsageError } from '../core/errors.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { push } from '../remote/push.js';
-import { combinePushedParts } from '../remote/remoteParts.js';
-import { defaultRemote, openRemote } from '../remote/remoteConfig.js';
+import { push } from '../sync/push.js';
+import { combinePushedParts } from '../sync/remoteParts.js';
+import { defaultRemote, openRemote } from '../sync/remoteConfig.js';
 import type { Repository } from '../repo/repository.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';

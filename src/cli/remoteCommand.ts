@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { addRemote, listRemotes, removeRemote } from '../remote/remoteConfig.js';
+import { addRemote, listRemotes, removeRemote } from '../sync/remoteConfig.js';
 import { openRepo, output, type Args } from './context.js';
 
 type RemoteArgs = Args<{

@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
-import { startStoreServer } from '../remote/storeServer.js';
+import { startStoreServer } from '../serve/storeServer.js';
 import { cwdOf, ioOf, output, type Args } from './context.js';
 
 type ServeArgs = Args<{

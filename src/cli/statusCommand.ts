@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { openRemote } from '../remote/remoteConfig.js';
-import { remotePendingGroups } from '../remote/remoteParts.js';
+import { openRemote } from '../sync/remoteConfig.js';
+import { remotePendingGroups } from '../sync/remoteParts.js';
 import { localPendingGroups, type PendingGroup } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { status } from '../repo/status.js';

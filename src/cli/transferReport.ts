@@ -2,8 +2,8 @@
  * What push, fetch, pull and clone share on the command line: the --jobs option, a byte-counting
  * transport driving the progress bar (bytes and rate, on a TTY), and the closing summary.
  */
-import { CountingTransport, type TransferCounts } from '../remote/countingTransport.js';
-import type { Transport } from '../remote/transport.js';
+import { CountingBackend, type TransferCounts } from '../backend/countingBackend.js';
+import type { Backend } from '../backend/backend.js';
 import { numberOption } from './context.js';
 import { humanBytes, type Output } from './output.js';
 
@@ -15,15 +15,15 @@ export function jobsOf(argv: { jobs?: unknown }): number {
 }
 
 export interface Metered {
-  transport: CountingTransport;
+  transport: CountingBackend;
   onProgress: (done: number, total: number) => void;
   finish(): { seconds: number } & TransferCounts;
 }
 
-export function metered(out: Output, label: string, t: Transport): Metered {
+export function metered(out: Output, label: string, t: Backend): Metered {
   const start = Date.now();
   const progress = out.progress(label);
-  const transport = new CountingTransport(t);
+  const transport = new CountingBackend(t);
   return {
     transport,
     onProgress: (done, total) => progress.update(done, total),

@@ -14,7 +14,7 @@ import { Ingestor } from '../repo/ingestFile.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBaseOfAll } from './mergeBase.js';

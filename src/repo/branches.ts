@@ -1,7 +1,7 @@
 /** Branches and tags: create, list, delete. */
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import { isSafeRefName } from '../store/objectKeys.js';
+import { isSafeRefName } from '../backend/objectKeys.js';
 import type { Repository } from './repository.js';
 import { resolveRevision } from './resolveRevision.js';
 

@@ -12,9 +12,9 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, ManifestTensorSegment, Tree } from '../core/objects.js';
 import { checkTreePath, validateTree } from '../core/treePath.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
-import { renameIntoPlace, tmpName } from '../store/atomicFile.js';
+import { renameIntoPlace, tmpName } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { assertNotPruned } from './prunedMarks.js';
 import type { Repository } from './repository.js';
 import { resolveRevision } from './resolveRevision.js';
@@ -121,7 +121,7 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
     const missing = [...new Set(wanted.flatMap((s) => s.chunks.map((c) => c[0])))].filter((id) => !index.has(id));
     if (missing.length > 0) await opts.fetchMissing(missing);
   }
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
   const tmpDir = repo.store.tmpDir;
   await fs.mkdir(tmpDir, { recursive: true });
   try {

@@ -16,7 +16,7 @@ import { deltaBaseFinder } from './deltaBase.js';
 import { StatCache } from './statCache.js';
 import { appendNote, noteLine } from './gitNotes.js';
 import { captureCode, readGitState, writeCodeTree, type CapturedCode, type GitState } from './provenance.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 
 export interface CommitOptions {
   message: string;

@@ -8,17 +8,18 @@
  * delta base) is indexed. With readData, every pack is re-hashed against its name and every chunk
  * decoded and re-hashed against its id.
  */
+import { LocalBackend } from '../backend/localBackend.js';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { CkptError } from '../core/errors.js';
 import { isObjectId, objectHasher, objectId, type ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
-import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../store/atomicFile.js';
+import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../backend/atomicFile.js';
 import { ChunkIndex, decodeIndexFile } from '../store/chunkIndex.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import { readPackRecords, type ChunkRecord } from '../store/packFormat.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { readPrunedMarks } from './prunedMarks.js';
 import type { Repository } from './repository.js';
 
@@ -308,7 +309,7 @@ async function readData(
   fault: (kind: FaultKind, message: string) => void,
   checked: FsckResult['checked'],
 ): Promise<void> {
-  const bases = new ChunkReader(packsDir, index);
+  const bases = new ChunkReader(new LocalBackend(path.dirname(path.dirname(packsDir))), index);
   try {
     for (const [pack, info] of indexed) {
       if (badPacks.has(pack)) continue;

@@ -13,17 +13,18 @@
  * reachable through at least one index file whose pack exists; a crash leaves duplicates or
  * unindexed packs, which the next gc removes.
  */
+import { metaKey } from '../backend/objectKeys.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined } from '../store/atomicFile.js';
+import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined } from '../backend/atomicFile.js';
 import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk } from '../store/chunkCodec.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import type { ChunkRecord } from '../store/packFormat.js';
-import type { Lock } from '../store/lockFile.js';
-import { acquireExclusive } from '../store/storeLocks.js';
+import type { Lock } from '../backend/lockFile.js';
+import { acquireExclusive } from '../backend/storeLocks.js';
 import { planChains } from './chainPlan.js';
 import type { PrunedMark } from './prunedMarks.js';
 import { removePrunedMark } from './prunedMarks.js';
@@ -259,11 +260,10 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     let metaDeleted = 0;
     for await (const id of store.meta.all()) {
       if (reach.meta.has(id)) continue;
-      const file = store.meta.pathOf(id);
-      const st = await fs.stat(file).catch(() => undefined);
-      if (!st || st.mtimeMs >= started) continue;
+      const st = await store.backend.stat(metaKey(id));
+      if (!st || (st.mtimeMs ?? started) >= started) continue;
       metaDeleted++;
-      if (!opts.dryRun) await fs.rm(file, { force: true });
+      if (!opts.dryRun) await store.backend.delete(metaKey(id));
     }
     if (!opts.dryRun) {
       for (const id of reach.pruned.keys()) if (!reach.commits.has(id) && !opts.assumePruned?.has(id)) await removePrunedMark(repo, id);

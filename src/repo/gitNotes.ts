@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import { withLock } from '../store/lockFile.js';
+import { withLock } from '../backend/lockFile.js';
 
 /** isomorphic-git is loaded when a note is read or written, not by every command importing this. */
 const isoGit = async () => (await import('isomorphic-git')).default;

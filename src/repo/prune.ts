@@ -7,7 +7,7 @@
 import { UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit } from '../core/objects.js';
-import { acquireExclusive } from '../store/storeLocks.js';
+import { acquireExclusive } from '../backend/storeLocks.js';
 import { assertPacksIntact, gc, type GcResult } from './gc.js';
 import { defaultMode, firstParentHistory, type MetricMode } from './metricSearch.js';
 import { readPrunedMarks, writePrunedMark, type PrunedMark } from './prunedMarks.js';

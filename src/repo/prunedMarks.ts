@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { isObjectId, type ObjectId } from '../core/objectId.js';
-import { readFileOrUndefined, writeFileAtomic } from '../store/atomicFile.js';
+import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
 import type { Repository } from './repository.js';
 
 export interface PrunedMark {

@@ -9,7 +9,7 @@ import { CkptError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance } from '../core/objects.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { writeManifestFile } from './checkout.js';
 import { findGitRoot } from './provenance.js';
 import type { Repository } from './repository.js';
@@ -56,7 +56,7 @@ export async function restoreCode(repo: Repository, rev: string, dir?: string): 
   }
   const tree = await repo.readTree(code.files);
   const lock = await acquireShared(repo.store.locksDir, 'restore-code');
-  const reader = new ChunkReader(repo.store.packsDir, await repo.store.reloadIndex());
+  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
   const written: RestoreCodeResult['written'] = [];
   try {
     for (const p of Object.keys(tree.files).sort()) {

@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest } from '../core/objects.js';
-import { readFileOrUndefined, writeFileAtomic } from '../store/atomicFile.js';
+import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
 import type { Store } from '../store/store.js';
 

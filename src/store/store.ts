@@ -1,12 +1,16 @@
 /**
- * The object store in `.ckpt/`: packs and their index, loose metadata objects, refs, locks and
- * tmp. This is the one place that knows the directory layout.
+ * The object store: packs and their index, metadata objects, refs and their reflogs, config and
+ * HEAD, over a backend (src/backend/): the `.ckpt/` folder of a work tree, a folder elsewhere,
+ * `ckpt serve` or an S3 prefix. Written once against the Backend interface; a local folder adds
+ * only its layout check and its tmp/ beside the packs.
  */
 import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
-import { kindOfEntry, openStoreFile, writeFileAtomic } from './atomicFile.js';
+import { kindOfEntry } from '../backend/atomicFile.js';
+import { whereIs, type Backend } from '../backend/backend.js';
+import { LocalBackend } from '../backend/localBackend.js';
 import { ChunkIndex } from './chunkIndex.js';
 import { ChunkReader } from './chunkReader.js';
 import { MetaStore } from './metaStore.js';
@@ -64,13 +68,14 @@ export class Store {
   private chunkIndex: ChunkIndex | undefined;
 
   private constructor(
-    /** The `.ckpt` directory. */
+    /** The `.ckpt` directory of a local store; for a store elsewhere, its local cache folder. */
     readonly dir: string,
+    readonly backend: Backend,
     public config: StoreConfig,
     readonly clock: () => number,
   ) {
-    this.meta = new MetaStore(path.join(dir, 'objects', 'meta'), this.tmpDir);
-    this.refs = new RefStore(dir, clock);
+    this.meta = new MetaStore(backend);
+    this.refs = new RefStore(backend, clock);
   }
 
   get tmpDir(): string {
@@ -100,28 +105,30 @@ export class Store {
     for (const d of ['objects/packs', 'objects/index', 'objects/meta', 'refs/heads', 'refs/tags', 'logs', 'locks', 'tmp']) {
       await fs.mkdir(path.join(dir, d), { recursive: true });
     }
-    const store = new Store(dir, config, options.clock ?? Date.now);
+    const store = new Store(dir, new LocalBackend(dir), config, options.clock ?? Date.now);
     await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
     await store.saveConfig();
     return store;
   }
 
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
-    const where = path.join(dir, 'config');
-    const h = await openStoreFile(where);
-    if (!h) throw new CkptError('E_NOT_A_REPO', `no ckpt store at ${dir} (run \`ckpt init\`)`, { dir });
-    let text: string;
-    try {
-      if ((await h.stat()).size > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
-      text = await h.readFile('utf8');
-    } catch (e) {
-      throw ioError(e, where);
-    } finally {
-      await h.close();
-    }
-    const config = parseConfig(text, where);
+    const backend = new LocalBackend(dir);
+    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${dir} (run \`ckpt init\`)`, { dir }));
     await checkLayout(dir);
-    const store = new Store(dir, config, options.clock ?? Date.now);
+    return Store.over(dir, backend, config, options);
+  }
+
+  /**
+   * The store a backend holds (`ckpt --store URL`), with `scratchDir` a local folder for packs
+   * being written and other temporary files.
+   */
+  static async openBackend(backend: Backend, scratchDir: string, options: StoreOptions = {}): Promise<Store> {
+    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${backend.url} (its config is missing)`, { url: backend.url }));
+    return Store.over(scratchDir, backend, config, options);
+  }
+
+  private static async over(dir: string, backend: Backend, config: StoreConfig, options: StoreOptions): Promise<Store> {
+    const store = new Store(dir, backend, config, options.clock ?? Date.now);
     // a HEAD that is garbage or names a path out of the store is refused by every command
     await store.refs.readHead().catch((e: unknown) => {
       if (!(e instanceof NotFoundError)) throw e;
@@ -130,11 +137,11 @@ export class Store {
   }
 
   async saveConfig(): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, 'config'), `${JSON.stringify(this.config, null, 2)}\n`, this.tmpDir);
+    await this.backend.writeFile!('config', Buffer.from(`${JSON.stringify(this.config, null, 2)}\n`, 'utf8'));
   }
 
   async index(): Promise<ChunkIndex> {
-    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.indexDir);
+    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.backend);
     return this.chunkIndex;
   }
 
@@ -145,7 +152,7 @@ export class Store {
   }
 
   newPackWriter(): PackWriter {
-    return new PackWriter(this.objectsDir, this.tmpDir);
+    return new PackWriter(this.backend, this.tmpDir);
   }
 
   /** Makes a finished pack's chunks visible to this process. */
@@ -153,7 +160,16 @@ export class Store {
     (await this.index()).addPack(p.pack, p.index, p.size, p.records);
   }
 
-  async reader(): Promise<ChunkReader> {
-    return new ChunkReader(this.packsDir, await this.index());
+  async reader(index?: ChunkIndex): Promise<ChunkReader> {
+    return new ChunkReader(this.backend, index ?? (await this.index()));
   }
+}
+
+/** The store's config, parsed; `missing` makes the error when there is none. */
+async function readConfig(backend: Backend, missing: () => Error): Promise<StoreConfig> {
+  const where = whereIs(backend, 'config');
+  const bytes = await backend.readFile!('config');
+  if (!bytes) throw missing();
+  if (bytes.length > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
+  return parseConfig(Buffer.from(bytes).toString('utf8'), where);
 }

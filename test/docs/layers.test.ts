@@ -1,6 +1,6 @@
 /**
  * The layering of docs/architecture.md, checked: a folder of src/ imports only from the folders
- * before it (core <- chunking <- diff, formats, store <- repo <- view <- remote <- cli).
+ * before it (core <- chunking <- diff, formats; core <- backend <- store <- repo <- merge, view, watch <- sync <- serve <- cli).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -12,13 +12,15 @@ const MAY_IMPORT: Record<string, string[]> = {
   chunking: ['core'],
   diff: ['core', 'chunking'],
   formats: ['core', 'chunking'],
-  store: ['core', 'chunking'],
-  repo: ['core', 'chunking', 'diff', 'formats', 'store'],
-  merge: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
-  view: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
-  watch: ['core', 'chunking', 'diff', 'formats', 'store', 'repo'],
-  remote: ['core', 'chunking', 'diff', 'formats', 'store', 'repo', 'view'],
-  cli: ['core', 'chunking', 'diff', 'formats', 'store', 'repo', 'merge', 'view', 'watch', 'remote'],
+  backend: ['core'],
+  store: ['core', 'chunking', 'backend'],
+  repo: ['core', 'chunking', 'diff', 'formats', 'backend', 'store'],
+  merge: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  view: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  watch: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  sync: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  serve: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo', 'view', 'sync'],
+  cli: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo', 'merge', 'view', 'watch', 'sync', 'serve'],
 };
 
 describe('layers', () => {

@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
-import { startS3Server, type S3TestServer } from '../remote/s3Server.js';
+import { startS3Server, type S3TestServer } from '../backend/s3Server.js';
 import { randomF32, start, tempDir, type RunResult, type Running } from './helpers.js';
 import { runIn } from './inProcess.js';
 

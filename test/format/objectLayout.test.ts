@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeCanonical, encodeCanonical } from '../../src/core/canonical.js';
 import { objectId } from '../../src/core/objectId.js';
 import { decodeIndexFile, encodeIndexFile } from '../../src/store/chunkIndex.js';
-import { metaKey, packKey, indexKey } from '../../src/store/objectKeys.js';
+import { metaKey, packKey, indexKey } from '../../src/backend/objectKeys.js';
 import { packPreamble, packTrailer, readPackRecords } from '../../src/store/packFormat.js';
 import { COMMIT, MANIFEST, RECORDS, TREE } from './goldenInputs.js';
 

@@ -14,8 +14,8 @@ import { objectId, type ObjectId } from '../../src/core/objectId.js';
 import type { Commit, Manifest, Tree, TreeEntry } from '../../src/core/objects.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { Repository } from '../../src/repo/repository.js';
-import { DirectoryTransport } from '../../src/remote/directoryTransport.js';
-import { parseKey } from '../../src/store/objectKeys.js';
+import { LocalBackend } from '../../src/backend/localBackend.js';
+import { parseKey } from '../../src/backend/objectKeys.js';
 
 export interface Source {
   repo: Repository;
@@ -82,7 +82,7 @@ export async function startHostileServer(
   storeDir: string,
   sabotage: { kind: 'meta' | 'pack' | 'index' | 'ref'; how: Sabotage; dripMs?: number },
 ): Promise<{ url: string; close(): Promise<void> }> {
-  const t = new DirectoryTransport(storeDir);
+  const t = new LocalBackend(storeDir);
   const timers = new Set<NodeJS.Timeout>();
   const server = http.createServer(async (req, res) => {
     try {

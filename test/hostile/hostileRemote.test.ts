@@ -12,12 +12,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCanonical } from '../../src/core/canonical.js';
 import { objectId } from '../../src/core/objectId.js';
 import type { Manifest } from '../../src/core/objects.js';
-import { clone } from '../../src/remote/clone.js';
-import { fetchRemote } from '../../src/remote/fetch.js';
-import { HttpTransport } from '../../src/remote/httpTransport.js';
-import { openTransport } from '../../src/remote/openTransport.js';
-import { addRemote } from '../../src/remote/remoteConfig.js';
-import { startStoreServer, type StoreServer } from '../../src/remote/storeServer.js';
+import { clone } from '../../src/sync/clone.js';
+import { fetchRemote } from '../../src/sync/fetch.js';
+import { HttpBackend } from '../../src/backend/httpBackend.js';
+import { openBackend } from '../../src/backend/openBackend.js';
+import { addRemote } from '../../src/sync/remoteConfig.js';
+import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { Repository } from '../../src/repo/repository.js';
@@ -97,7 +97,7 @@ describe('crafted tree paths', () => {
     const local = path.join(scratch, `local-${++n}`, 'work');
     await fs.mkdir(local, { recursive: true });
     const repo = await Repository.init(local);
-    const t = await openTransport(s.urls.folder);
+    const t = await openBackend(s.urls.folder);
     await expect(fetchRemote(repo, t, { remoteName: 'origin' })).rejects.toMatchObject({ code: 'E_CORRUPT' });
     expect(await repo.store.refs.list('refs/remotes/')).toEqual(new Map());
     // the same objects reaching the store another way (copied by hand): checkout still refuses
@@ -145,7 +145,7 @@ describe('crafted refs and settings', () => {
         await expect(clone(s.urls[via], target), what).rejects.toMatchObject({ code: 'E_CORRUPT', message: expect.stringContaining(`is a ${what}, not a commit`) });
         await expect(fs.access(target)).rejects.toThrow();
         const local = await Repository.init(await fs.mkdtemp(path.join(scratch, 'kf-')));
-        await expect(fetchRemote(local, await openTransport(s.urls[via]), { remoteName: 'o' })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+        await expect(fetchRemote(local, await openBackend(s.urls[via]), { remoteName: 'o' })).rejects.toMatchObject({ code: 'E_CORRUPT' });
         expect(await local.store.refs.list('refs/')).toEqual(new Map());
       }
     });
@@ -217,7 +217,7 @@ describe('a peer that floods or stalls', () => {
     const s = await source();
     const hostile = await startHostileServer(s.storeDir, { kind: 'pack', how: 'endless' });
     try {
-      const t = new HttpTransport(hostile.url, { stallMs: 400, retries: 0 });
+      const t = new HttpBackend(hostile.url, { stallMs: 400, retries: 0 });
       const [packKey] = (await t.list('objects/packs/')).map((k) => k.key);
       await expect(t.get(packKey, { offset: 0, length: 100 })).rejects.toMatchObject({ code: 'E_REMOTE' });
       await expect(t.getToFile(packKey, path.join(scratch, `p-${++n}`), { size: 30_000 })).rejects.toMatchObject({ code: 'E_REMOTE' });

@@ -10,10 +10,10 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../src/core/seededRandom.js';
-import { HttpTransport } from '../../src/remote/httpTransport.js';
-import { push } from '../../src/remote/push.js';
-import { startStoreServer, type StoreServer } from '../../src/remote/storeServer.js';
-import { remoteError, type Transport } from '../../src/remote/transport.js';
+import { HttpBackend } from '../../src/backend/httpBackend.js';
+import { push } from '../../src/sync/push.js';
+import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
+import { remoteError, type Backend } from '../../src/backend/backend.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
 import { fsck } from '../../src/repo/fsck.js';
@@ -111,7 +111,7 @@ describe('a push that lost its lease', () => {
       const repo = await Repository.init(dir);
       await fs.writeFile(path.join(dir, 'm.bin'), randomBytes(5000));
       await commitFiles(repo, [path.join(dir, 'm.bin')], { message: 'm' });
-      const http = new HttpTransport(`${s.url}/r`);
+      const http = new HttpBackend(`${s.url}/r`);
       // renewals never get through (a proxy dropping them, a stalled client) ...
       const inner = http as unknown as { request: (a: { path: string }, ...rest: unknown[]) => Promise<unknown> };
       const request = inner.request.bind(http);
@@ -119,7 +119,7 @@ describe('a push that lost its lease', () => {
       // ... while the uploads take longer than the lease lives
       const slow = new Proxy(http, {
         get(target, prop) {
-          if (prop === 'put') return async (...args: Parameters<Transport['put']>) => (await sleep(400), target.put(...args));
+          if (prop === 'put') return async (...args: Parameters<Backend['put']>) => (await sleep(400), target.put(...args));
           const v = Reflect.get(target, prop) as unknown;
           return typeof v === 'function' ? v.bind(target) : v;
         },

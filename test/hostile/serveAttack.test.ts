@@ -12,11 +12,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectId } from '../../src/core/objectId.js';
-import { HttpTransport } from '../../src/remote/httpTransport.js';
-import { push } from '../../src/remote/push.js';
-import { startStoreServer, type StoreServer } from '../../src/remote/storeServer.js';
-import { acquireExclusive } from '../../src/store/storeLocks.js';
-import { metaKey, packKey } from '../../src/store/objectKeys.js';
+import { HttpBackend } from '../../src/backend/httpBackend.js';
+import { push } from '../../src/sync/push.js';
+import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
+import { acquireExclusive } from '../../src/backend/storeLocks.js';
+import { metaKey, packKey } from '../../src/backend/objectKeys.js';
 import { ckpt, start } from '../e2e/helpers.js';
 import { filesBelow, makeSource, watchPeakRss } from './craftedRemote.js';
 
@@ -143,7 +143,7 @@ describe('refs', () => {
       expect(third.status).toBe(409);
       expect(third.body).toContain('refs/heads/fd');
       // the client names it a ref conflict
-      const t = new HttpTransport(`${s.url}/a`);
+      const t = new HttpBackend(`${s.url}/a`);
       await expect(t.casRef('refs/heads/fd/other', null, id)).rejects.toMatchObject({ code: 'E_REF_CONFLICT' });
       await t.close();
     } finally {
@@ -153,7 +153,7 @@ describe('refs', () => {
 
   it('a ref may only name a commit whose every object the server holds (424 otherwise)', async () => {
     const src = await makeSource(path.join(base, `src-${Date.now()}`));
-    const t = new HttpTransport(`${server.url}/complete`, { token: WRITE });
+    const t = new HttpBackend(`${server.url}/complete`, { token: WRITE });
     await push(src.repo, t, { refs: ['main'] });
     const head = (await src.repo.headCommit())!;
     expect(await t.readRef('refs/heads/main')).toBe(head);

@@ -10,8 +10,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { acquireLock, isStale, LOCK_LEASE_MS, processStart } from '../../src/store/lockFile.js';
-import { liveSharers } from '../../src/store/storeLocks.js';
+import { acquireLock, isStale, LOCK_LEASE_MS, processStart } from '../../src/backend/lockFile.js';
+import { liveSharers } from '../../src/backend/storeLocks.js';
 import { ckptOk, cleanupTempDirs, start, tempDir, writeBigSafetensors } from '../e2e/helpers.js';
 
 let repo: string;

@@ -14,7 +14,7 @@ import { fsck } from '../../src/repo/fsck.js';
 import { gc } from '../../src/repo/gc.js';
 import { parseDuration, prune } from '../../src/repo/prune.js';
 import { Repository } from '../../src/repo/repository.js';
-import { acquireExclusive, acquireShared } from '../../src/store/storeLocks.js';
+import { acquireExclusive, acquireShared } from '../../src/backend/storeLocks.js';
 
 const roots: string[] = [];
 afterAll(async () => {

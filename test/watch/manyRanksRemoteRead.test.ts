@@ -6,11 +6,11 @@
 import { describe, expect, it } from 'vitest';
 import { RefConflictError } from '../../src/core/errors.js';
 import type { Commit, MetaObject, Tree } from '../../src/core/objects.js';
-import type { Transport } from '../../src/remote/transport.js';
-import { remoteParts } from '../../src/remote/remoteParts.js';
+import type { Backend } from '../../src/backend/backend.js';
+import { remoteParts } from '../../src/sync/remoteParts.js';
 import { combineParts, partRef } from '../../src/repo/parts.js';
 import { MetaStore } from '../../src/store/metaStore.js';
-import { metaKey } from '../../src/store/objectKeys.js';
+import { metaKey } from '../../src/backend/objectKeys.js';
 
 const hex = (c: string) => c.repeat(64);
 
@@ -30,7 +30,7 @@ function memoryRemote() {
       if (next === null) refs.delete(ref);
       else refs.set(ref, next);
     },
-  } as unknown as Transport;
+  } as unknown as Backend;
   const store = (obj: MetaObject) => {
     const { id, bytes } = MetaStore.encode(obj);
     objects.set(metaKey(id), bytes);

@@ -9,8 +9,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CkptError } from '../core/errors.js';
-import type { Lock } from '../store/lockFile.js';
-import { acquireShared } from '../store/storeLocks.js';
+import type { Lock } from '../backend/lockFile.js';
+import { acquireShared } from '../backend/storeLocks.js';
 
 interface Lease {
   lock: Lock;

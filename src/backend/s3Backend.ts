@@ -24,7 +24,7 @@ import {
   type CompletedPart,
 } from '@aws-sdk/client-s3';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
-import { parseKey } from '../store/objectKeys.js';
+import { parseKey } from './objectKeys.js';
 import {
   checkRange,
   decodeRef,
@@ -42,8 +42,8 @@ import {
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
-  type Transport,
-} from './transport.js';
+  type Backend,
+} from './backend.js';
 import { clientLimits, guardStream, readGuarded, StallError, type StallLimits } from './stallGuard.js';
 
 export interface S3Credentials {
@@ -52,7 +52,7 @@ export interface S3Credentials {
   sessionToken?: string;
 }
 
-export interface S3TransportOptions {
+export interface S3BackendOptions {
   /** Default us-east-1. */
   region?: string;
   /** An S3-compatible server; implies path-style addressing unless forcePathStyle says otherwise. */
@@ -89,7 +89,7 @@ const isNotFound = (e: unknown) =>
 /** 412: the condition failed; 409: AWS saw a concurrent conditional write to the same key. */
 const isPreconditionFailed = (e: unknown) => statusOf(e) === 412 || statusOf(e) === 409;
 
-export class S3Transport implements Transport {
+export class S3Backend implements Backend {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
@@ -98,7 +98,7 @@ export class S3Transport implements Transport {
   private readonly concurrency: number;
   private readonly limits: StallLimits;
 
-  constructor(url: string, options: S3TransportOptions = {}) {
+  constructor(url: string, options: S3BackendOptions = {}) {
     ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(url));
     this.url = `s3://${this.bucket}/${this.prefix}`;
     this.partSize = options.partSize ?? 16 * 1024 * 1024;

@@ -10,8 +10,8 @@ import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import { decodeCommit, decodeManifest, decodeTree } from '../core/validateMeta.js';
 import { ChunkIndex } from '../store/chunkIndex.js';
-import { metaKey } from '../store/objectKeys.js';
-import type { DirectoryTransport } from './directoryTransport.js';
+import { metaKey } from '../backend/objectKeys.js';
+import type { LocalBackend } from '../backend/localBackend.js';
 
 export class IncompleteCommitError extends CkptError {
   constructor(commit: ObjectId, missing: string) {
@@ -20,7 +20,7 @@ export class IncompleteCommitError extends CkptError {
   }
 }
 
-export async function assertCommitComplete(store: DirectoryTransport, commit: ObjectId): Promise<void> {
+export async function assertCommitComplete(store: LocalBackend, commit: ObjectId): Promise<void> {
   const read = async (id: ObjectId, what: string) => {
     try {
       return await store.get(metaKey(id));
@@ -31,7 +31,7 @@ export async function assertCommitComplete(store: DirectoryTransport, commit: Ob
   };
   const c = decodeCommit(commit, await read(commit, 'commit'), 'the ref update');
   for (const p of c.parents) if (!(await store.stat(metaKey(p)))) throw new IncompleteCommitError(commit, `parent commit ${p}`);
-  const index = await ChunkIndex.load(path.join(store.storeDir, 'objects', 'index'));
+  const index = await ChunkIndex.load(store);
   const packsSeen = new Map<ObjectId, boolean>();
   const packExists = async (pack: ObjectId) => {
     if (!packsSeen.has(pack)) {

@@ -12,10 +12,10 @@ import { decodeCommit, decodeTree } from '../core/validateMeta.js';
 import { combineParts, parsePartRef, partRef, pendingGroups, PARTS_PREFIX, type PartsBackend, type PendingGroup } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { MetaStore } from '../store/metaStore.js';
-import { metaKey } from '../store/objectKeys.js';
-import type { Transport } from './transport.js';
+import { metaKey } from '../backend/objectKeys.js';
+import type { Backend } from '../backend/backend.js';
 
-export function remoteParts(t: Transport, author: string, clock: () => number): PartsBackend {
+export function remoteParts(t: Backend, author: string, clock: () => number): PartsBackend {
   // the remote's bytes must hash to the id under the kind asked for, and pass the shape checks
   // fetch applies (validateMeta.ts), before a combine builds on them
   const read = async (id: ObjectId, type: 'commit' | 'tree'): Promise<Uint8Array> => {
@@ -58,7 +58,7 @@ export interface PushedPart {
 }
 
 /** After a push: combines the groups of the part refs it sent, and drops their local refs. */
-export async function combinePushedParts(repo: Repository, t: Transport, pushed: { ref: string; new: ObjectId }[]): Promise<PushedPart[]> {
+export async function combinePushedParts(repo: Repository, t: Backend, pushed: { ref: string; new: ObjectId }[]): Promise<PushedPart[]> {
   const out: PushedPart[] = [];
   const backend = remoteParts(t, repo.author, repo.clock);
   for (const u of pushed) {
@@ -72,7 +72,7 @@ export async function combinePushedParts(repo: Repository, t: Transport, pushed:
 }
 
 /** The remote's groups waiting for ranks. */
-export async function remotePendingGroups(t: Transport, repo: Repository): Promise<PendingGroup[]> {
+export async function remotePendingGroups(t: Backend, repo: Repository): Promise<PendingGroup[]> {
   const groups = (await t.list(PARTS_PREFIX)).map((k) => parsePartRef(k.key)?.group).filter((g): g is string => !!g);
   return pendingGroups(remoteParts(t, repo.author, repo.clock), groups);
 }

@@ -10,6 +10,7 @@
  * pack the remote already holds is not sent again, so a re-run after an interruption moves only
  * what is still missing.
  */
+import { LocalBackend } from '../backend/localBackend.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -18,15 +19,15 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
 import { readPrunedMark } from '../repo/prunedMarks.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
-import { indexKey, metaKey, packKey, parseKey } from '../store/objectKeys.js';
+import { indexKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter } from '../store/packWriter.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { NonFastForwardError, isAncestor } from './ancestry.js';
 import { walkNewCommits } from './commitWalk.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex } from './remoteIndex.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 /** New packs are cut at this size: big enough for throughput, small enough to resume cheaply. */
 const PUSH_PACK_BYTES = 64 * 1024 * 1024;
@@ -99,7 +100,7 @@ interface Upload {
   index: ObjectId;
 }
 
-export async function push(repo: Repository, t: Transport, opts: PushOptions = {}): Promise<PushResult> {
+export async function push(repo: Repository, t: Backend, opts: PushOptions = {}): Promise<PushResult> {
   const lock = await acquireShared(repo.store.locksDir, 'push');
   try {
     return await pushLocked(repo, t, opts);
@@ -114,7 +115,7 @@ export async function push(repo: Repository, t: Transport, opts: PushOptions = {
  * waits for it, so it cannot mark what is reachable before the ref moves and then sweep the
  * uploads as garbage.
  */
-async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Promise<PushResult> {
+async function pushLocked(repo: Repository, t: Backend, opts: PushOptions): Promise<PushResult> {
   const jobs = checkJobs(opts.jobs);
   const remoteLock = await t.lockShared?.('push');
   try {
@@ -124,7 +125,7 @@ async function pushLocked(repo: Repository, t: Transport, opts: PushOptions): Pr
   }
 }
 
-async function pushUnderRemoteLock(repo: Repository, t: Transport, opts: PushOptions, jobs: number, stillLocked: () => void): Promise<PushResult> {
+async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptions, jobs: number, stillLocked: () => void): Promise<PushResult> {
   const store = repo.store;
   const wanted = await selectRefs(repo, opts);
   const result: PushResult = { remote: t.url, updates: [], commits: 0, chunks: 0, packs: { sent: 0, reused: 0, bytes: 0 }, meta: 0 };
@@ -216,7 +217,7 @@ async function pushUnderRemoteLock(repo: Repository, t: Transport, opts: PushOpt
 }
 
 /** The remote ref moved since we read it: a fast-forward of it is retried, anything else refused. */
-async function swapRef(repo: Repository, t: Transport, ref: string, expected: ObjectId | null, next: ObjectId, force: boolean): Promise<void> {
+async function swapRef(repo: Repository, t: Backend, ref: string, expected: ObjectId | null, next: ObjectId, force: boolean): Promise<void> {
   let old = expected;
   for (let attempt = 0; ; attempt++) {
     try {
@@ -279,10 +280,10 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
     writer = undefined;
     if (fin) {
       uploads.push({
-        packFile: path.join(staging, 'packs', `${fin.pack}.pack`),
+        packFile: path.join(staging, 'objects', 'packs', `${fin.pack}.pack`),
         pack: fin.pack,
         packSize: fin.size,
-        indexFile: path.join(staging, 'index', `${fin.index}.idx`),
+        indexFile: path.join(staging, 'objects', 'index', `${fin.index}.idx`),
         index: fin.index,
       });
     }
@@ -299,7 +300,7 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
             if (bytesRead === 0) throw new CkptError('E_CORRUPT', `pack ${pack} ends before chunk ${r.id}`, { pack, id: r.id });
             got += bytesRead;
           }
-          writer ??= new PackWriter(staging, store.tmpDir);
+          writer ??= new PackWriter(new LocalBackend(staging), path.join(staging, 'tmp'));
           await writer.add({ id: r.id, raw: r.raw, codec: r.codec, planes: r.planes, ...(r.base ? { base: r.base } : {}) }, buf);
           if (writer.bytes >= PUSH_PACK_BYTES) await finish();
         }

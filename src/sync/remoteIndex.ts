@@ -4,16 +4,16 @@
  * against its key on receipt. Nothing is cached between runs: the listing is the truth.
  */
 import type { ObjectId } from '../core/objectId.js';
-import { readFileOrUndefined } from '../store/atomicFile.js';
+import { readFileOrUndefined } from '../backend/atomicFile.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
-import { parseKey } from '../store/objectKeys.js';
+import { parseKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import type { Store } from '../store/store.js';
 import * as path from 'node:path';
 import { isObjectId, objectId } from '../core/objectId.js';
 import { CkptError } from '../core/errors.js';
 import { mapLimit } from './parallel.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 export interface RemotePack {
   pack: ObjectId;
@@ -26,7 +26,7 @@ export interface RemotePack {
   local: boolean;
 }
 
-export async function readRemoteIndex(store: Store, t: Transport, jobs: number): Promise<RemotePack[]> {
+export async function readRemoteIndex(store: Store, t: Backend, jobs: number): Promise<RemotePack[]> {
   const keys = (await t.list('objects/index/')).map((k) => ({ key: k.key, id: parseKey(k.key)?.name })).filter((k) => k.id);
   return mapLimit(keys, jobs, async ({ key, id }) => {
     const localPath = path.join(store.indexDir, `${id}.idx`);

@@ -1,6 +1,6 @@
 /**
  * The HTTP server behind `ckpt serve`: one or many stores under a root, spoken to by
- * HttpTransport. The server trusts no client: every upload is hashed while it streams into
+ * HttpBackend. The server trusts no client: every upload is hashed while it streams into
  * tmp/ and stored only if it matches its key; bodies are bounded; paths are checked before any
  * filesystem call, so no request reaches outside the root.
  *
@@ -36,12 +36,12 @@ import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CkptError, CorruptObjectError, RefConflictError } from '../core/errors.js';
 import { isObjectId } from '../core/objectId.js';
-import { parseKey } from '../store/objectKeys.js';
-import { assertCommitComplete } from './commitComplete.js';
-import { DirectoryTransport, resolveStoreDir } from './directoryTransport.js';
-import { guardStream, StallError, TooLargeError } from './stallGuard.js';
+import { parseKey } from '../backend/objectKeys.js';
+import { assertCommitComplete } from '../sync/commitComplete.js';
+import { LocalBackend, resolveStoreDir } from '../backend/localBackend.js';
+import { guardStream, StallError, TooLargeError } from '../backend/stallGuard.js';
 import { StoreLeases } from './storeLeases.js';
-import { listPrefix } from './transport.js';
+import { listPrefix } from '../backend/backend.js';
 import { serveView } from '../view/serveView.js';
 
 export interface RequestLogEntry {
@@ -118,7 +118,7 @@ function bearer(req: http.IncomingMessage): string | undefined {
   return m ? m[1] : undefined;
 }
 
-/** A quoted or bare commit id from If-Match, as HttpTransport sends it. */
+/** A quoted or bare commit id from If-Match, as HttpBackend sends it. */
 function etagId(header: string | undefined): string | undefined {
   if (header === undefined) return undefined;
   const id = header.trim().replace(/^W\//, '').replace(/^"(.*)"$/, '$1');
@@ -222,7 +222,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
   }
 
   /** Splits a raw request path into the repo's store and the key, refusing anything odd. */
-  async function locate(rawPath: string): Promise<{ store: DirectoryTransport; key: string }> {
+  async function locate(rawPath: string): Promise<{ store: LocalBackend; key: string }> {
     if (!RAW_PATH_RE.test(rawPath)) throw new HttpError(400, 'bad path');
     const slash = rawPath.indexOf('/', 1);
     if (slash < 0) throw new HttpError(400, 'expected /<repo>/<key>');
@@ -239,7 +239,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     const rel = key.split('/').filter(Boolean);
     await assertNoSymlinks(storeDir, rel);
     for (const d of ['tmp', 'locks', 'objects', 'refs']) await assertNoSymlinks(storeDir, [d]);
-    return { store: new DirectoryTransport(storeDir), key };
+    return { store: new LocalBackend(storeDir), key };
   }
 
   /** The request body under the size bound and the stall guard (progress every idle window). */

@@ -7,10 +7,10 @@
 import * as path from 'node:path';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { Repository } from '../repo/repository.js';
-import { readFileOrUndefined, writeFileAtomic } from '../store/atomicFile.js';
+import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
 import type { RemoteConfig } from '../store/storeConfig.js';
-import { openTransport } from './openTransport.js';
-import type { Transport } from './transport.js';
+import { openBackend } from '../backend/openBackend.js';
+import type { Backend } from '../backend/backend.js';
 
 /** What `.ckpt/config.local` may hold for one remote. */
 export interface LocalRemoteSettings {
@@ -65,7 +65,7 @@ export async function addRemote(
   checkRemoteName(name);
   if (repo.store.config.remotes[name]) throw new CkptError('E_EXISTS', `remote ${name} already exists`, { name });
   if (!remote.url) throw new UsageError('a remote needs a URL');
-  await openTransport(remote.url, { cwd: repo.root }); // refuses an unsupported URL before it is saved
+  await openBackend(remote.url, { cwd: repo.root }); // refuses an unsupported URL before it is saved
   const clean: RemoteConfig = { url: remote.url };
   if (remote.region) clean.region = remote.region;
   if (remote.endpoint) clean.endpoint = remote.endpoint;
@@ -94,13 +94,13 @@ export function listRemotes(repo: Repository): { name: string; url: string; regi
 export interface TransportSettings extends RemoteConfig, LocalRemoteSettings {}
 
 /** Opens a transport for a URL with the given settings; relative paths resolve against `cwd`. */
-export function openRemoteTransport(s: TransportSettings, cwd: string): Promise<Transport> {
+export function openRemoteTransport(s: TransportSettings, cwd: string): Promise<Backend> {
   const token = s.token ?? process.env.CKPT_TOKEN;
   const credentials =
     s.accessKeyId && s.secretAccessKey
       ? { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, ...(s.sessionToken ? { sessionToken: s.sessionToken } : {}) }
       : undefined;
-  return openTransport(s.url, {
+  return openBackend(s.url, {
     cwd,
     http: token ? { token } : {},
     s3: { region: s.region, endpoint: s.endpoint, credentials },
@@ -111,7 +111,7 @@ export interface OpenedRemote {
   /** The configured name; undefined for a bare URL (no remote-tracking refs then). */
   name: string | undefined;
   settings: TransportSettings;
-  transport: Transport;
+  transport: Backend;
 }
 
 /** A configured remote by name, or a URL/path used directly. */

@@ -15,7 +15,7 @@ import { Store } from '../store/store.js';
 import { defaultConfig } from '../store/storeConfig.js';
 import { fetchRemote, type FetchResult } from './fetch.js';
 import { addRemote, openRemoteTransport, type LocalRemoteSettings } from './remoteConfig.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 export interface CloneOptions {
   branch?: string;
@@ -28,7 +28,7 @@ export interface CloneOptions {
   jobs?: number;
   onProgress?: (done: number, total: number) => void;
   /** Wraps the transport (byte counting in the CLI and tests). */
-  wrap?: (t: Transport) => Transport;
+  wrap?: (t: Backend) => Backend;
 }
 
 export interface CloneResult {
@@ -87,7 +87,7 @@ export async function clone(url: string, dir: string, opts: CloneOptions = {}): 
   await removeDeadWorkDirs(root);
   const work = path.join(path.dirname(root), `.${path.basename(root)}.clone-${process.pid}-${randomBytes(4).toString('hex')}`);
   await fs.mkdir(work);
-  let t: Transport | undefined;
+  let t: Backend | undefined;
   try {
     await Store.create(path.join(work, '.ckpt'), defaultConfig());
     const repo = await Repository.open(work);

@@ -8,12 +8,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
-import { clone } from '../../src/remote/clone.js';
-import { CountingTransport } from '../../src/remote/countingTransport.js';
-import { openDirectoryTransport } from '../../src/remote/directoryTransport.js';
-import { fetchRemote } from '../../src/remote/fetch.js';
-import { push } from '../../src/remote/push.js';
-import { addRemote, removeRemote } from '../../src/remote/remoteConfig.js';
+import { clone } from '../../src/sync/clone.js';
+import { CountingBackend } from '../../src/backend/countingBackend.js';
+import { openLocalBackend } from '../../src/backend/localBackend.js';
+import { fetchRemote } from '../../src/sync/fetch.js';
+import { push } from '../../src/sync/push.js';
+import { addRemote, removeRemote } from '../../src/sync/remoteConfig.js';
 import { createRef } from '../../src/repo/branches.js';
 import { checkout } from '../../src/repo/checkout.js';
 import { commitFiles } from '../../src/repo/commit.js';
@@ -55,9 +55,9 @@ async function commitMore(repo: Repository, seeds: number[], message: string): P
   return (await commitFiles(repo, [path.join(repo.root, 'model.safetensors')], { message, compress: false })).id;
 }
 
-async function remote(): Promise<{ url: string; t: () => Promise<CountingTransport> }> {
+async function remote(): Promise<{ url: string; t: () => Promise<CountingBackend> }> {
   const url = path.join(root, `remote-${++n}`);
-  return { url, t: async () => new CountingTransport(await openDirectoryTransport(url)) };
+  return { url, t: async () => new CountingBackend(await openLocalBackend(url)) };
 }
 
 describe('push', () => {

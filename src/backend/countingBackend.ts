@@ -4,8 +4,8 @@
  * taken at the transport boundary rather than estimated by the caller.
  */
 import { promises as fs } from 'node:fs';
-import { parseKey, type KeyKind } from '../store/objectKeys.js';
-import type { GetToFileOptions, KeyInfo, PutBody, Transport } from './transport.js';
+import { parseKey, type KeyKind } from './objectKeys.js';
+import type { GetToFileOptions, KeyInfo, PutBody, Backend } from './backend.js';
 
 export interface TransferCounts {
   /** Object and ref bytes uploaded. */
@@ -19,11 +19,11 @@ export interface TransferCounts {
 
 const zero = (): Record<KeyKind, number> => ({ pack: 0, index: 0, meta: 0, ref: 0 });
 
-export class CountingTransport implements Transport {
+export class CountingBackend implements Backend {
   readonly counts: TransferCounts = { bytesSent: 0, bytesReceived: 0, sentByKind: zero(), receivedByKind: zero(), requests: 0 };
 
   constructor(
-    readonly inner: Transport,
+    readonly inner: Backend,
     /** Called after every counted transfer, e.g. to drive a progress bar. */
     private readonly onChange: (c: TransferCounts) => void = () => undefined,
   ) {}
@@ -33,7 +33,7 @@ export class CountingTransport implements Transport {
   }
 
   /** The inner transport's lock, when it has one. */
-  get lockShared(): Transport['lockShared'] {
+  get lockShared(): Backend['lockShared'] {
     const inner = this.inner;
     return inner.lockShared ? (purpose) => inner.lockShared!(purpose) : undefined;
   }

@@ -10,12 +10,12 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DirectoryTransport } from '../../src/remote/directoryTransport.js';
-import { HttpTransport } from '../../src/remote/httpTransport.js';
-import { openTransport } from '../../src/remote/openTransport.js';
-import { S3Transport } from '../../src/remote/s3Transport.js';
-import { startStoreServer, type StoreServer } from '../../src/remote/storeServer.js';
-import { commitId, makePack, transportSuite } from './transportSuite.js';
+import { LocalBackend } from '../../src/backend/localBackend.js';
+import { HttpBackend } from '../../src/backend/httpBackend.js';
+import { openBackend } from '../../src/backend/openBackend.js';
+import { S3Backend } from '../../src/backend/s3Backend.js';
+import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
+import { commitId, makePack, transportSuite } from './backendSuite.js';
 import { motoAvailable, startS3Server, type S3TestServer } from './s3Server.js';
 
 let root: string;
@@ -36,7 +36,7 @@ async function plantFile(file: string, bytes: Uint8Array) {
 transportSuite('directory', async () => {
   const dir = path.join(root, `dir-${++n}`);
   return {
-    open: () => openTransport(dir),
+    open: () => openBackend(dir),
     plant: (key, bytes) => plantFile(path.join(dir, ...key.split('/')), bytes),
   };
 });
@@ -45,24 +45,25 @@ describe('directory transport specifics', () => {
   it('uses <dir>/.ckpt when the folder is a repository, and takes file:// URLs', async () => {
     const dir = path.join(root, `repo-${++n}`);
     await fs.mkdir(path.join(dir, '.ckpt'), { recursive: true });
-    const t = await openTransport(pathToFileURL(dir).href);
-    expect(t).toBeInstanceOf(DirectoryTransport);
+    const t = await openBackend(pathToFileURL(dir).href);
+    expect(t).toBeInstanceOf(LocalBackend);
     const p = makePack();
     await t.put(p.key, { bytes: p.bytes });
     await t.casRef('refs/heads/main', null, commitId());
     expect((await fs.stat(path.join(dir, '.ckpt', ...p.key.split('/')))).size).toBe(p.bytes.byteLength);
     expect(await fs.readdir(path.join(dir, '.ckpt', 'refs', 'heads'))).toEqual(['main']);
-    // the ref lock is released and tmp/ holds nothing after the writes
-    expect(await fs.readdir(path.join(dir, '.ckpt', 'locks', 'refs', 'heads'))).toEqual([]);
+    // the ref lock (the file a local commit takes too) is released and tmp/ holds nothing after the writes
+    expect((await fs.readdir(path.join(dir, '.ckpt', 'locks'))).filter((n) => n.endsWith('.lock'))).toEqual([]);
+    expect(await fs.readFile(path.join(dir, '.ckpt', 'logs', 'refs', 'heads', 'main'), 'utf8').catch(() => 'none')).toBe('none');
     expect(await fs.readdir(path.join(dir, '.ckpt', 'tmp'))).toEqual([]);
   });
 
   it('resolves relative paths against cwd and refuses unknown schemes', async () => {
-    const t = await openTransport(`dir-rel-${++n}`, { cwd: root });
+    const t = await openBackend(`dir-rel-${++n}`, { cwd: root });
     expect(t.url).toBe(pathToFileURL(path.join(root, `dir-rel-${n}`)).href);
-    await expect(openTransport('ftp://example/x')).rejects.toMatchObject({ code: 'E_USAGE' });
-    expect(await openTransport('http://127.0.0.1:1/repo')).toBeInstanceOf(HttpTransport);
-    expect(await openTransport('s3://some-bucket/a/b', { s3: { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } } })).toMatchObject({
+    await expect(openBackend('ftp://example/x')).rejects.toMatchObject({ code: 'E_USAGE' });
+    expect(await openBackend('http://127.0.0.1:1/repo')).toBeInstanceOf(HttpBackend);
+    expect(await openBackend('s3://some-bucket/a/b', { s3: { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } } })).toMatchObject({
       url: 's3://some-bucket/a/b/',
     });
   });
@@ -92,14 +93,14 @@ describe('over HTTP', () => {
   transportSuite('http', async () => {
     const repo = `repo-${++n}`;
     return {
-      open: async () => new HttpTransport(`${server.url}/${repo}`, { token: adminToken }),
+      open: async () => new HttpBackend(`${server.url}/${repo}`, { token: adminToken }),
       plant: (key, bytes) => plantFile(path.join(serveRoot(), repo, ...key.split('/')), bytes),
     };
   });
 
   it('an upload over the server limit fails with E_REMOTE naming the limit', async () => {
     const small = await startStoreServer({ root: path.join(root, 'small'), maxBodyBytes: 1024 * 1024, log: () => undefined });
-    const t = new HttpTransport(`${small.url}/r`, { retryDelayMs: 1 });
+    const t = new HttpBackend(`${small.url}/r`, { retryDelayMs: 1 });
     try {
       const p = makePack(8 * 1024 * 1024);
       const file = path.join(root, 'big.pack');
@@ -114,8 +115,8 @@ describe('over HTTP', () => {
 
   it('reports a missing or wrong token as E_AUTH', async () => {
     const p = makePack();
-    const anonymous = new HttpTransport(`${server.url}/auth`);
-    const reader = new HttpTransport(`${server.url}/auth`, { token: 'read-token-for-tests' });
+    const anonymous = new HttpBackend(`${server.url}/auth`);
+    const reader = new HttpBackend(`${server.url}/auth`, { token: 'read-token-for-tests' });
     try {
       await expect(anonymous.list('objects/')).rejects.toMatchObject({ code: 'E_AUTH' });
       await expect(reader.put(p.key, { bytes: p.bytes })).rejects.toMatchObject({ code: 'E_AUTH' });
@@ -152,7 +153,7 @@ describe('HTTP transport against a flaky server', () => {
       if (seen === 2) return void req.socket.destroy();
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('[]');
     });
-    const t = new HttpTransport(s.url, { retryDelayMs: 1 });
+    const t = new HttpBackend(s.url, { retryDelayMs: 1 });
     try {
       expect(await t.list('objects/')).toEqual([]);
       expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
@@ -164,7 +165,7 @@ describe('HTTP transport against a flaky server', () => {
 
   it('gives up after its retries with E_REMOTE', async () => {
     const s = await flaky((_req, res) => void res.writeHead(500).end('broken'));
-    const t = new HttpTransport(s.url, { retryDelayMs: 1, retries: 2 });
+    const t = new HttpBackend(s.url, { retryDelayMs: 1, retries: 2 });
     try {
       await expect(t.list('objects/')).rejects.toMatchObject({ code: 'E_REMOTE', data: { status: 500 } });
       expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
@@ -184,7 +185,7 @@ describe('HTTP transport against a flaky server', () => {
         res.writeHead(412, { 'Content-Type': 'application/json' }).end(JSON.stringify({ actual: next }));
       });
     });
-    const t = new HttpTransport(s.url, { retryDelayMs: 1 });
+    const t = new HttpBackend(s.url, { retryDelayMs: 1 });
     try {
       await t.casRef('refs/heads/main', null, next);
       // without a lost answer, the same 412 is a conflict
@@ -215,7 +216,7 @@ describe('over S3', () => {
       const prefix = `t${++n}/remote`;
       return {
         open: async () =>
-          new S3Transport(`s3://${s3.bucket}/${prefix}`, {
+          new S3Backend(`s3://${s3.bucket}/${prefix}`, {
             endpoint: s3.endpoint,
             region: s3.region,
             credentials: s3.credentials,

@@ -10,10 +10,10 @@ import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { CkptError, NotFoundError } from '../core/errors.js';
-import { parseKey } from '../store/objectKeys.js';
-import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from '../store/atomicFile.js';
-import { withLock, type Lock } from '../store/lockFile.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { logKey, parseKey, parseStoreFileKey } from './objectKeys.js';
+import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { withLock, type Lock } from './lockFile.js';
+import { acquireExclusive, acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
@@ -33,10 +33,14 @@ import {
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
-  type Transport,
-} from './transport.js';
+  type RangeReader,
+  type RefLogEntry,
+  type Backend,
+  whereIs,
+} from './backend.js';
+import { reflogLine } from './reflogLine.js';
 
-export interface DirectoryTransportOptions {
+export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
   lockTimeoutMs?: number;
 }
@@ -54,21 +58,21 @@ export async function resolveStoreDir(location: string): Promise<string> {
   return st?.isDirectory() ? inner : dir;
 }
 
-export async function openDirectoryTransport(
+export async function openLocalBackend(
   location: string,
-  options: DirectoryTransportOptions = {},
-): Promise<DirectoryTransport> {
-  return new DirectoryTransport(await resolveStoreDir(location), options);
+  options: LocalBackendOptions = {},
+): Promise<LocalBackend> {
+  return new LocalBackend(await resolveStoreDir(location), options);
 }
 
-export class DirectoryTransport implements Transport {
+export class LocalBackend implements Backend {
   readonly url: string;
   private readonly tmpDir: string;
   private readonly locksDir: string;
 
   constructor(
     readonly storeDir: string,
-    private readonly options: DirectoryTransportOptions = {},
+    private readonly options: LocalBackendOptions = {},
   ) {
     this.url = pathToFileURL(storeDir).href;
     this.tmpDir = path.join(storeDir, 'tmp');
@@ -100,11 +104,18 @@ export class DirectoryTransport implements Transport {
         // dot-files are partial downloads and the like; symlinks could point anywhere
         if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
         const key = rel + ent.name;
+        const kind = parseKey(key)?.kind;
+        if (key.startsWith(prefix) && kind && (ent.isDirectory() ? kind !== 'ref' : !ent.isFile())) {
+          // an object that is a folder, or any key that is a pipe or a device: store damage
+          const file = path.join(this.storeDir, ...key.split('/'));
+          const st = await fs.lstat(file);
+          throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
+        }
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
-        } else if (ent.isFile() && key.startsWith(prefix) && parseKey(key)) {
+        } else if (ent.isFile() && key.startsWith(prefix) && (parseKey(key) || parseStoreFileKey(key))) {
           const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
-          if (st) out.push({ key, size: st.size });
+          if (st) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
         }
       }
     };
@@ -113,10 +124,10 @@ export class DirectoryTransport implements Transport {
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    readableKey(key);
+    if (!parseStoreFileKey(key)) readableKey(key);
     try {
       const st = await fs.stat(this.fileFor(key));
-      return st.isFile() ? { key, size: st.size } : undefined;
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw e;
@@ -127,27 +138,24 @@ export class DirectoryTransport implements Transport {
     readableKey(key);
     const file = this.fileFor(key);
     if (!range) {
+      // a store file that is a folder, a pipe or a device is damage (E_CORRUPT), never a blocked read
+      const h = await openStoreFile(file);
+      if (!h) throw this.notFound(key);
       let bytes: Buffer;
       try {
         // a folder remote is another's store too: its objects are read only up to their kind's bound
-        const st = await fs.stat(file);
-        if (st.isFile() && st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
-        bytes = await fs.readFile(file);
-      } catch (e) {
-        if (isMissing(e)) throw this.notFound(key);
-        throw e;
+        const st = await h.stat();
+        if (st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
+        bytes = await h.readFile();
+      } finally {
+        await h.close();
       }
-      verifyBytes(key, bytes, this.url);
+      verifyBytes(key, bytes, whereIs(this, key));
       return bytes;
     }
     checkRange(range);
-    let h: fs.FileHandle;
-    try {
-      h = await fs.open(file, 'r');
-    } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
-      throw e;
-    }
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
     try {
       const buf = Buffer.allocUnsafe(range.length);
       let got = 0;
@@ -168,18 +176,27 @@ export class DirectoryTransport implements Transport {
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     const file = this.fileFor(key);
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
     let size: number;
     try {
-      size = (await fs.stat(file)).size;
+      size = (await h.stat()).size;
     } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
+      await h.close();
       throw e;
     }
     if (opts.size !== undefined && size !== opts.size) {
+      await h.close();
       throw remoteError(this.url, `${key} has ${size} bytes, its index says ${opts.size}`, { key });
     }
     // read no further than the size seen: a file that grows meanwhile does not feed us forever
-    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0 }), dest, this.url);
+    const stream = h.createReadStream({ highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0, autoClose: true });
+    try {
+      await streamToVerifiedFile(key, stream, dest, this.url);
+    } finally {
+      stream.destroy();
+      await h.close().catch(() => undefined);
+    }
   }
 
   async put(key: string, body: PutBody): Promise<void> {
@@ -192,6 +209,11 @@ export class DirectoryTransport implements Transport {
     }
     // an existing object was verified when it was written and is never rewritten
     if (await this.stat(key)) return;
+    if (body.writtenAs !== undefined && body.writtenAs === parseKey(key)?.name && path.dirname(body.file) === this.tmpDir) {
+      // our own writer hashed every byte it wrote into our tmp/: moving it into place is enough
+      await renameIntoPlace(body.file, this.fileFor(key));
+      return;
+    }
     await this.putStream(key, createReadStream(body.file, { highWaterMark: 1 << 20 }));
   }
 
@@ -228,7 +250,7 @@ export class DirectoryTransport implements Transport {
   }
 
   async delete(key: string): Promise<void> {
-    objectKey(key);
+    if (parseStoreFileKey(key)?.kind !== 'mark') objectKey(key);
     const file = this.fileFor(key);
     try {
       await fs.rm(file);
@@ -241,19 +263,23 @@ export class DirectoryTransport implements Transport {
 
   async readRef(ref: string): Promise<string | null> {
     refName(ref);
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(this.fileFor(ref));
-    } catch (e) {
-      if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
-      throw e;
+    const file = this.fileFor(ref);
+    // a folder where the ref would be holds refs below it (`fd/sub`): this ref does not exist;
+    // an empty one stands where the ref's file should be, which is damage
+    if ((await fs.lstat(file).catch(() => undefined))?.isDirectory()) {
+      if ((await fs.readdir(file)).length > 0) return null;
+      throw new CkptError('E_CORRUPT', `${file} is a folder, not a file`, { file, ref });
     }
-    return decodeRef(ref, bytes);
+    const bytes = await readFileOrUndefined(file);
+    return bytes ? decodeRef(ref, bytes) : null;
   }
 
-  /** The lock file of a ref: `locks/refs/heads/main.lock`, the same path a local repo locks. */
+  /**
+   * The lock file of a ref: `locks/refs%heads%main.lock` ('/' as '%'), the file every writer of
+   * this store takes, a local commit as much as a push (docs/format.md, locks).
+   */
   refLockFile(ref: string): string {
-    return path.join(this.locksDir, ...`${ref}.lock`.split('/'));
+    return path.join(this.locksDir, `${ref.replaceAll('/', '%')}.lock`);
   }
 
   /**
@@ -262,6 +288,46 @@ export class DirectoryTransport implements Transport {
    */
   lockShared(purpose: string): Promise<Lock> {
     return acquireShared(this.locksDir, purpose);
+  }
+
+  /** The store's exclusive lock (gc, prune): gc.lock, then no live shared lock. */
+  lockExclusive(_purpose: string): Promise<Lock> {
+    return acquireExclusive(this.locksDir);
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    if (!parseStoreFileKey(key)) throw new CkptError('E_USAGE', `not a store file: ${JSON.stringify(key)}`, { key });
+    return readFileOrUndefined(this.fileFor(key));
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    const kind = parseStoreFileKey(key)?.kind;
+    if (kind !== 'config' && kind !== 'head' && kind !== 'mark') {
+      throw new CkptError('E_USAGE', `not a store file written whole: ${JSON.stringify(key)}`, { key });
+    }
+    await writeFileAtomic(this.fileFor(key), bytes, this.tmpDir);
+  }
+
+  /** Ranged reads of one file through one open handle (checkout reads a pack chunk by chunk). */
+  async openRanges(key: string): Promise<RangeReader> {
+    readableKey(key);
+    const file = this.fileFor(key);
+    const h = await openStoreFile(file);
+    if (!h) throw this.notFound(key);
+    return {
+      read: async (offset, length) => {
+        checkRange({ offset, length });
+        const buf = Buffer.allocUnsafe(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+          got += bytesRead;
+        }
+        return buf;
+      },
+      close: () => h.close(),
+    };
   }
 
   /** A ref cannot be a file where another ref needs a folder, or the reverse (`fd` and `fd/sub`). */
@@ -276,7 +342,7 @@ export class DirectoryTransport implements Transport {
     if (st?.isDirectory()) throw new CkptError('E_REF_CONFLICT', `ref ${ref} cannot exist: refs under ${ref}/ exist`, { ref });
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     refName(ref);
     const data = next === null ? undefined : encodeRef(next);
     if (expected !== null) encodeRef(expected);
@@ -292,6 +358,11 @@ export class DirectoryTransport implements Transport {
         } else if (current !== null) {
           await fs.rm(file, { force: true });
           await fsyncDir(path.dirname(file));
+        }
+        if (log) {
+          const logFile = this.fileFor(logKey(ref));
+          await fs.mkdir(path.dirname(logFile), { recursive: true });
+          await fs.appendFile(logFile, reflogLine(current, next, log));
         }
       },
       this.options.lockTimeoutMs,

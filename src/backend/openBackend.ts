@@ -6,34 +6,34 @@
  */
 import * as path from 'node:path';
 import { UsageError } from '../core/errors.js';
-import { openDirectoryTransport, type DirectoryTransportOptions } from './directoryTransport.js';
-import { HttpTransport, type HttpTransportOptions } from './httpTransport.js';
-import type { S3TransportOptions } from './s3Transport.js';
-import type { Transport } from './transport.js';
+import { openLocalBackend, type LocalBackendOptions } from './localBackend.js';
+import { HttpBackend, type HttpBackendOptions } from './httpBackend.js';
+import type { S3BackendOptions } from './s3Backend.js';
+import type { Backend } from './backend.js';
 
-export interface OpenTransportOptions {
+export interface OpenBackendOptions {
   /** Relative directory paths resolve against this (default process.cwd()). */
   cwd?: string;
-  directory?: DirectoryTransportOptions;
-  http?: HttpTransportOptions;
-  s3?: S3TransportOptions;
+  directory?: LocalBackendOptions;
+  http?: HttpBackendOptions;
+  s3?: S3BackendOptions;
 }
 
-export async function openTransport(url: string, options: OpenTransportOptions = {}): Promise<Transport> {
+export async function openBackend(url: string, options: OpenBackendOptions = {}): Promise<Backend> {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case undefined:
       if (url === '') throw new UsageError('empty remote URL');
-      return openDirectoryTransport(path.resolve(options.cwd ?? process.cwd(), url), options.directory);
+      return openLocalBackend(path.resolve(options.cwd ?? process.cwd(), url), options.directory);
     case 'file':
-      return openDirectoryTransport(url, options.directory);
+      return openLocalBackend(url, options.directory);
     case 'http':
     case 'https':
-      return new HttpTransport(url, options.http);
+      return new HttpBackend(url, options.http);
     case 's3': {
       // the AWS SDK takes a noticeable part of a second to load: only S3 remotes pay for it
-      const { S3Transport } = await import('./s3Transport.js');
-      return new S3Transport(url, options.s3);
+      const { S3Backend } = await import('./s3Backend.js');
+      return new S3Backend(url, options.s3);
     }
     default:
       throw new UsageError(`unsupported remote URL scheme ${scheme}:// in ${url} (use a path, file://, http(s):// or s3://)`);

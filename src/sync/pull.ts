@@ -8,7 +8,7 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
 import { NonFastForwardError, isAncestor } from './ancestry.js';
 import { fetchRemote, type FetchOptions, type FetchResult } from './fetch.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 export interface PullResult {
   fetch: FetchResult;
@@ -20,7 +20,7 @@ export interface PullResult {
 
 export async function pull(
   repo: Repository,
-  t: Transport,
+  t: Backend,
   remoteName: string,
   branch: string | undefined,
   opts: Omit<FetchOptions, 'remoteName'> = {},

@@ -4,21 +4,22 @@
  * bytes go, still encoded, into a local pack; every chunk is decoded and re-hashed before the
  * pack's index makes it visible.
  */
+import { LocalBackend } from '../backend/localBackend.js';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { renameIntoPlace } from '../store/atomicFile.js';
+import { renameIntoPlace } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { packKey } from '../store/objectKeys.js';
+import { packKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter, type FinishedPack } from '../store/packWriter.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex, remoteChunkMap } from './remoteIndex.js';
 import { openRemote, readLocalConfig } from './remoteConfig.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 
 /** Records closer than this are read in one request: fewer round trips for a few wasted bytes. */
 const MAX_GAP = 256 * 1024;
@@ -41,7 +42,7 @@ interface Range {
 
 export async function fetchChunksByRange(
   repo: Repository,
-  t: Transport,
+  t: Backend,
   ids: Iterable<ObjectId>,
   opts: { jobs?: number } = {},
 ): Promise<PartialFetchResult> {
@@ -81,7 +82,7 @@ export async function fetchChunksByRange(
   const append = (r: Range, bytes: Uint8Array) => {
     chain = chain.then(async () => {
       for (const rec of r.recs) {
-        writer ??= new PackWriter(staging, store.tmpDir);
+        writer ??= new PackWriter(new LocalBackend(staging), path.join(staging, 'tmp'));
         const stored = bytes.subarray(rec.offset - r.offset, rec.offset - r.offset + rec.stored);
         await writer.add({ id: rec.id, raw: rec.raw, codec: rec.codec, planes: rec.planes, ...(rec.base ? { base: rec.base } : {}) }, stored);
         if (writer.bytes >= PACK_BYTES) {
@@ -106,10 +107,10 @@ export async function fetchChunksByRange(
     if (fin) finished.push(fin);
     // packs move in without their index (invisible), get verified, and only then are indexed
     for (const p of finished) {
-      await renameIntoPlace(path.join(staging, 'packs', `${p.pack}.pack`), path.join(store.packsDir, `${p.pack}.pack`));
+      await renameIntoPlace(path.join(staging, 'objects', 'packs', `${p.pack}.pack`), path.join(store.packsDir, `${p.pack}.pack`));
       index.addPack(p.pack, p.index, p.size, p.records);
     }
-    const reader = new ChunkReader(store.packsDir, index);
+    const reader = new ChunkReader(store.backend, index);
     try {
       for (const p of finished) for await (const _ of reader.stream(p.records.map((r) => r.id)));
     } catch (e) {
@@ -119,7 +120,7 @@ export async function fetchChunksByRange(
       await reader.close();
     }
     for (const p of finished) {
-      await renameIntoPlace(path.join(staging, 'index', `${p.index}.idx`), path.join(store.indexDir, `${p.index}.idx`));
+      await renameIntoPlace(path.join(staging, 'objects', 'index', `${p.index}.idx`), path.join(store.indexDir, `${p.index}.idx`));
     }
     result.chunks = wanted.size;
     return result;

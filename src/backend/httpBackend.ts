@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import { CkptError, CorruptObjectError, NotFoundError, RefConflictError, UsageError } from '../core/errors.js';
 import { isObjectId } from '../core/objectId.js';
-import { parseKey } from '../store/objectKeys.js';
+import { parseKey } from './objectKeys.js';
 import {
   checkRange,
   decodeRef,
@@ -31,11 +31,11 @@ import {
   type KeyInfo,
   type PutBody,
   type RemoteLock,
-  type Transport,
-} from './transport.js';
+  type Backend,
+} from './backend.js';
 import { clientLimits, guardStream, StallError, type StallLimits } from './stallGuard.js';
 
-export interface HttpTransportOptions {
+export interface HttpBackendOptions {
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
   /** Extra attempts after a connection error or 5xx; default 2. */
@@ -87,7 +87,7 @@ function contentLength(res: http.IncomingMessage): number | undefined {
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
 }
 
-export class HttpTransport implements Transport {
+export class HttpBackend implements Backend {
   readonly url: string;
   private readonly base: URL;
   private readonly basePath: string;
@@ -97,7 +97,7 @@ export class HttpTransport implements Transport {
 
   constructor(
     url: string,
-    private readonly options: HttpTransportOptions = {},
+    private readonly options: HttpBackendOptions = {},
   ) {
     try {
       this.base = new URL(url);

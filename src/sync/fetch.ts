@@ -11,15 +11,15 @@ import * as path from 'node:path';
 import { NotFoundError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { writeFileAtomic } from '../store/atomicFile.js';
+import { writeFileAtomic } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { metaKey, packKey } from '../store/objectKeys.js';
-import { acquireShared } from '../store/storeLocks.js';
+import { metaKey, packKey } from '../backend/objectKeys.js';
+import { acquireShared } from '../backend/storeLocks.js';
 import { walkNewCommits, type Walked } from './commitWalk.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { setTracking } from './push.js';
 import { readRemoteIndex, remoteChunkMap, type RemotePack } from './remoteIndex.js';
-import type { Transport } from './transport.js';
+import type { Backend } from '../backend/backend.js';
 import { verifyPackChunks } from './verifyPack.js';
 
 export interface FetchOptions {
@@ -41,7 +41,7 @@ export interface FetchResult {
   meta: number;
 }
 
-export async function fetchRemote(repo: Repository, t: Transport, opts: FetchOptions = {}): Promise<FetchResult> {
+export async function fetchRemote(repo: Repository, t: Backend, opts: FetchOptions = {}): Promise<FetchResult> {
   const lock = await acquireShared(repo.store.locksDir, 'fetch');
   try {
     return await fetchLocked(repo, t, opts);
@@ -50,7 +50,7 @@ export async function fetchRemote(repo: Repository, t: Transport, opts: FetchOpt
   }
 }
 
-async function fetchLocked(repo: Repository, t: Transport, opts: FetchOptions): Promise<FetchResult> {
+async function fetchLocked(repo: Repository, t: Backend, opts: FetchOptions): Promise<FetchResult> {
   const jobs = checkJobs(opts.jobs);
   const store = repo.store;
   // parts of many-rank commits still waiting for ranks are the remote's business, not a fetch's
@@ -99,7 +99,7 @@ async function fetchLocked(repo: Repository, t: Transport, opts: FetchOptions): 
 
 async function fetchChunks(
   repo: Repository,
-  t: Transport,
+  t: Backend,
   walked: Walked,
   jobs: number,
   result: FetchResult,
@@ -139,7 +139,7 @@ async function fetchChunks(
     onProgress?.((done += p.packSize), total);
   });
   for (const p of packs) index.addPack(p.pack, p.index, p.packSize, p.records);
-  const reader = new ChunkReader(store.packsDir, index);
+  const reader = new ChunkReader(store.backend, index);
   try {
     await mapLimit(packs, jobs, (p) => verifyPackChunks(path.join(store.packsDir, `${p.pack}.pack`), p.pack, p.records, (id) => reader.read(id)));
   } catch (e) {

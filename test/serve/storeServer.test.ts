@@ -7,8 +7,8 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStoreServer, type RequestLogEntry, type StoreServer } from '../../src/remote/storeServer.js';
-import { commitId, makeIndex, makeMeta, makePack } from './transportSuite.js';
+import { startStoreServer, type RequestLogEntry, type StoreServer } from '../../src/serve/storeServer.js';
+import { commitId, makeIndex, makeMeta, makePack } from '../backend/backendSuite.js';
 
 interface RawResponse {
   status: number;
@@ -204,7 +204,7 @@ describe('store server: uploads', () => {
     const p = makePack();
     expect((await raw(server.port, { method: 'PUT', path: `/model-a/${p.key}`, body: p.bytes, token: WRITE })).status).toBe(201);
     const list = await raw(server.port, { path: '/model-a/?list=objects/packs/', token: READ });
-    expect(JSON.parse(list.body.toString())).toEqual([{ key: p.key, size: p.bytes.byteLength }]);
+    expect(JSON.parse(list.body.toString())).toMatchObject([{ key: p.key, size: p.bytes.byteLength }]);
     // a store must not be planted inside another one (its locks/ or tmp/)
     const nested = await raw(server.port, { method: 'PUT', path: `/model-a/locks/${p.key}`, body: p.bytes, token: WRITE });
     expect(nested.status).toBe(400);

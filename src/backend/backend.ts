@@ -12,16 +12,19 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CkptError, CorruptObjectError, RefConflictError, UsageError } from '../core/errors.js';
 import { isObjectId, objectHasher, type ObjectKind } from '../core/objectId.js';
-import { parseKey, verifyObjectKey, type ParsedKey } from '../store/objectKeys.js';
-import { fsyncDir } from '../store/atomicFile.js';
+import { parseKey, verifyObjectKey, type ParsedKey } from './objectKeys.js';
+import { fsyncDir } from './atomicFile.js';
 
 export interface KeyInfo {
   key: string;
   size: number;
+  /** When the object was last written, where the backend knows it (gc spares younger objects). */
+  mtimeMs?: number;
 }
 
 export interface RemoteLock {
@@ -35,32 +38,75 @@ export interface GetToFileOptions {
   size?: number;
 }
 
-/** `file` is a local path, streamed: a pack is never read whole into memory. */
-export type PutBody = { bytes: Uint8Array } | { file: string };
+/**
+ * `file` is a local path, streamed: a pack is never read whole into memory. `writtenAs` says the
+ * caller itself wrote the file and hashed every byte it wrote to the id the key names (a pack
+ * writer); a backend on the same disk may then move the file into place instead of hashing it
+ * again. Bytes from anywhere else are always verified.
+ */
+export type PutBody = { bytes: Uint8Array } | { file: string; writtenAs?: string };
 
-export interface Transport {
+/** One entry of a ref's reflog, written by casRef under the ref's lock (docs/format.md, reflog). */
+export interface RefLogEntry {
+  /** Milliseconds since the epoch. */
+  time: number;
+  /** One line of text; whitespace runs become one space. */
+  reason: string;
+}
+
+/** Reads byte ranges of one object, keeping what makes that cheap (an open file) until closed. */
+export interface RangeReader {
+  read(offset: number, length: number): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where a store's bytes live. One interface for a local folder, `ckpt serve` and an S3 prefix:
+ * the store (src/store/) is written once against it, and sync (src/sync/) copies between two.
+ *
+ * Keys are those of objectKeys.ts: content-addressed objects (packs, indexes, metadata), refs,
+ * reflogs, and the store's small mutable files (config, HEAD, retention marks).
+ */
+export interface Backend {
   readonly url: string;
   /** Keys under a prefix like 'objects/index/' or 'refs/', sorted; only valid store keys. */
   list(prefix: string): Promise<KeyInfo[]>;
   stat(key: string): Promise<KeyInfo | undefined>;
   /** NotFoundError when missing. A whole-object read is verified; a ranged read cannot be. */
   get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
+  /** Ranged reads of one object (a pack), NotFoundError when it is missing. */
+  openRanges?(key: string): Promise<RangeReader>;
   /** Streams an object into `dest`, verifying it on the way; `dest` appears only when verified. */
   getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void>;
   /** Objects only: verified before visible; idempotent for identical content. */
   put(key: string, body: PutBody): Promise<void>;
-  /** Objects only; deleting a missing object succeeds. */
+  /** Objects and marks; deleting a missing one succeeds. */
   delete(key: string): Promise<void>;
   /** The commit id a ref holds, or null. */
   readRef(ref: string): Promise<string | null>;
-  /** Compare-and-swap; RefConflictError (with the current value) when the ref is not `expected`. */
-  casRef(ref: string, expected: string | null, next: string | null): Promise<void>;
   /**
-   * Holds the remote store's shared lock (gc protocol, storeLocks.ts) until released: a folder's
-   * lock file, a lease `ckpt serve` keeps. Absent where the remote has no gc to keep out (S3).
+   * Compare-and-swap; RefConflictError (with the current value) when the ref is not `expected`.
+   * With `log`, the change is appended to the ref's reflog under the same lock, so the ref's lock
+   * and reflog are the same whoever moves it.
+   */
+  casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void>;
+  /** A small mutable file of the store (config, HEAD, a reflog, a mark), or undefined. */
+  readFile?(key: string): Promise<Uint8Array | undefined>;
+  /** Replaces a small mutable file whole and atomically (config, HEAD, a mark; not refs, not objects). */
+  writeFile?(key: string, bytes: Uint8Array): Promise<void>;
+  /**
+   * Holds the store's shared lock (the gc protocol: commits, pushes, checkouts) until released:
+   * a folder's lock file, a lease `ckpt serve` keeps, a lock object in S3.
    */
   lockShared?(purpose: string): Promise<RemoteLock>;
+  /** The store's exclusive lock (gc, prune), granted once no shared lock is live. */
+  lockExclusive?(purpose: string): Promise<RemoteLock>;
   close?(): Promise<void>;
+}
+
+/** Where a key of a backend is, for messages: a path for a local folder, a URL otherwise. */
+export function whereIs(backend: Backend, key: string): string {
+  return backend.url.startsWith('file:') ? path.join(fileURLToPath(backend.url), ...key.split('/')) : `${backend.url}/${key}`;
 }
 
 /** Most bytes a listing, a metadata object or an index file may have when read from a remote. */
