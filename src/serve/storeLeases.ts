@@ -32,7 +32,7 @@ export class StoreLeases {
     if (this.leases.size >= this.maxLeases) throw new CkptError('E_LOCKED', `too many leases held (${this.maxLeases}); try again later`);
     const lock = await store.lockShared(`${purpose} (lease held by ckpt serve)`);
     const lease = randomBytes(16).toString('hex');
-    this.leases.set(lease, { lock, ttlMs: this.ttlMs, store: store.dir, timer: this.expireLater(lease) });
+    this.leases.set(lease, { lock, ttlMs: this.ttlMs, store: store.id, timer: this.expireLater(lease) });
     return { lease, ttlMs: this.ttlMs };
   }
 
@@ -45,7 +45,7 @@ export class StoreLeases {
   /** Extends a lease of this store; false when it is unknown or has expired. */
   renew(lease: string, store: ServedStore): boolean {
     const l = this.leases.get(lease);
-    if (!l || l.store !== store.dir) return false;
+    if (!l || l.store !== store.id) return false;
     clearTimeout(l.timer);
     l.timer = this.expireLater(lease);
     return true;
@@ -53,7 +53,7 @@ export class StoreLeases {
 
   async release(lease: string, store?: ServedStore): Promise<boolean> {
     const l = this.leases.get(lease);
-    if (!l || (store !== undefined && l.store !== store.dir)) return false;
+    if (!l || (store !== undefined && l.store !== store.id)) return false;
     this.leases.delete(lease);
     clearTimeout(l.timer);
     await l.lock.release();

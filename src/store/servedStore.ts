@@ -47,11 +47,15 @@ export class ServedStore {
   readonly backend: LocalBackend;
 
   private constructor(
-    /** The store folder: what tells two served stores apart. */
-    readonly dir: string,
+    private readonly dir: string,
     private readonly refuse: Refuse,
   ) {
     this.backend = new LocalBackend(dir);
+  }
+
+  /** What tells two served stores apart (their folder). */
+  get id(): string {
+    return this.dir;
   }
 
   /**

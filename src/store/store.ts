@@ -213,8 +213,8 @@ export class Store {
   }
 
   /** Runs `fn` holding the store's lock named `name` (one writer at a time, e.g. of Git notes). */
-  withLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
-    return withLock(path.join(this.locksDir, `${name}.lock`), fn);
+  withLock<T>(name: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+    return withLock(path.join(this.locksDir, `${name}.lock`), fn, timeoutMs);
   }
 
   // --- scratch space: tmp/, on the store's filesystem; gc removes files there after an hour ---

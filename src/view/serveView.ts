@@ -18,12 +18,12 @@ export async function serveView(store: ServedStore, name: string, res: http.Serv
   const workTree = store.workTree;
   if (workTree === undefined) throw new NotFoundError(`a page for ${name} (not a work tree's store)`);
   const state = await store.state();
-  let page = cache.get(store.dir);
+  let page = cache.get(store.id);
   if (!page || page.state !== state) {
     const repo = await Repository.open(workTree);
     const { html, csp } = renderViewHtml(await buildViewData(repo, { title: name }));
     page = { state, html: Buffer.from(html), csp };
-    cache.set(store.dir, page);
+    cache.set(store.id, page);
   }
   res.writeHead(200, {
     'Content-Type': 'text/html; charset=utf-8',
