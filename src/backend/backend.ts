@@ -75,7 +75,7 @@ export interface Backend {
   /** NotFoundError when missing. A whole-object read is verified; a ranged read cannot be. */
   get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
   /** Ranged reads of one object (a pack), NotFoundError when it is missing. */
-  openRanges?(key: string): Promise<RangeReader>;
+  openRanges(key: string): Promise<RangeReader>;
   /** Streams an object into `dest`, verifying it on the way; `dest` appears only when verified. */
   getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void>;
   /** Objects only: verified before visible; idempotent for identical content. */
@@ -91,16 +91,16 @@ export interface Backend {
    */
   casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void>;
   /** A small mutable file of the store (config, HEAD, a reflog, a mark), or undefined. */
-  readFile?(key: string): Promise<Uint8Array | undefined>;
+  readFile(key: string): Promise<Uint8Array | undefined>;
   /** Replaces a small mutable file whole and atomically (config, HEAD, a mark; not refs, not objects). */
-  writeFile?(key: string, bytes: Uint8Array): Promise<void>;
+  writeFile(key: string, bytes: Uint8Array): Promise<void>;
   /**
    * Holds the store's shared lock (the gc protocol: commits, pushes, checkouts) until released:
    * a folder's lock file, a lease `ckpt serve` keeps, a lock object in S3.
    */
-  lockShared?(purpose: string): Promise<RemoteLock>;
+  lockShared(purpose: string): Promise<RemoteLock>;
   /** The store's exclusive lock (gc, prune), granted once no shared lock is live. */
-  lockExclusive?(purpose: string): Promise<RemoteLock>;
+  lockExclusive(purpose: string): Promise<RemoteLock>;
   close?(): Promise<void>;
 }
 

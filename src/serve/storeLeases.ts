@@ -10,13 +10,14 @@
 import { randomBytes } from 'node:crypto';
 import { CkptError } from '../core/errors.js';
 import type { Lock } from '../backend/lockFile.js';
-import { acquireShared } from '../backend/storeLocks.js';
+import type { ServedStore } from '../store/servedStore.js';
 
 interface Lease {
   lock: Lock;
   timer: NodeJS.Timeout;
   ttlMs: number;
-  locksDir: string;
+  /** The store folder the lease locks. */
+  store: string;
 }
 
 export class StoreLeases {
@@ -27,11 +28,11 @@ export class StoreLeases {
     private readonly maxLeases = 256,
   ) {}
 
-  async acquire(locksDir: string, purpose: string): Promise<{ lease: string; ttlMs: number }> {
+  async acquire(store: ServedStore, purpose: string): Promise<{ lease: string; ttlMs: number }> {
     if (this.leases.size >= this.maxLeases) throw new CkptError('E_LOCKED', `too many leases held (${this.maxLeases}); try again later`);
-    const lock = await acquireShared(locksDir, `${purpose} (lease held by ckpt serve)`, { timeoutMs: 0 });
+    const lock = await store.lockShared(`${purpose} (lease held by ckpt serve)`);
     const lease = randomBytes(16).toString('hex');
-    this.leases.set(lease, { lock, ttlMs: this.ttlMs, locksDir, timer: this.expireLater(lease) });
+    this.leases.set(lease, { lock, ttlMs: this.ttlMs, store: store.id, timer: this.expireLater(lease) });
     return { lease, ttlMs: this.ttlMs };
   }
 
@@ -42,17 +43,17 @@ export class StoreLeases {
   }
 
   /** Extends a lease of this store; false when it is unknown or has expired. */
-  renew(lease: string, locksDir: string): boolean {
+  renew(lease: string, store: ServedStore): boolean {
     const l = this.leases.get(lease);
-    if (!l || l.locksDir !== locksDir) return false;
+    if (!l || l.store !== store.id) return false;
     clearTimeout(l.timer);
     l.timer = this.expireLater(lease);
     return true;
   }
 
-  async release(lease: string, locksDir?: string): Promise<boolean> {
+  async release(lease: string, store?: ServedStore): Promise<boolean> {
     const l = this.leases.get(lease);
-    if (!l || (locksDir !== undefined && l.locksDir !== locksDir)) return false;
+    if (!l || (store !== undefined && l.store !== store.id)) return false;
     this.leases.delete(lease);
     clearTimeout(l.timer);
     await l.lock.release();

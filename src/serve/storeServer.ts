@@ -29,7 +29,7 @@
  * commit whose every object the store holds (commitComplete.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -38,7 +38,7 @@ import { CkptError, CorruptObjectError, RefConflictError } from '../core/errors.
 import { isObjectId } from '../core/objectId.js';
 import { parseKey } from '../backend/objectKeys.js';
 import { assertCommitComplete } from '../sync/commitComplete.js';
-import { LocalBackend, resolveStoreDir } from '../backend/localBackend.js';
+import { ServedStore } from '../store/servedStore.js';
 import { guardStream, StallError, TooLargeError } from '../backend/stallGuard.js';
 import { StoreLeases } from './storeLeases.js';
 import { listPrefix } from '../backend/backend.js';
@@ -150,30 +150,8 @@ function statusOf(e: unknown): number {
   return 500;
 }
 
-/** realpath of the deepest part of `p` that exists, with the rest appended. */
-async function realpathOfExisting(p: string): Promise<string> {
-  try {
-    return await fs.realpath(p);
-  } catch (e) {
-    const parent = path.dirname(p);
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === p) throw e;
-    return path.join(await realpathOfExisting(parent), path.basename(p));
-  }
-}
-
 function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
-}
-
-/** lstat of each existing component of `rel` under `base`: a symlink anywhere is refused. */
-async function assertNoSymlinks(base: string, rel: string[]): Promise<void> {
-  let p = base;
-  for (const c of rel) {
-    p = path.join(p, c);
-    const st = await fs.lstat(p).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e)));
-    if (!st) return;
-    if (st.isSymbolicLink()) throw new HttpError(400, `refusing to follow a symlink under the served root: ${printable(rel.join('/'))}`);
-  }
 }
 
 export async function startStoreServer(options: StoreServerOptions): Promise<StoreServer> {
@@ -222,24 +200,16 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
   }
 
   /** Splits a raw request path into the repo's store and the key, refusing anything odd. */
-  async function locate(rawPath: string): Promise<{ store: LocalBackend; key: string }> {
+  async function locate(rawPath: string): Promise<{ store: ServedStore; key: string }> {
     if (!RAW_PATH_RE.test(rawPath)) throw new HttpError(400, 'bad path');
     const slash = rawPath.indexOf('/', 1);
     if (slash < 0) throw new HttpError(400, 'expected /<repo>/<key>');
     const repo = rawPath.slice(1, slash);
     const key = rawPath.slice(slash + 1);
     if (!SEGMENT_RE.test(repo)) throw new HttpError(400, 'bad repository name');
-    const repoDir = path.resolve(root, repo);
-    if (path.dirname(repoDir) !== root) throw new HttpError(400, 'bad repository name');
-    // no symlink under the root: not the repo, not its .ckpt, not anything on the way to a key
-    await assertNoSymlinks(root, [repo, '.ckpt']);
-    const storeDir = await resolveStoreDir(repoDir);
-    const real = await realpathOfExisting(storeDir);
-    if (!real.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
-    const rel = key.split('/').filter(Boolean);
-    await assertNoSymlinks(storeDir, rel);
-    for (const d of ['tmp', 'locks', 'objects', 'refs']) await assertNoSymlinks(storeDir, [d]);
-    return { store: new LocalBackend(storeDir), key };
+    if (path.dirname(path.resolve(root, repo)) !== root) throw new HttpError(400, 'bad repository name');
+    // no symlink under the root: not the repo, not its store, not anything on the way to a key
+    return { store: await ServedStore.open(root, repo, key, (message) => new HttpError(400, message)), key };
   }
 
   /** The request body under the size bound and the stall guard (progress every idle window). */
@@ -279,26 +249,24 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     const slash = rawPath.indexOf('/', 1);
     const deletesObject = method === 'DELETE' && slash >= 0 && parseKey(rawPath.slice(slash + 1))?.kind !== 'ref' && rawPath.length > slash + 1;
     authorize(req, deletesObject ? 'admin' : write ? 'write' : 'read');
-    const { store, key } = await locate(rawPath);
+    const { store: served, key } = await locate(rawPath);
+    const store = served.backend;
     // GET /<repo>/view: the `ckpt view` page, drawn live (src/view/serveView.ts)
-    if (key === 'view' && !write) return void (counter.bytes = await serveView(store.storeDir, rawPath.split('/')[1], res, method === 'HEAD'));
+    if (key === 'view' && !write) return void (counter.bytes = await serveView(served, rawPath.split('/')[1], res, method === 'HEAD'));
 
     if (key === '' && (method === 'POST' || (method === 'DELETE' && query.has('lease')))) {
-      const locksDir = path.join(store.storeDir, 'locks');
       if (method === 'POST' && query.has('lock')) {
-        await fs.mkdir(store.storeDir, { recursive: true });
-        await assertNoSymlinks(store.storeDir, ['locks', 'shared']);
-        const granted = await leases.acquire(locksDir, `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`);
+        const granted = await leases.acquire(served, `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`);
         sendJson(res, 201, granted);
         return;
       }
       if (method === 'POST' && query.has('renew')) {
-        if (!leases.renew(query.get('renew') ?? '', locksDir)) throw new HttpError(404, 'no such lease (expired?)');
+        if (!leases.renew(query.get('renew') ?? '', served)) throw new HttpError(404, 'no such lease (expired?)');
         res.writeHead(200, { 'Content-Length': 0 }).end();
         return;
       }
       if (method === 'DELETE') {
-        await leases.release(query.get('lease') ?? '', locksDir);
+        await leases.release(query.get('lease') ?? '', served);
         res.writeHead(204).end();
         return;
       }
@@ -342,7 +310,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         if (!isObjectId(next)) throw new HttpError(400, 'a ref body is one commit id');
         if (verifyRefTargets) {
           try {
-            await assertCommitComplete(store, next);
+            await assertCommitComplete(served, next);
           } catch (e) {
             if (e instanceof CkptError && (e.code === 'E_NOT_FOUND' || e.code === 'E_CORRUPT')) throw new HttpError(424, e.message, { code: e.code });
             throw e;
@@ -393,9 +361,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         res.writeHead(status, headers).end();
         return;
       }
-      const file = path.join(store.storeDir, ...key.split('/'));
-      // O_NOFOLLOW: a symlink put in place since the checks above is still not followed
-      const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      const fh = await served.openKey(key);
       res.writeHead(status, headers);
       const body = fh.createReadStream({ start, end, highWaterMark: 1 << 20 });
       body.on('data', (c) => (counter.bytes += c.length));

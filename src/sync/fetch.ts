@@ -6,15 +6,10 @@
  * point leaves the local store as it was, plus at most verified packs without an index, which
  * the next fetch uses instead of downloading them again.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { NotFoundError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { writeFileAtomic } from '../backend/atomicFile.js';
-import { ChunkReader } from '../store/chunkReader.js';
 import { metaKey, packKey } from '../backend/objectKeys.js';
-import { acquireShared } from '../backend/storeLocks.js';
 import { walkNewCommits, type Walked } from './commitWalk.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { setTracking } from './push.js';
@@ -42,7 +37,7 @@ export interface FetchResult {
 }
 
 export async function fetchRemote(repo: Repository, t: Backend, opts: FetchOptions = {}): Promise<FetchResult> {
-  const lock = await acquireShared(repo.store.locksDir, 'fetch');
+  const lock = await repo.store.lockShared('fetch');
   try {
     return await fetchLocked(repo, t, opts);
   } finally {
@@ -126,22 +121,21 @@ async function fetchChunks(
   const total = packs.reduce((n, p) => n + p.packSize, 0);
   let done = 0;
   await mapLimit(packs, jobs, async (p) => {
-    const dest = path.join(store.packsDir, `${p.pack}.pack`);
     // a pack file appears only once verified, so one left by an interrupted fetch is good
-    const have = await fs.stat(dest).then((s) => s.size === p.packSize, () => false);
+    const have = (await store.packInfo(p.pack).catch(() => undefined))?.size === p.packSize;
     if (have) result.packs.reused++;
     else {
       // the remote's index file says how big the pack is: a longer answer is cut off there
-      await t.getToFile(packKey(p.pack), dest, { size: p.packSize });
+      await store.receivePack(p.pack, (dest) => t.getToFile(packKey(p.pack), dest, { size: p.packSize }));
       result.packs.fetched++;
       result.packs.bytes += p.packSize;
     }
     onProgress?.((done += p.packSize), total);
   });
   for (const p of packs) index.addPack(p.pack, p.index, p.packSize, p.records);
-  const reader = new ChunkReader(store.backend, index);
+  const reader = await store.reader(index);
   try {
-    await mapLimit(packs, jobs, (p) => verifyPackChunks(path.join(store.packsDir, `${p.pack}.pack`), p.pack, p.records, (id) => reader.read(id)));
+    await mapLimit(packs, jobs, (p) => verifyPackChunks(store, p.pack, p.records, (id) => reader.read(id)));
   } catch (e) {
     await store.reloadIndex();
     throw e;
@@ -149,6 +143,6 @@ async function fetchChunks(
     await reader.close();
   }
   for (const p of packs) {
-    await writeFileAtomic(path.join(store.indexDir, `${p.index}.idx`), p.indexBytes, store.tmpDir);
+    await store.writeIndexFile(p.index, p.indexBytes);
   }
 }

@@ -4,18 +4,12 @@
  * bytes go, still encoded, into a local pack; every chunk is decoded and re-hashed before the
  * pack's index makes it visible.
  */
-import { LocalBackend } from '../backend/localBackend.js';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { NotFoundError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { renameIntoPlace } from '../backend/atomicFile.js';
-import { ChunkReader } from '../store/chunkReader.js';
 import { packKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
-import { PackWriter, type FinishedPack } from '../store/packWriter.js';
+import type { FinishedPack, PackWriter } from '../store/packWriter.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex, remoteChunkMap } from './remoteIndex.js';
 import { openRemote, readLocalConfig } from './remoteConfig.js';
@@ -74,7 +68,7 @@ export async function fetchChunksByRange(
     } else ranges.push({ pack, offset: rec.offset, length: rec.stored, recs: [rec] });
   }
 
-  const staging = path.join(store.tmpDir, `partial-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staging = store.stagingPacks('partial');
   const finished: FinishedPack[] = [];
   let writer: PackWriter | undefined;
   // ranges arrive in any order; records go into the pack one at a time
@@ -82,7 +76,7 @@ export async function fetchChunksByRange(
   const append = (r: Range, bytes: Uint8Array) => {
     chain = chain.then(async () => {
       for (const rec of r.recs) {
-        writer ??= new PackWriter(new LocalBackend(staging), path.join(staging, 'tmp'));
+        writer ??= staging.newWriter();
         const stored = bytes.subarray(rec.offset - r.offset, rec.offset - r.offset + rec.stored);
         await writer.add({ id: rec.id, raw: rec.raw, codec: rec.codec, planes: rec.planes, ...(rec.base ? { base: rec.base } : {}) }, stored);
         if (writer.bytes >= PACK_BYTES) {
@@ -107,10 +101,10 @@ export async function fetchChunksByRange(
     if (fin) finished.push(fin);
     // packs move in without their index (invisible), get verified, and only then are indexed
     for (const p of finished) {
-      await renameIntoPlace(path.join(staging, 'objects', 'packs', `${p.pack}.pack`), path.join(store.packsDir, `${p.pack}.pack`));
+      await staging.movePackIn(p.pack);
       index.addPack(p.pack, p.index, p.size, p.records);
     }
-    const reader = new ChunkReader(store.backend, index);
+    const reader = await store.reader(index);
     try {
       for (const p of finished) for await (const _ of reader.stream(p.records.map((r) => r.id)));
     } catch (e) {
@@ -120,13 +114,13 @@ export async function fetchChunksByRange(
       await reader.close();
     }
     for (const p of finished) {
-      await renameIntoPlace(path.join(staging, 'objects', 'index', `${p.index}.idx`), path.join(store.indexDir, `${p.index}.idx`));
+      await staging.moveIndexIn(p.index);
     }
     result.chunks = wanted.size;
     return result;
   } finally {
     await writer?.abort();
-    await fs.rm(staging, { recursive: true, force: true });
+    await staging.dispose();
   }
 }
 

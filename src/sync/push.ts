@@ -10,24 +10,19 @@
  * pack the remote already holds is not sent again, so a re-run after an interruption moves only
  * what is still missing.
  */
-import { LocalBackend } from '../backend/localBackend.js';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { CkptError, NotFoundError, RefConflictError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Repository } from '../repo/repository.js';
-import { readPrunedMark } from '../repo/prunedMarks.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import { indexKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
-import { PackWriter } from '../store/packWriter.js';
-import { acquireShared } from '../backend/storeLocks.js';
+import type { PackWriter } from '../store/packWriter.js';
+import type { StagingPacks } from '../store/stagingPacks.js';
 import { NonFastForwardError, isAncestor } from './ancestry.js';
 import { walkNewCommits } from './commitWalk.js';
 import { checkJobs, mapLimit } from './parallel.js';
 import { readRemoteIndex } from './remoteIndex.js';
-import type { Backend } from '../backend/backend.js';
+import type { Backend, PutBody } from '../backend/backend.js';
 
 /** New packs are cut at this size: big enough for throughput, small enough to resume cheaply. */
 const PUSH_PACK_BYTES = 64 * 1024 * 1024;
@@ -93,15 +88,15 @@ async function selectRefs(repo: Repository, opts: PushOptions): Promise<Map<stri
 }
 
 interface Upload {
-  packFile: string;
+  packBody: PutBody;
   pack: ObjectId;
   packSize: number;
-  indexFile: string;
+  indexBody: PutBody;
   index: ObjectId;
 }
 
 export async function push(repo: Repository, t: Backend, opts: PushOptions = {}): Promise<PushResult> {
-  const lock = await acquireShared(repo.store.locksDir, 'push');
+  const lock = await repo.store.lockShared('push');
   try {
     return await pushLocked(repo, t, opts);
   } finally {
@@ -152,7 +147,7 @@ async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptio
     {
       stop: async (id) => remoteMeta.has(id),
       read: (id) => store.meta.getRaw(id),
-      skipChunks: async (id) => (await readPrunedMark(repo, id)) !== undefined,
+      skipChunks: async (id) => (await repo.store.pruned.get(id)) !== undefined,
     },
     jobs,
   );
@@ -173,7 +168,7 @@ async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptio
   }
   result.chunks = missing.size;
 
-  const staging = path.join(store.tmpDir, `push-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const staging = store.stagingPacks('push');
   try {
     const uploads = await planPacks(repo, missing, staging);
     const metaToSend = [...walked.contents, ...walked.commits].filter((id) => !remoteMeta.has(id));
@@ -184,12 +179,12 @@ async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptio
     await mapLimit(uploads, jobs, async (u) => {
       if (await t.stat(packKey(u.pack))) result.packs.reused++;
       else {
-        await t.put(packKey(u.pack), { file: u.packFile });
+        await t.put(packKey(u.pack), u.packBody);
         result.packs.sent++;
         result.packs.bytes += u.packSize;
       }
       progress(u.packSize);
-      await t.put(indexKey(u.index), { file: u.indexFile });
+      await t.put(indexKey(u.index), u.indexBody);
     });
     // trees and manifests before the commits naming them; commits parents first
     await mapLimit(walked.contents.filter((id) => !remoteMeta.has(id)), jobs, async (id) => {
@@ -202,7 +197,7 @@ async function pushUnderRemoteLock(repo: Repository, t: Backend, opts: PushOptio
     }
     result.meta = metaToSend.length;
   } finally {
-    await fs.rm(staging, { recursive: true, force: true });
+    await staging.dispose();
   }
 
   for (const u of todo) {
@@ -251,9 +246,9 @@ export async function setTracking(repo: Repository, ref: string, id: ObjectId, r
 /**
  * Groups the missing chunks by the local pack holding them. A pack wholly missing is sent as it
  * is; the rest are copied record by record (stored bytes, codec, planes and base unchanged: no
- * re-encoding) into new packs under `staging`, in pack and offset order, cut at a fixed size.
+ * re-encoding) into new packs in `staging`, in pack and offset order, cut at a fixed size.
  */
-async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: string): Promise<Upload[]> {
+async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: StagingPacks): Promise<Upload[]> {
   const store = repo.store;
   const index = await store.index();
   const byPack = new Map<ObjectId, ChunkRecord[]>();
@@ -267,11 +262,13 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
   const partial: { pack: ObjectId; recs: ChunkRecord[] }[] = [];
   for (const pack of [...byPack.keys()].sort()) {
     const info = index.packs.get(pack)!;
-    const indexFile = path.join(store.indexDir, `${info.index}.idx`);
-    const own = decodeIndexFile(await fs.readFile(indexFile), indexFile).records;
+    const where = store.indexFileLocation(info.index);
+    const bytes = await store.readIndexFile(info.index);
+    if (!bytes) throw new NotFoundError(`index file ${where} (removed while pushing?)`, { where });
+    const own = decodeIndexFile(bytes, where).records;
     const recs = byPack.get(pack)!.sort((a, b) => a.offset - b.offset);
     if (own.every((r) => missing.has(r.id))) {
-      uploads.push({ packFile: path.join(store.packsDir, `${pack}.pack`), pack, packSize: info.size, indexFile, index: info.index });
+      uploads.push({ packBody: store.packBody(pack), pack, packSize: info.size, indexBody: store.indexFileBody(info.index), index: info.index });
     } else partial.push({ pack, recs });
   }
   let writer: PackWriter | undefined;
@@ -279,28 +276,18 @@ async function planPacks(repo: Repository, missing: Set<ObjectId>, staging: stri
     const fin = await writer?.finish();
     writer = undefined;
     if (fin) {
-      uploads.push({
-        packFile: path.join(staging, 'objects', 'packs', `${fin.pack}.pack`),
-        pack: fin.pack,
-        packSize: fin.size,
-        indexFile: path.join(staging, 'objects', 'index', `${fin.index}.idx`),
-        index: fin.index,
-      });
+      uploads.push({ packBody: staging.packBody(fin.pack), pack: fin.pack, packSize: fin.size, indexBody: staging.indexBody(fin.index), index: fin.index });
     }
   };
   try {
     for (const { pack, recs } of partial) {
-      const fh = await fs.open(path.join(store.packsDir, `${pack}.pack`), 'r');
+      const fh = await store.openPack(pack);
+      if (!fh) throw new NotFoundError(`pack ${store.packLocation(pack)} (removed while pushing?)`, { pack });
       try {
         for (const r of recs) {
-          const buf = Buffer.allocUnsafe(r.stored);
-          let got = 0;
-          while (got < r.stored) {
-            const { bytesRead } = await fh.read(buf, got, r.stored - got, r.offset + got);
-            if (bytesRead === 0) throw new CkptError('E_CORRUPT', `pack ${pack} ends before chunk ${r.id}`, { pack, id: r.id });
-            got += bytesRead;
-          }
-          writer ??= new PackWriter(new LocalBackend(staging), path.join(staging, 'tmp'));
+          const buf = await fh.read(r.offset, r.stored);
+          if (buf.length < r.stored) throw new CkptError('E_CORRUPT', `pack ${pack} ends before chunk ${r.id}`, { pack, id: r.id });
+          writer ??= staging.newWriter();
           await writer.add({ id: r.id, raw: r.raw, codec: r.codec, planes: r.planes, ...(r.base ? { base: r.base } : {}) }, buf);
           if (writer.bytes >= PUSH_PACK_BYTES) await finish();
         }

@@ -4,12 +4,10 @@
  * against its key on receipt. Nothing is cached between runs: the listing is the truth.
  */
 import type { ObjectId } from '../core/objectId.js';
-import { readFileOrUndefined } from '../backend/atomicFile.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import { parseKey } from '../backend/objectKeys.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import type { Store } from '../store/store.js';
-import * as path from 'node:path';
 import { isObjectId, objectId } from '../core/objectId.js';
 import { CkptError } from '../core/errors.js';
 import { mapLimit } from './parallel.js';
@@ -29,8 +27,8 @@ export interface RemotePack {
 export async function readRemoteIndex(store: Store, t: Backend, jobs: number): Promise<RemotePack[]> {
   const keys = (await t.list('objects/index/')).map((k) => ({ key: k.key, id: parseKey(k.key)?.name })).filter((k) => k.id);
   return mapLimit(keys, jobs, async ({ key, id }) => {
-    const localPath = path.join(store.indexDir, `${id}.idx`);
-    const onDisk = await readFileOrUndefined(localPath);
+    const localPath = store.indexFileLocation(id!);
+    const onDisk = await store.readIndexFile(id!);
     const local = onDisk !== undefined && objectId('index', onDisk) === id;
     const bytes = local ? onDisk : await t.get(key);
     const where = local ? localPath : `${t.url}${key}`;

@@ -4,23 +4,25 @@
  * only proves the bytes are the pack the sender named; this proves the pack holds what its
  * index says.
  */
-import { promises as fs } from 'node:fs';
-import { CorruptObjectError } from '../core/errors.js';
+import { CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import type { ChunkRecord } from '../store/packFormat.js';
+import type { Store } from '../store/store.js';
 
 const RUN_BYTES = 16 * 1024 * 1024;
 
 export async function verifyPackChunks(
-  packFile: string,
+  store: Store,
   pack: ObjectId,
   records: readonly ChunkRecord[],
   /** Raw bytes of a delta base, verified (from the local store or another received pack). */
   base: (id: ObjectId) => Promise<Uint8Array>,
 ): Promise<void> {
   const recs = [...records].sort((a, b) => a.offset - b.offset);
-  const fh = await fs.open(packFile, 'r');
+  const packFile = store.packLocation(pack);
+  const fh = await store.openPack(pack);
+  if (!fh) throw new NotFoundError(`pack ${packFile}`, { pack });
   try {
     for (let i = 0; i < recs.length; ) {
       const start = recs[i].offset;
@@ -30,13 +32,8 @@ export async function verifyPackChunks(
         end = recs[j].offset + recs[j].stored;
         j++;
       }
-      const buf = Buffer.allocUnsafe(end - start);
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
-        if (bytesRead === 0) throw new CorruptObjectError(pack, packFile, `pack ends before offset ${end}`);
-        got += bytesRead;
-      }
+      const buf = await fh.read(start, end - start);
+      if (buf.length < end - start) throw new CorruptObjectError(pack, packFile, `pack ends before offset ${end}`);
       for (const r of recs.slice(i, j)) {
         const stored = buf.subarray(r.offset - start, r.offset - start + r.stored);
         let raw: Uint8Array;
