@@ -1,21 +1,24 @@
 /**
- * Runs the shared transport suite against every transport: a directory, a real storeServer on
- * 127.0.0.1, and an S3 server on 127.0.0.1 (moto, or s3rver without the CAS race tests).
+ * Runs the shared backend suite against every backend: a folder, a real storeServer on
+ * 127.0.0.1, and an S3 server on 127.0.0.1 (moto, or s3rver without the CAS race tests); then
+ * what is particular to each (URLs, tokens, a flaky or lying HTTP peer).
  */
+import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalBackend } from '../../src/backend/localBackend.js';
 import { HttpBackend } from '../../src/backend/httpBackend.js';
 import { openBackend } from '../../src/backend/openBackend.js';
+import { RetryingBackend } from '../../src/backend/retryingBackend.js';
 import { S3Backend } from '../../src/backend/s3Backend.js';
 import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
-import { commitId, makePack, transportSuite } from './backendSuite.js';
+import { backendSuite, commitId, makePack } from './backendSuite.js';
 import { motoAvailable, startS3Server, type S3TestServer } from './s3Server.js';
 
 let root: string;
@@ -33,11 +36,31 @@ async function plantFile(file: string, bytes: Uint8Array) {
   await fs.writeFile(file, bytes);
 }
 
-transportSuite('directory', async () => {
+/** Removes a folder store's gc.lock and shared locks, as one who judged them stale would. */
+async function breakLockFiles(storeDir: string) {
+  await fs.rm(path.join(storeDir, 'locks', 'gc.lock'), { force: true });
+  const shared = path.join(storeDir, 'locks', 'shared');
+  for (const f of await fs.readdir(shared).catch(() => [])) await fs.rm(path.join(shared, f), { force: true });
+}
+
+/** The pid of a process of this host that has exited. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', ''], { stdio: 'ignore' });
+  await new Promise((r) => child.once('exit', r));
+  return child.pid!;
+}
+
+backendSuite('directory', async () => {
   const dir = path.join(root, `dir-${++n}`);
   return {
-    open: () => openBackend(dir),
+    open: (o = {}) => openBackend(dir, { directory: { lockWaitMs: o.lockWaitMs } }),
     plant: (key, bytes) => plantFile(path.join(dir, ...key.split('/')), bytes),
+    breakLocks: () => breakLockFiles(dir),
+    abandonSharedLock: async () => {
+      const pid = await deadPid();
+      await plantFile(path.join(dir, 'locks', 'shared', `${pid}-abandoned.lock`), Buffer.from(JSON.stringify({ pid, host: os.hostname(), time: Date.now(), purpose: 'commit' })));
+    },
+    lapseMs: 0,
   };
 });
 
@@ -46,14 +69,15 @@ describe('directory transport specifics', () => {
     const dir = path.join(root, `repo-${++n}`);
     await fs.mkdir(path.join(dir, '.ckpt'), { recursive: true });
     const t = await openBackend(pathToFileURL(dir).href);
-    expect(t).toBeInstanceOf(LocalBackend);
+    expect(t).toBeInstanceOf(RetryingBackend);
+    expect((t as RetryingBackend).inner).toBeInstanceOf(LocalBackend);
     const p = makePack();
     await t.put(p.key, { bytes: p.bytes });
     await t.casRef('refs/heads/main', null, commitId());
     expect((await fs.stat(path.join(dir, '.ckpt', ...p.key.split('/')))).size).toBe(p.bytes.byteLength);
     expect(await fs.readdir(path.join(dir, '.ckpt', 'refs', 'heads'))).toEqual(['main']);
-    // the ref lock is released and tmp/ holds nothing after the writes
-    expect(await fs.readdir(path.join(dir, '.ckpt', 'locks', 'refs', 'heads'))).toEqual([]);
+    // the ref lock (locks/refs%heads%main.lock, a local commit's) is released and tmp/ holds nothing after the writes
+    expect(await fs.readdir(path.join(dir, '.ckpt', 'locks'))).toEqual([]);
     expect(await fs.readdir(path.join(dir, '.ckpt', 'tmp'))).toEqual([]);
   });
 
@@ -61,7 +85,7 @@ describe('directory transport specifics', () => {
     const t = await openBackend(`dir-rel-${++n}`, { cwd: root });
     expect(t.url).toBe(pathToFileURL(path.join(root, `dir-rel-${n}`)).href);
     await expect(openBackend('ftp://example/x')).rejects.toMatchObject({ code: 'E_USAGE' });
-    expect(await openBackend('http://127.0.0.1:1/repo')).toBeInstanceOf(HttpBackend);
+    expect(((await openBackend('http://127.0.0.1:1/repo')) as RetryingBackend).inner).toBeInstanceOf(HttpBackend);
     expect(await openBackend('s3://some-bucket/a/b', { s3: { credentials: { accessKeyId: 'a', secretAccessKey: 'b' } } })).toMatchObject({
       url: 's3://some-bucket/a/b/',
     });
@@ -74,6 +98,8 @@ describe('over HTTP', () => {
   const adminToken = 'admin-token-for-tests';
   const serveRoot = () => path.join(root, 'served');
 
+  const leaseMs = 2000;
+
   beforeAll(async () => {
     server = await startStoreServer({
       root: serveRoot(),
@@ -82,6 +108,8 @@ describe('over HTTP', () => {
       adminToken,
       // the suite moves refs to random ids and deletes objects: an admin client on a lax server
       verifyRefTargets: false,
+      // short leases, so an abandoned one lapses within a test
+      leaseMs,
       log: () => undefined,
     });
   });
@@ -89,17 +117,24 @@ describe('over HTTP', () => {
     await server.close();
   });
 
-  transportSuite('http', async () => {
+  backendSuite('http', async () => {
     const repo = `repo-${++n}`;
     return {
-      open: async () => new HttpBackend(`${server.url}/${repo}`, { token: adminToken }),
+      open: async (o = {}) => new HttpBackend(`${server.url}/${repo}`, { token: adminToken, lockWaitMs: o.lockWaitMs }),
       plant: (key, bytes) => plantFile(path.join(serveRoot(), repo, ...key.split('/')), bytes),
+      breakLocks: () => breakLockFiles(path.join(serveRoot(), repo)),
+      // a lease taken and never renewed: the client vanished
+      abandonSharedLock: async () => {
+        const res = await fetch(`${server.url}/${repo}/?lock=abandoned`, { method: 'POST', headers: { Authorization: `Bearer ${writeToken}` } });
+        expect(res.status).toBe(201);
+      },
+      lapseMs: leaseMs,
     };
   });
 
   it('an upload over the server limit fails with E_REMOTE naming the limit', async () => {
     const small = await startStoreServer({ root: path.join(root, 'small'), maxBodyBytes: 1024 * 1024, log: () => undefined });
-    const t = new HttpBackend(`${small.url}/r`, { retryDelayMs: 1 });
+    const t = new RetryingBackend(new HttpBackend(`${small.url}/r`), { delayMs: 1 });
     try {
       const p = makePack(8 * 1024 * 1024);
       const file = path.join(root, 'big.pack');
@@ -152,7 +187,7 @@ describe('HTTP transport against a flaky server', () => {
       if (seen === 2) return void req.socket.destroy();
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('[]');
     });
-    const t = new HttpBackend(s.url, { retryDelayMs: 1 });
+    const t = new RetryingBackend(new HttpBackend(s.url), { delayMs: 1 });
     try {
       expect(await t.list('objects/')).toEqual([]);
       expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
@@ -164,7 +199,7 @@ describe('HTTP transport against a flaky server', () => {
 
   it('gives up after its retries with E_REMOTE', async () => {
     const s = await flaky((_req, res) => void res.writeHead(500).end('broken'));
-    const t = new HttpBackend(s.url, { retryDelayMs: 1, retries: 2 });
+    const t = new RetryingBackend(new HttpBackend(s.url), { delayMs: 1, retries: 2 });
     try {
       await expect(t.list('objects/')).rejects.toMatchObject({ code: 'E_REMOTE', data: { status: 500 } });
       expect(s.seen.get('GET /repo/?list=objects%2F')).toBe(3);
@@ -184,7 +219,7 @@ describe('HTTP transport against a flaky server', () => {
         res.writeHead(412, { 'Content-Type': 'application/json' }).end(JSON.stringify({ actual: next }));
       });
     });
-    const t = new HttpBackend(s.url, { retryDelayMs: 1 });
+    const t = new RetryingBackend(new HttpBackend(s.url), { delayMs: 1 });
     try {
       await t.casRef('refs/heads/main', null, next);
       // without a lost answer, the same 412 is a conflict
@@ -209,21 +244,34 @@ describe('over S3', () => {
   const casSkipReason = motoAvailable()
     ? undefined
     : 'moto is not installed and the fallback, s3rver, ignores conditional writes';
-  transportSuite(
+  // S3 gives Last-Modified to the second: a lease of 4 s, refreshed every 1.3 s, is live throughout
+  const leaseMs = 4000;
+  backendSuite(
     's3',
     async () => {
       const prefix = `t${++n}/remote`;
       return {
-        open: async () =>
+        open: async (o = {}) =>
           new S3Backend(`s3://${s3.bucket}/${prefix}`, {
             endpoint: s3.endpoint,
             region: s3.region,
             credentials: s3.credentials,
             partSize: 5 * 1024 * 1024,
+            locks: { leaseMs, waitMs: o.lockWaitMs, pollMs: 100 },
           }),
         plant: async (key, bytes) => {
           await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/${key}`, Body: bytes }));
         },
+        breakLocks: async () => {
+          const page = await s3.client.send(new ListObjectsV2Command({ Bucket: s3.bucket, Prefix: `${prefix}/locks/` }));
+          for (const o of page.Contents ?? []) await s3.client.send(new DeleteObjectCommand({ Bucket: s3.bucket, Key: o.Key! }));
+        },
+        // a lock object its holder stopped refreshing
+        abandonSharedLock: async () => {
+          const body = JSON.stringify({ host: 'elsewhere', pid: 1, time: Date.now(), purpose: 'commit', id: 'abandoned' });
+          await s3.client.send(new PutObjectCommand({ Bucket: s3.bucket, Key: `${prefix}/locks/shared/abandoned.lock`, Body: body }));
+        },
+        lapseMs: leaseMs + 1000,
       };
     },
     { casSkipReason, flatRefsReason: 'S3 keys are flat: refs/heads/fd and refs/heads/fd/sub are two unrelated keys' },
