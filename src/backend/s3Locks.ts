@@ -109,7 +109,13 @@ function hold(store: LockObjectStore, url: string, key: string, etag: string, re
     everyMs: s.refreshMs,
     since,
     renew: async () => {
-      const next = await store.replace(key, JSON.stringify({ ...rec, time: Date.now() }), current);
+      const body = JSON.stringify({ ...rec, time: Date.now() });
+      let next = await store.replace(key, body, current);
+      // a rewrite whose answer was lost and was sent again fails its own If-Match: still ours
+      if (next === undefined) {
+        const now = await store.read(key);
+        if (now?.body === body) next = now.etag;
+      }
       if (next === undefined) return false;
       current = next;
       return true;
@@ -129,7 +135,13 @@ export async function acquireS3Shared(store: LockObjectStore, url: string, purpo
     const since = Date.now();
     const etag = await createOwn(store, key, JSON.stringify(rec));
     if (etag === undefined) throw new CkptError('E_REMOTE', `${url}: could not create the lock ${key}`, { url, key });
-    gc = await store.read(GC_LOCK);
+    try {
+      gc = await store.read(GC_LOCK);
+    } catch (e) {
+      // a lock left behind would keep gc out for a whole lease
+      await store.remove(key, etag).catch(() => undefined);
+      throw e;
+    }
     if (!gc) return hold(store, url, key, etag, rec, s, since);
     await store.remove(key, etag);
     if (isStale(gc, s)) {

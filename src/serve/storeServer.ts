@@ -405,7 +405,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         if (id === null) throw new HttpError(404, `no ref ${key}`);
         const body = Buffer.from(`${id}\n`);
         res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.byteLength, ETag: `"${id}"` });
-        res.end(method === 'HEAD' ? undefined : body);
+        res.end(body);
         counter.bytes = body.byteLength;
         return;
       }

@@ -3,7 +3,7 @@
  * 127.0.0.1, and an S3 server on 127.0.0.1 (moto, or s3rver without the CAS race tests); then
  * what is particular to each (URLs, tokens, a flaky or lying HTTP peer).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -18,6 +18,8 @@ import { openBackend } from '../../src/backend/openBackend.js';
 import { RetryingBackend } from '../../src/backend/retryingBackend.js';
 import { S3Backend } from '../../src/backend/s3Backend.js';
 import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
+import { markKey } from '../../src/backend/objectKeys.js';
+import { parseReflog } from '../../src/backend/reflogLine.js';
 import { backendSuite, commitId, makePack } from './backendSuite.js';
 import { motoAvailable, startS3Server, type S3TestServer } from './s3Server.js';
 
@@ -79,6 +81,27 @@ describe('directory transport specifics', () => {
     // the ref lock (locks/refs%heads%main.lock, a local commit's) is released and tmp/ holds nothing after the writes
     expect(await fs.readdir(path.join(dir, '.ckpt', 'locks'))).toEqual([]);
     expect(await fs.readdir(path.join(dir, '.ckpt', 'tmp'))).toEqual([]);
+  });
+
+  it('a pipe or a folder where a store file should be is E_CORRUPT or absent, never a read that hangs', async () => {
+    const dir = path.join(root, `fifo-${++n}`);
+    const t = await openBackend(dir);
+    const p = makePack();
+    for (const key of [p.key, 'refs/heads/main', 'config', 'logs/refs/heads/main']) {
+      await fs.mkdir(path.dirname(path.join(dir, key)), { recursive: true });
+      expect(spawnSync('mkfifo', [path.join(dir, key)]).status).toBe(0);
+    }
+    await expect(t.get(p.key)).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.get(p.key, { offset: 0, length: 4 })).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.openRanges(p.key)).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.getToFile(p.key, path.join(root, `fifo-out-${n}`))).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.readRef('refs/heads/main')).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.readFile('config')).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    await expect(t.readFile('logs/refs/heads/main')).rejects.toMatchObject({ code: 'E_CORRUPT' });
+    expect(await t.list('')).toEqual([]);
+    // a folder of refs is no ref
+    await t.casRef('refs/heads/team/a', null, commitId());
+    expect(await t.readRef('refs/heads/team')).toBeNull();
   });
 
   it('resolves relative paths against cwd and refuses unknown schemes', async () => {
@@ -159,6 +182,105 @@ describe('over HTTP', () => {
     } finally {
       await anonymous.close();
       await reader.close();
+    }
+  });
+});
+
+describe('HTTP: what each token may do', () => {
+  let server: StoreServer;
+  const tokens = { readToken: 'r-tok', writeToken: 'w-tok', adminToken: 'a-tok' };
+
+  beforeAll(async () => {
+    server = await startStoreServer({ root: path.join(root, 'tokens'), ...tokens, verifyRefTargets: false, log: () => undefined });
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  const client = (repo: string, token: string) => new HttpBackend(`${server.url}/${repo}`, { token, lockWaitMs: 200 });
+  const raw = (repo: string, method: string, key: string, token: string, init: { headers?: Record<string, string>; body?: Uint8Array } = {}) =>
+    fetch(`${server.url}/${repo}/${key}`, { method, headers: { Authorization: `Bearer ${token}`, ...init.headers }, body: init.body });
+
+  it('refs are created, moved and deleted with the write token; marks and the exclusive lock need the admin token', async () => {
+    const [reader, writer, admin] = [client('t1', tokens.readToken), client('t1', tokens.writeToken), client('t1', tokens.adminToken)];
+    try {
+      const [a, b] = [commitId(), commitId()];
+      await writer.casRef('refs/heads/main', null, a, { time: 1, reason: 'create' });
+      await writer.casRef('refs/heads/main', a, b, { time: 2, reason: 'move' });
+      await expect(reader.casRef('refs/heads/main', b, null)).rejects.toMatchObject({ code: 'E_AUTH' });
+      // deleting a ref takes what moving it takes
+      await writer.casRef('refs/heads/main', b, null, { time: 3, reason: 'delete' });
+      expect(parseReflog(Buffer.from((await reader.readFile('logs/refs/heads/main'))!).toString()).map((l) => l.reason)).toEqual(['create', 'move', 'delete']);
+      await writer.writeFile('config', Buffer.from('{}\n'));
+      await writer.writeFile('HEAD', Buffer.from('ref: refs/heads/main\n'));
+      await expect(reader.writeFile('HEAD', Buffer.from('x'))).rejects.toMatchObject({ code: 'E_AUTH' });
+      // a mark tells gc to drop a commit's chunks: as destructive as a delete
+      const mark = markKey(a);
+      await expect(writer.writeFile(mark, Buffer.from('{}'))).rejects.toMatchObject({ code: 'E_AUTH', message: expect.stringContaining('admin token') });
+      await admin.writeFile(mark, Buffer.from('{}'));
+      await expect(writer.delete(mark)).rejects.toMatchObject({ code: 'E_AUTH' });
+      expect(await reader.readFile(mark)).toBeDefined();
+      await admin.delete(mark);
+      expect(await reader.readFile(mark)).toBeUndefined();
+      // gc's lock is the admin's; a pusher's lease is the writer's
+      await expect(writer.lockExclusive('gc')).rejects.toMatchObject({ code: 'E_AUTH' });
+      await expect(reader.lockShared('push')).rejects.toMatchObject({ code: 'E_AUTH' });
+      const s = await writer.lockShared('push');
+      await s.release();
+      const x = await admin.lockExclusive('gc');
+      x.check();
+      await x.release();
+    } finally {
+      await Promise.all([reader, writer, admin].map((c) => c.close()));
+    }
+  });
+
+  it('refuses writes to reflogs, deletes of config and HEAD, oversized store files and malformed reflog entries', async () => {
+    const id = commitId();
+    expect((await raw('t2', 'PUT', 'logs/refs/heads/main', tokens.adminToken, { body: Buffer.from('x') })).status).toBe(405);
+    expect((await raw('t2', 'DELETE', 'config', tokens.adminToken)).status).toBe(405);
+    expect((await raw('t2', 'DELETE', 'HEAD', tokens.adminToken)).status).toBe(405);
+    expect((await raw('t2', 'PUT', 'config', tokens.writeToken, { body: Buffer.alloc(1024 * 1024 + 1) })).status).toBe(413);
+    for (const bad of ['x', '12', '-1 reason', '1 two words', '1 %E0%A4%A', `${'9'.repeat(20)} r`]) {
+      const a = await raw('t2', 'PUT', 'refs/heads/main', tokens.writeToken, { headers: { 'If-None-Match': '*', 'ckpt-reflog': bad }, body: Buffer.from(`${id}\n`) });
+      expect(a.status, bad).toBe(400);
+    }
+    const reader = client('t2', tokens.readToken);
+    expect(await reader.readRef('refs/heads/main')).toBeNull();
+    expect(await reader.list('')).toEqual([]);
+    await reader.close();
+  });
+});
+
+describe('HTTP transport against a lying server', () => {
+  it('a listing keeps only store keys under the prefix asked for, and refuses entries that are not {key, size}', async () => {
+    const p = makePack();
+    let answer: unknown = [];
+    const srv = http.createServer((_req, res) => void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(answer)));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const t = new HttpBackend(`http://127.0.0.1:${(srv.address() as AddressInfo).port}/repo`);
+    try {
+      answer = [
+        { key: p.key, size: 10 },
+        { key: 'refs/heads/main', size: 65 },
+        { key: '../../etc/passwd', size: 1 },
+        { key: `objects/packs/../../${p.key}`, size: 1 },
+        { key: 'objects/packs/zz.pack', size: 1 },
+        { key: 'config.local', size: 1 },
+        { key: 'tmp/x', size: 1 },
+      ];
+      expect(await t.list('objects/packs/')).toEqual([{ key: p.key, size: 10 }]);
+      expect(await t.list('')).toEqual([
+        { key: p.key, size: 10 },
+        { key: 'refs/heads/main', size: 65 },
+      ]);
+      for (const bad of [[{ key: p.key, size: -1 }], [{ key: p.key, size: 1.5 }], [{ key: p.key }], [{ key: 7, size: 1 }], { key: p.key, size: 1 }, 'not a list']) {
+        answer = bad;
+        await expect(t.list('objects/'), JSON.stringify(bad)).rejects.toMatchObject({ code: 'E_REMOTE' });
+      }
+    } finally {
+      await t.close();
+      await new Promise<void>((r) => srv.close(() => r()));
     }
   });
 });
