@@ -7,7 +7,6 @@
  * what only the server needs: the checks above, its leases' shared lock, ranged streaming of a
  * key's file, and what the view page depends on.
  */
-import { LocalBackend } from '../backend/localBackend.js';
 import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
@@ -87,6 +86,13 @@ export class ServedStore {
     await fs.mkdir(this.dir, { recursive: true });
     await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
     return acquireShared(path.join(this.dir, 'locks'), purpose, { timeoutMs: 0 });
+  }
+
+  /** The store's lock folder, for a lease `ckpt serve` keeps (storeLocks.ts), checked for symlinks. */
+  async locksDir(): Promise<string> {
+    await fs.mkdir(path.join(this.dir, 'locks', 'shared'), { recursive: true });
+    await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
+    return path.join(this.dir, 'locks');
   }
 
   /** The file of a key (checked by the caller) for streaming a range of it; a symlink put in place since the checks is still not followed. */
