@@ -25,7 +25,7 @@ interface Lease {
   lock: Lock;
   timer: NodeJS.Timeout;
   ttlMs: number;
-  locksDir: string;
+  lockFolder: string;
   mode: LeaseMode;
   granted: boolean;
 }
@@ -51,21 +51,21 @@ export class StoreLeases {
     private readonly maxLeases = 256,
   ) {}
 
-  async acquire(locksDir: string, purpose: string, mode: LeaseMode = 'shared'): Promise<LeaseGrant> {
+  async acquire(lockFolder: string, purpose: string, mode: LeaseMode = 'shared'): Promise<LeaseGrant> {
     if (this.leases.size >= this.maxLeases) throw new CkptError('E_LOCKED', `too many leases held (${this.maxLeases}); try again later`);
     const held = `${purpose} (lease held by ckpt serve)`;
-    const lock = mode === 'shared' ? await acquireShared(locksDir, held, { timeoutMs: 0 }) : await acquireLock(gcLockFile(locksDir), 0, { purpose: held });
+    const lock = mode === 'shared' ? await acquireShared(lockFolder, held, { timeoutMs: 0 }) : await acquireLock(gcLockFile(lockFolder), 0, { purpose: held });
     let granted = true;
     if (mode === 'exclusive') {
       try {
-        granted = (await liveSharers(locksDir)).length === 0;
+        granted = (await liveSharers(lockFolder)).length === 0;
       } catch (e) {
         await lock.release();
         throw e;
       }
     }
     const lease = randomBytes(16).toString('hex');
-    this.leases.set(lease, { lock, ttlMs: this.ttlMs, locksDir, mode, granted, timer: this.expireLater(lease) });
+    this.leases.set(lease, { lock, ttlMs: this.ttlMs, lockFolder, mode, granted, timer: this.expireLater(lease) });
     return { lease, ttlMs: this.ttlMs, granted };
   }
 
@@ -79,9 +79,9 @@ export class StoreLeases {
    * Extends a lease of this store; undefined when it is unknown, has expired, or its lock was
    * broken meanwhile. An exclusive lease not yet granted looks again for live shared locks.
    */
-  async renew(lease: string, locksDir: string): Promise<LeaseRenewal | undefined> {
+  async renew(lease: string, lockFolder: string): Promise<LeaseRenewal | undefined> {
     const l = this.leases.get(lease);
-    if (!l || l.locksDir !== locksDir) return undefined;
+    if (!l || l.lockFolder !== lockFolder) return undefined;
     try {
       l.lock.check();
     } catch {
@@ -91,14 +91,14 @@ export class StoreLeases {
     clearTimeout(l.timer);
     l.timer = this.expireLater(lease);
     if (l.granted) return { granted: true };
-    const live = await liveSharers(locksDir);
+    const live = await liveSharers(lockFolder);
     l.granted = live.length === 0;
     return l.granted ? { granted: true } : { granted: false, waitingFor: live };
   }
 
-  async release(lease: string, locksDir?: string): Promise<boolean> {
+  async release(lease: string, lockFolder?: string): Promise<boolean> {
     const l = this.leases.get(lease);
-    if (!l || (locksDir !== undefined && l.locksDir !== locksDir)) return false;
+    if (!l || (lockFolder !== undefined && l.lockFolder !== lockFolder)) return false;
     this.leases.delete(lease);
     clearTimeout(l.timer);
     await l.lock.release();

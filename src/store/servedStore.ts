@@ -89,7 +89,7 @@ export class ServedStore {
   }
 
   /** The store's lock folder, for a lease `ckpt serve` keeps (storeLocks.ts), checked for symlinks. */
-  async locksDir(): Promise<string> {
+  async lockFolder(): Promise<string> {
     await fs.mkdir(path.join(this.dir, 'locks', 'shared'), { recursive: true });
     await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
     return path.join(this.dir, 'locks');
