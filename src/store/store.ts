@@ -1,6 +1,9 @@
 /**
- * The object store in `.ckpt/`: packs and their index, loose metadata objects, refs, locks and
- * tmp. This is the one place that knows the directory layout.
+ * The object store in `.ckpt/`: packs and their index, loose metadata objects, refs, retention
+ * marks, locks and tmp. With the other files of src/store/, this is the one place that knows the
+ * directory layout: callers elsewhere ask for what they mean (a shared lock, a scratch file, the
+ * list of packs, a pack's bytes, the reflogs) and never build a path inside the store
+ * (test/docs/storePaths.test.ts).
  */
 import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
