@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { parseKey, type KeyKind } from './objectKeys.js';
-import type { GetToFileOptions, KeyInfo, PutBody, Backend } from './backend.js';
+import type { GetToFileOptions, KeyInfo, PutBody, Backend, RangeReader, RefLogEntry, RemoteLock } from './backend.js';
 
 export interface TransferCounts {
   /** Object and ref bytes uploaded. */
@@ -32,10 +32,12 @@ export class CountingBackend implements Backend {
     return this.inner.url;
   }
 
-  /** The inner transport's lock, when it has one. */
-  get lockShared(): Backend['lockShared'] {
-    const inner = this.inner;
-    return inner.lockShared ? (purpose) => inner.lockShared!(purpose) : undefined;
+  lockShared(purpose: string): Promise<RemoteLock> {
+    return this.inner.lockShared(purpose);
+  }
+
+  lockExclusive(purpose: string): Promise<RemoteLock> {
+    return this.inner.lockExclusive(purpose);
   }
 
   private sent(key: string, n: number): void {
@@ -69,6 +71,33 @@ export class CountingBackend implements Backend {
     return b;
   }
 
+  async openRanges(key: string): Promise<RangeReader> {
+    this.counts.requests++;
+    const reader = await this.inner.openRanges(key);
+    return {
+      read: async (offset, length) => {
+        this.counts.requests++;
+        const b = await reader.read(offset, length);
+        this.received(key, b.byteLength);
+        return b;
+      },
+      close: () => reader.close(),
+    };
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    this.counts.requests++;
+    const b = await this.inner.readFile(key);
+    if (b) this.received(key, b.byteLength);
+    return b;
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    this.counts.requests++;
+    await this.inner.writeFile(key, bytes);
+    this.sent(key, bytes.byteLength);
+  }
+
   async getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void> {
     this.counts.requests++;
     await this.inner.getToFile(key, dest, opts);
@@ -94,9 +123,9 @@ export class CountingBackend implements Backend {
     return id;
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     this.counts.requests++;
-    await this.inner.casRef(ref, expected, next);
+    await this.inner.casRef(ref, expected, next, log);
     if (next) this.sent(ref, next.length + 1);
   }
 

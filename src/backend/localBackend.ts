@@ -6,18 +6,25 @@
  * A missing folder reads as an empty remote and is created by the first write, so a push can
  * start a new remote.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CkptError, NotFoundError } from '../core/errors.js';
-import { parseKey } from './objectKeys.js';
-import { fsyncDir, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
+import { logKey, parseKey } from './objectKeys.js';
+import { fsyncDir, kindOfEntry, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
 import { withLock, type Lock } from './lockFile.js';
-import { acquireShared } from './storeLocks.js';
+import { acquireExclusive, acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
   decodeRef,
+  deletableKey,
+  isListableKey,
+  maxStoreFileBytes,
+  statableKey,
+  storeFileKey,
+  writableStoreFileKey,
+  REF_OBJECT_MAX,
   encodeRef,
   keyVerifier,
   listPrefix,
@@ -33,18 +40,79 @@ import {
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
+  type RangeReader,
+  type RefLogEntry,
   type Backend,
+  whereIs,
 } from './backend.js';
+import { reflogLine } from './reflogLine.js';
 
 export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
   lockTimeoutMs?: number;
+  /** How long lockShared and lockExclusive wait for the other side (default 30 and 10 min). */
+  lockWaitMs?: number;
 }
 
 const isMissing = (e: unknown) => {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 };
+
+/**
+ * Opens a file of the store for reading: undefined when it is missing or a folder (a ref name
+ * that is a folder of refs); E_CORRUPT for a pipe, a socket or a device, which a read would block
+ * on or never finish. The open never blocks (O_NONBLOCK, which regular files ignore).
+ */
+async function openRegular(file: string): Promise<{ h: fs.FileHandle; size: number } | undefined> {
+  let h: fs.FileHandle;
+  try {
+    h = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
+    throw e;
+  }
+  try {
+    const st = await h.stat();
+    if (st.isDirectory()) {
+      await h.close();
+      return undefined;
+    }
+    if (!st.isFile()) throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
+    return { h, size: st.size };
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Exactly `length` bytes at `offset`, or fewer when the file ends first. */
+async function readAt(h: fs.FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+/**
+ * A whole file of at most `max` bytes (`tooLarge` says what else it is), undefined when missing.
+ * Only the size seen at open is read: a file that grows meanwhile does not feed us forever.
+ */
+async function readBounded(file: string, max: number, tooLarge: (size: number) => Error): Promise<Buffer | undefined> {
+  const opened = await openRegular(file);
+  if (!opened) return undefined;
+  const { h, size } = opened;
+  try {
+    if (size > max) throw tooLarge(size);
+    return await readAt(h, 0, size);
+  } finally {
+    await h.close();
+  }
+}
 
 /** Resolves a path or file:// URL to the store directory it designates. */
 export async function resolveStoreDir(location: string): Promise<string> {
@@ -100,11 +168,18 @@ export class LocalBackend implements Backend {
         // dot-files are partial downloads and the like; symlinks could point anywhere
         if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
         const key = rel + ent.name;
+        const kind = parseKey(key)?.kind;
+        if (key.startsWith(prefix) && kind && (ent.isDirectory() ? kind !== 'ref' : !ent.isFile())) {
+          // an object that is a folder, or any key that is a pipe or a device: store damage
+          const file = path.join(this.storeDir, ...key.split('/'));
+          const st = await fs.lstat(file);
+          throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
+        }
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
-        } else if (ent.isFile() && key.startsWith(prefix) && parseKey(key)) {
+        } else if (ent.isFile() && key.startsWith(prefix) && isListableKey(key)) {
           const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
-          if (st) out.push({ key, size: st.size });
+          if (st) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
         }
       }
     };
@@ -113,10 +188,10 @@ export class LocalBackend implements Backend {
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    readableKey(key);
+    statableKey(key);
     try {
       const st = await fs.stat(this.fileFor(key));
-      return st.isFile() ? { key, size: st.size } : undefined;
+      return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
     } catch (e) {
       if (isMissing(e)) return undefined;
       throw e;
@@ -127,59 +202,50 @@ export class LocalBackend implements Backend {
     readableKey(key);
     const file = this.fileFor(key);
     if (!range) {
-      let bytes: Buffer;
-      try {
-        // a folder remote is another's store too: its objects are read only up to their kind's bound
-        const st = await fs.stat(file);
-        if (st.isFile() && st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
-        bytes = await fs.readFile(file);
-      } catch (e) {
-        if (isMissing(e)) throw this.notFound(key);
-        throw e;
-      }
+      // a folder remote is another's store too: its objects are read only up to their kind's bound
+      const max = maxResponseBytes(key);
+      const bytes = await readBounded(file, max, () => new TooLargeError(`${this.url}: ${key}`, max));
+      if (!bytes) throw this.notFound(key);
       verifyBytes(key, bytes, this.url);
       return bytes;
     }
     checkRange(range);
-    let h: fs.FileHandle;
+    const opened = await openRegular(file);
+    if (!opened) throw this.notFound(key);
     try {
-      h = await fs.open(file, 'r');
-    } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
-      throw e;
-    }
-    try {
-      const buf = Buffer.allocUnsafe(range.length);
-      let got = 0;
-      while (got < range.length) {
-        const { bytesRead } = await h.read(buf, got, range.length - got, range.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== range.length) {
-        throw remoteError(this.url, `range ${range.offset}+${range.length} runs past the end of ${key}`, { key });
-      }
-      return buf;
+      return await this.readRange(key, opened.h, opened.size, range.offset, range.length);
     } finally {
-      await h.close();
+      await opened.h.close();
     }
+  }
+
+  /** A range of an open file of `size` bytes; one that runs past the end is E_REMOTE. */
+  private async readRange(key: string, h: fs.FileHandle, size: number, offset: number, length: number): Promise<Buffer> {
+    const pastEnd = () => remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+    if (offset + length > size) throw pastEnd();
+    const buf = await readAt(h, offset, length);
+    if (buf.byteLength !== length) throw pastEnd();
+    return buf;
   }
 
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     const file = this.fileFor(key);
-    let size: number;
-    try {
-      size = (await fs.stat(file)).size;
-    } catch (e) {
-      if (isMissing(e)) throw this.notFound(key);
-      throw e;
-    }
+    const opened = await openRegular(file);
+    if (!opened) throw this.notFound(key);
+    const { h, size } = opened;
     if (opts.size !== undefined && size !== opts.size) {
+      await h.close();
       throw remoteError(this.url, `${key} has ${size} bytes, its index says ${opts.size}`, { key });
     }
     // read no further than the size seen: a file that grows meanwhile does not feed us forever
-    await streamToVerifiedFile(key, createReadStream(file, { highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0 }), dest, this.url);
+    const stream = h.createReadStream({ highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0, autoClose: true });
+    try {
+      await streamToVerifiedFile(key, stream, dest, this.url);
+    } finally {
+      stream.destroy();
+      await h.close().catch(() => undefined);
+    }
   }
 
   async put(key: string, body: PutBody): Promise<void> {
@@ -192,6 +258,11 @@ export class LocalBackend implements Backend {
     }
     // an existing object was verified when it was written and is never rewritten
     if (await this.stat(key)) return;
+    if (body.writtenAs !== undefined && body.writtenAs === parseKey(key)?.name && path.dirname(body.file) === this.tmpDir) {
+      // our own writer hashed every byte it wrote into our tmp/: moving it into place is enough
+      await renameIntoPlace(body.file, this.fileFor(key));
+      return;
+    }
     await this.putStream(key, createReadStream(body.file, { highWaterMark: 1 << 20 }));
   }
 
@@ -228,7 +299,7 @@ export class LocalBackend implements Backend {
   }
 
   async delete(key: string): Promise<void> {
-    objectKey(key);
+    deletableKey(key);
     const file = this.fileFor(key);
     try {
       await fs.rm(file);
@@ -241,19 +312,23 @@ export class LocalBackend implements Backend {
 
   async readRef(ref: string): Promise<string | null> {
     refName(ref);
-    let bytes: Buffer;
-    try {
-      bytes = await fs.readFile(this.fileFor(ref));
-    } catch (e) {
-      if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return null;
-      throw e;
+    const file = this.fileFor(ref);
+    // a folder where the ref would be holds refs below it (`fd/sub`): this ref does not exist;
+    // an empty one stands where the ref's file should be, which is damage
+    if ((await fs.lstat(file).catch(() => undefined))?.isDirectory()) {
+      if ((await fs.readdir(file)).length > 0) return null;
+      throw new CkptError('E_CORRUPT', `${file} is a folder, not a file`, { file, ref });
     }
-    return decodeRef(ref, bytes);
+    const bytes = await readBounded(file, REF_OBJECT_MAX, (size) => new CorruptObjectError(ref, this.url, `a ref must hold one commit id, not ${size} bytes`));
+    return bytes === undefined ? null : decodeRef(ref, bytes);
   }
 
-  /** The lock file of a ref: `locks/refs/heads/main.lock`, the same path a local repo locks. */
+  /**
+   * The lock file of a ref: `locks/refs%heads%main.lock` ('/' as '%'), the file every writer of
+   * this store takes, a local commit as much as a push (docs/format.md, locks).
+   */
   refLockFile(ref: string): string {
-    return path.join(this.locksDir, ...`${ref}.lock`.split('/'));
+    return path.join(this.locksDir, `${ref.replaceAll('/', '%')}.lock`);
   }
 
   /**
@@ -261,7 +336,38 @@ export class LocalBackend implements Backend {
    * folder, from any process, waits for it and then sees what was written under it.
    */
   lockShared(purpose: string): Promise<Lock> {
-    return acquireShared(this.locksDir, purpose);
+    return acquireShared(this.locksDir, purpose, { timeoutMs: this.options.lockWaitMs });
+  }
+
+  /** The store's exclusive lock (gc, prune): gc.lock, then no live shared lock. */
+  lockExclusive(purpose: string): Promise<Lock> {
+    return acquireExclusive(this.locksDir, { timeoutMs: this.options.lockWaitMs, purpose });
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    storeFileKey(key);
+    const max = maxStoreFileBytes(key);
+    return readBounded(this.fileFor(key), max, () => new TooLargeError(`${this.url}: ${key}`, max));
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    writableStoreFileKey(key);
+    await writeFileAtomic(this.fileFor(key), bytes, this.tmpDir);
+  }
+
+  /** Ranged reads of one file through one open handle (checkout reads a pack chunk by chunk). */
+  async openRanges(key: string): Promise<RangeReader> {
+    readableKey(key);
+    const opened = await openRegular(this.fileFor(key));
+    if (!opened) throw this.notFound(key);
+    const { h, size } = opened;
+    return {
+      read: async (offset, length) => {
+        checkRange({ offset, length });
+        return this.readRange(key, h, size, offset, length);
+      },
+      close: () => h.close(),
+    };
   }
 
   /** A ref cannot be a file where another ref needs a folder, or the reverse (`fd` and `fd/sub`). */
@@ -276,7 +382,7 @@ export class LocalBackend implements Backend {
     if (st?.isDirectory()) throw new CkptError('E_REF_CONFLICT', `ref ${ref} cannot exist: refs under ${ref}/ exist`, { ref });
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     refName(ref);
     const data = next === null ? undefined : encodeRef(next);
     if (expected !== null) encodeRef(expected);
@@ -292,6 +398,11 @@ export class LocalBackend implements Backend {
         } else if (current !== null) {
           await fs.rm(file, { force: true });
           await fsyncDir(path.dirname(file));
+        }
+        if (log && (current !== null || next !== null)) {
+          const logFile = this.fileFor(logKey(ref));
+          await fs.mkdir(path.dirname(logFile), { recursive: true });
+          await fs.appendFile(logFile, reflogLine(current, next, log));
         }
       },
       this.options.lockTimeoutMs,

@@ -8,6 +8,10 @@
  *   objects/meta/<2>/<62>     id = objectId(obj.type, bytes) where type is manifest|tree|commit
  *   refs/heads/<name>, refs/tags/<name>   a commit id and a newline
  *   refs/parts/<group>/<rank>             the same: a part of a many-rank commit, awaiting its group
+ *   refs/remotes/<remote>/<branch>        the same: remote-tracking (a local store's own)
+ *
+ * Beside them, the store's small mutable files (parseStoreFileKey): `config`, `HEAD`, the reflog
+ * of each ref at `logs/<ref>`, and retention marks at `pruned/<commit id>`.
  */
 import { decodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError } from '../core/errors.js';
@@ -28,7 +32,7 @@ export interface ParsedKey {
 const PACK_RE = /^objects\/packs\/([0-9a-f]{64})\.pack$/;
 const INDEX_RE = /^objects\/index\/([0-9a-f]{64})\.idx$/;
 const META_RE = /^objects\/meta\/([0-9a-f]{2})\/([0-9a-f]{62})$/;
-const REF_RE = /^refs\/(heads|tags|parts)\/[A-Za-z0-9._][A-Za-z0-9._\/-]{0,200}$/;
+const REF_RE = /^refs\/(heads|tags|parts|remotes)\/[^\x00-\x1f\x7f\\:*?[~^]{1,228}$/;
 
 /** Parses a store key; undefined for anything that is not one (including `..` and absolute paths). */
 export function parseKey(key: string): ParsedKey | undefined {
@@ -40,6 +44,29 @@ export function parseKey(key: string): ParsedKey | undefined {
   if (m) return { kind: 'meta', name: m[1] + m[2] };
   if (REF_RE.test(key) && isSafeRefName(key)) return { kind: 'ref', name: key };
   return undefined;
+}
+
+export type StoreFileKind = 'config' | 'head' | 'log' | 'mark';
+
+export const logKey = (ref: string) => `logs/${ref}`;
+export const markKey = (id: ObjectId) => `pruned/${id}`;
+
+const MARK_RE = /^pruned\/([0-9a-f]{64})$/;
+
+/**
+ * Parses the key of one of the store's small mutable files: `config`, `HEAD`, `logs/<ref>` (the
+ * reflog of a ref; name is the ref) or `pruned/<commit id>`; undefined for anything else.
+ */
+export function parseStoreFileKey(key: string): { kind: StoreFileKind; name: string } | undefined {
+  if (key === 'config') return { kind: 'config', name: key };
+  if (key === 'HEAD') return { kind: 'head', name: key };
+  if (key.startsWith('logs/')) {
+    const ref = key.slice(5);
+    const parsed = parseKey(ref);
+    return parsed?.kind === 'ref' ? { kind: 'log', name: ref } : undefined;
+  }
+  const m = MARK_RE.exec(key);
+  return m ? { kind: 'mark', name: m[1] } : undefined;
 }
 
 /** Ref names as Git allows them, minus anything that could escape a directory. */

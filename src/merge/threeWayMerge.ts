@@ -6,10 +6,10 @@
  * each side moved it (relative L2 against the base), and writes nothing. Never interactive.
  */
 import picomatch from 'picomatch';
-import { decodeElements } from '../core/elementDecoder.js';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, TreeEntry } from '../core/objects.js';
+import { decodeElements } from '../diff/elementDecoder.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import { isAncestor } from '../repo/isAncestor.js';
 import { Ingestor } from '../repo/ingestFile.js';

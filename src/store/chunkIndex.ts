@@ -3,17 +3,16 @@
  * file lists one pack's records and is named by its own hash, so it is verified like any object
  * and can always be rebuilt from the pack's header.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
-import { CkptError, CorruptObjectError } from '../core/errors.js';
+import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import { createLimiter } from '../core/limiter.js';
-import { readFileOrUndefined } from '../backend/atomicFile.js';
+import { whereIs, type Backend } from '../backend/backend.js';
 import type { ChunkRecord } from './packFormat.js';
 import { decodeRecords, encodeRecords } from './packFormat.js';
 
 const LOAD_LIMIT = 16;
+const INDEX_PREFIX = 'objects/index/';
 
 export interface IndexedChunk extends ChunkRecord {
   pack: ObjectId;
@@ -138,30 +137,28 @@ export class ChunkIndex {
     }
   }
 
-  /** Loads every index file in `dir`, verifying each against its name. */
-  static async load(dir: string): Promise<ChunkIndex> {
+  /** Loads every index file of the store's backend, each verified against its name on reading. */
+  static async load(backend: Backend): Promise<ChunkIndex> {
     const idx = new ChunkIndex();
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return idx;
-      throw e;
-    }
-    names.sort();
     // read LOAD_LIMIT at a time (a store not yet gc'd has an index file per commit), added in order
     const limit = createLimiter(LOAD_LIMIT);
-    const files = names.flatMap((name) => {
-      const m = /^([0-9a-f]{64})\.idx$/.exec(name);
-      return m ? [{ id: m[1], where: path.join(dir, name) }] : [];
+    const files = (await backend.list(INDEX_PREFIX)).flatMap(({ key }) => {
+      const m = /^objects\/index\/([0-9a-f]{64})\.idx$/.exec(key);
+      return m ? [{ id: m[1], key }] : [];
     });
-    const reads = files.map(({ where }) => limit(() => readFileOrUndefined(where)));
+    const reads = files.map(({ key }) =>
+      limit(() =>
+        backend.get(key).catch((e: unknown) => {
+          if (e instanceof NotFoundError) return undefined; // removed by a gc since the listing
+          throw e;
+        }),
+      ),
+    );
     reads.forEach((p) => p.catch(() => {})); // each is awaited in turn below
-    for (const [i, { id, where }] of files.entries()) {
+    for (const [i, { id, key }] of files.entries()) {
       const bytes = await reads[i];
-      if (!bytes) continue; // removed by a gc since the listing
-      if (objectId('index', bytes) !== id) throw new CorruptObjectError(id, where);
-      const { pack, packSize, records } = decodeIndexFile(bytes, where);
+      if (!bytes) continue;
+      const { pack, packSize, records } = decodeIndexFile(bytes, whereIs(backend, key));
       idx.addPack(pack, id, packSize, records);
     }
     idx.preferDecodableCopies();

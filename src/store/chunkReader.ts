@@ -7,12 +7,11 @@
  * serves every later chunk coded against the same base, and concurrent decodes of one base share
  * a single read.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkIndex, IndexedChunk } from './chunkIndex.js';
-import { openStoreFile } from '../backend/atomicFile.js';
+import type { Backend, RangeReader } from '../backend/backend.js';
+import { packKey } from '../backend/objectKeys.js';
 import { decodeChunk } from './chunkCodec.js';
 
 const RUN_BYTES = 8 * 1024 * 1024;
@@ -26,7 +25,7 @@ export interface ChunkReadStats {
 }
 
 export class ChunkReader {
-  private readonly handles = new Map<ObjectId, Promise<fs.FileHandle>>();
+  private readonly handles = new Map<ObjectId, Promise<RangeReader>>();
   readonly stats: ChunkReadStats = { chunksRead: 0, bytesRead: 0 };
   /** Decoded bases, in least-recently-used order (a Map iterates in insertion order). */
   private readonly bases = new Map<ObjectId, Uint8Array>();
@@ -34,20 +33,17 @@ export class ChunkReader {
   private readonly basesInFlight = new Map<ObjectId, Promise<Uint8Array>>();
 
   constructor(
-    private readonly packsDir: string,
+    private readonly backend: Backend,
     private readonly index: ChunkIndex,
   ) {}
 
-  private handle(pack: ObjectId): Promise<fs.FileHandle> {
+  private handle(pack: ObjectId): Promise<RangeReader> {
     let h = this.handles.get(pack);
     if (!h) {
-      const p = path.join(this.packsDir, `${pack}.pack`);
-      h = openStoreFile(p).then(
-        (fh) => {
-          if (!fh) throw new NotFoundError(`pack ${pack}`, { pack, file: p });
-          return fh;
-        },
-      );
+      const key = packKey(pack);
+      h = this.backend.openRanges
+        ? this.backend.openRanges(key)
+        : Promise.resolve({ read: (offset: number, length: number) => this.backend.get(key, { offset, length }), close: async () => undefined });
       h.catch(() => this.handles.delete(pack));
       this.handles.set(pack, h);
     }
@@ -60,14 +56,16 @@ export class ChunkReader {
     return r;
   }
 
-  private async readStored(pack: ObjectId, offset: number, length: number): Promise<Buffer> {
-    const fh = await this.handle(pack);
-    const buf = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new CorruptObjectError(pack, `pack ${pack}`, `pack ends before offset ${offset + length}`);
-      done += bytesRead;
+  private async readStored(pack: ObjectId, offset: number, length: number): Promise<Uint8Array> {
+    const h = await this.handle(pack);
+    let buf: Uint8Array;
+    try {
+      buf = await h.read(offset, length);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'E_REMOTE' && /runs past the end/.test((e as Error).message)) {
+        throw new CorruptObjectError(pack, `pack ${pack}`, `pack ends before offset ${offset + length}`);
+      }
+      throw e;
     }
     this.stats.bytesRead += length;
     return buf;

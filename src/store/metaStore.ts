@@ -1,24 +1,23 @@
 /**
- * Loose metadata objects (manifests, trees, commits) under `objects/meta/<2>/<62>`, canonical
- * msgpack named by objectId(type, bytes). Written once, never overwritten, verified on read.
+ * Metadata objects (manifests, trees, commits) at `objects/meta/<2>/<62>` of the store's backend,
+ * canonical msgpack named by objectId(type, bytes). Written once, never overwritten, verified on
+ * every read.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
-import { objectId, type ObjectId, type ObjectKind } from '../core/objectId.js';
+import { objectId, type ObjectId } from '../core/objectId.js';
 import type { MetaObject } from '../core/objects.js';
-import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
-import { contentIdForKey, META_KINDS } from '../backend/objectKeys.js';
+import { whereIs, type Backend } from '../backend/backend.js';
+import { META_KINDS, metaKey } from '../backend/objectKeys.js';
+
+const META_PREFIX = 'objects/meta/';
 
 export class MetaStore {
-  constructor(
-    private readonly dir: string,
-    private readonly tmpDir: string,
-  ) {}
+  constructor(private readonly backend: Backend) {}
 
-  pathOf(id: ObjectId): string {
-    return path.join(this.dir, id.slice(0, 2), id.slice(2));
+  /** Where the object lives, for messages: the backend's URL and its key. */
+  where(id: ObjectId): string {
+    return whereIs(this.backend, metaKey(id));
   }
 
   static encode(obj: MetaObject): { id: ObjectId; bytes: Uint8Array } {
@@ -32,38 +31,29 @@ export class MetaStore {
     return id;
   }
 
-  /** Stores bytes already known to hash to `id` (fetch, tests); skips objects already present. */
+  /** Stores bytes of object `id` (verified by the backend); skips objects already present. */
   async putRaw(id: ObjectId, bytes: Uint8Array): Promise<void> {
-    const p = this.pathOf(id);
-    if (await this.has(id)) return;
-    await writeFileAtomic(p, bytes, this.tmpDir);
+    await this.backend.put(metaKey(id), { bytes });
   }
 
   async has(id: ObjectId): Promise<boolean> {
+    return (await this.backend.stat(metaKey(id))) !== undefined;
+  }
+
+  /** The object's bytes, verified against the id (a whole-object read of the backend is). */
+  async getRaw(id: ObjectId): Promise<Uint8Array> {
     try {
-      await fs.access(this.pathOf(id));
-      return true;
-    } catch {
-      return false;
+      return await this.backend.get(metaKey(id));
+    } catch (e) {
+      if (e instanceof NotFoundError) throw new NotFoundError(`object ${id}`, { id });
+      if (e instanceof CorruptObjectError) throw new CorruptObjectError(id, this.where(id), e.data.detail as string | undefined);
+      throw e;
     }
   }
 
-  /** The object's bytes; a folder, pipe or device where the file should be is refused (readFileOrUndefined). */
-  private async readBytes(id: ObjectId): Promise<Uint8Array> {
-    const bytes = await readFileOrUndefined(this.pathOf(id));
-    if (!bytes) throw new NotFoundError(`object ${id}`, { id });
-    return bytes;
-  }
-
-  async getRaw(id: ObjectId): Promise<Uint8Array> {
-    const bytes = await this.readBytes(id);
-    if (contentIdForKey('meta', bytes) !== id) throw new CorruptObjectError(id, this.pathOf(id));
-    return bytes;
-  }
-
-  /** Verified as getRaw does, decoding the bytes once (getRaw's check decodes them to learn the type). */
+  /** The object, verified (by getRaw), and of the type asked for. */
   async get<T extends MetaObject>(id: ObjectId, type: T['type']): Promise<T> {
-    const bytes = await this.readBytes(id);
+    const bytes = await this.getRaw(id);
     let obj: T | undefined;
     try {
       obj = decodeCanonical<T>(bytes);
@@ -71,34 +61,23 @@ export class MetaStore {
       obj = undefined;
     }
     const kind = (obj as { type?: unknown } | undefined)?.type;
-    if (typeof kind !== 'string' || !META_KINDS.has(kind) || objectId(kind as ObjectKind, bytes) !== id) throw new CorruptObjectError(id, this.pathOf(id));
+    if (typeof kind !== 'string' || !META_KINDS.has(kind)) throw new CorruptObjectError(id, this.where(id));
     if (kind !== type) throw new CkptError('E_NOT_FOUND', `object ${id} is a ${kind}, not a ${type}`, { id });
     return obj!;
   }
 
   /** Ids starting with `prefix` (at least 2 hex characters). */
   async findByPrefix(prefix: string): Promise<ObjectId[]> {
-    const dir = path.join(this.dir, prefix.slice(0, 2));
-    let names: string[];
-    try {
-      names = await fs.readdir(dir);
-    } catch {
-      return [];
-    }
-    const rest = prefix.slice(2);
-    return names.filter((n) => n.startsWith(rest) && n.length === 62).map((n) => prefix.slice(0, 2) + n);
+    if (!/^[0-9a-f]{2,64}$/.test(prefix)) return [];
+    const fan = `${META_PREFIX}${prefix.slice(0, 2)}/`;
+    return (await this.backend.list(fan)).map((k) => prefix.slice(0, 2) + k.key.slice(fan.length)).filter((id) => id.startsWith(prefix));
   }
 
+  /** Every metadata object's id, in id order. */
   async *all(): AsyncGenerator<ObjectId> {
-    let fans: string[];
-    try {
-      fans = await fs.readdir(this.dir);
-    } catch {
-      return;
-    }
-    for (const f of fans.sort()) {
-      if (!/^[0-9a-f]{2}$/.test(f)) continue;
-      for (const n of (await fs.readdir(path.join(this.dir, f))).sort()) if (/^[0-9a-f]{62}$/.test(n)) yield f + n;
+    for (const k of await this.backend.list(META_PREFIX)) {
+      const m = /^objects\/meta\/([0-9a-f]{2})\/([0-9a-f]{62})$/.exec(k.key);
+      if (m) yield m[1] + m[2];
     }
   }
 }

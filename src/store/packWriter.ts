@@ -1,13 +1,16 @@
 /**
  * Writes new chunks into packs as a stream: records are appended to a temporary file while the
- * pack's id is hashed, then the trailer goes on, the file is fsynced and renamed into
- * `objects/packs/`, and only then is its index file written (invariant 1 of docs/architecture.md).
+ * pack's id is hashed, then the trailer goes on, the file is fsynced and put into the store's
+ * backend (on a local disk: renamed into `objects/packs/`), and only then is its index file
+ * written (invariant 1 of docs/architecture.md).
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { objectHasher, type ObjectId } from '../core/objectId.js';
 import type { Hasher } from '../core/blake3.js';
-import { renameIntoPlace, tmpName, writeFileAtomic } from '../backend/atomicFile.js';
+import { tmpName } from '../backend/atomicFile.js';
+import type { Backend } from '../backend/backend.js';
+import { indexKey, packKey } from '../backend/objectKeys.js';
 import { encodeIndexFile } from './chunkIndex.js';
 import { packPreamble, packTrailer, type ChunkRecord } from './packFormat.js';
 
@@ -32,7 +35,8 @@ export class PackWriter {
   private failed: unknown;
 
   constructor(
-    private readonly objectsDir: string,
+    private readonly backend: Backend,
+    /** A local folder for the pack while it is written (on the store's disk when it is local). */
     private readonly tmpDir: string,
   ) {
     this.tmp = tmpName(tmpDir, 'pack');
@@ -89,14 +93,17 @@ export class PackWriter {
       throw this.failed;
     }
     const fh = this.fh!;
-    await fs.mkdir(path.join(this.objectsDir, 'index'), { recursive: true });
     await fh.sync();
     await fh.close();
     this.fh = undefined;
     const pack = this.hasher.hex();
-    await renameIntoPlace(this.tmp, path.join(this.objectsDir, 'packs', `${pack}.pack`));
+    try {
+      await this.backend.put(packKey(pack), { file: this.tmp, writtenAs: pack });
+    } finally {
+      await fs.rm(this.tmp, { force: true });
+    }
     const idx = encodeIndexFile(pack, this.offset, this.records);
-    await writeFileAtomic(path.join(this.objectsDir, 'index', `${idx.id}.idx`), idx.bytes, this.tmpDir);
+    await this.backend.put(indexKey(idx.id), { bytes: idx.bytes });
     return { pack, index: idx.id, size: this.offset, records: this.records };
   }
 

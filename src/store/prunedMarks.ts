@@ -1,12 +1,11 @@
 /**
  * Which commits had their data dropped by retention. Commits are immutable and named by their
- * bytes, so the mark lives beside them: `pruned/<commit-id>`, a small JSON file with the time and
- * the reason. History keeps the commit; gc stops keeping its chunks.
+ * bytes, so the mark lives beside them: `pruned/<commit-id>` in the store's backend, a small JSON
+ * file with the time and the reason. History keeps the commit; gc stops keeping its chunks.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { isObjectId, type ObjectId } from '../core/objectId.js';
-import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
+import type { Backend } from '../backend/backend.js';
+import { markKey } from '../backend/objectKeys.js';
 
 export interface PrunedMark {
   /** Milliseconds since the epoch. */
@@ -15,47 +14,36 @@ export interface PrunedMark {
 }
 
 export class PrunedMarks {
-  constructor(
-    /** The store's `pruned/` folder. */
-    private readonly dir: string,
-    private readonly tmpDir: string,
-  ) {}
+  constructor(private readonly backend: Backend) {}
 
   async all(): Promise<Map<ObjectId, PrunedMark>> {
     const out = new Map<ObjectId, PrunedMark>();
-    let names: string[];
-    try {
-      names = await fs.readdir(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return out;
-      throw e;
-    }
-    for (const n of names) {
-      if (!isObjectId(n)) continue;
-      const mark = await this.get(n);
-      if (mark) out.set(n, mark);
+    for (const k of await this.backend.list('pruned/')) {
+      const id = k.key.slice('pruned/'.length);
+      if (!isObjectId(id)) continue;
+      const mark = await this.get(id, k.mtimeMs);
+      if (mark) out.set(id, mark);
     }
     return out;
   }
 
-  async get(id: ObjectId): Promise<PrunedMark | undefined> {
-    const file = path.join(this.dir, id);
-    const b = await readFileOrUndefined(file);
+  async get(id: ObjectId, mtimeMs?: number): Promise<PrunedMark | undefined> {
+    const b = await this.backend.readFile(markKey(id));
     if (!b) return undefined;
     try {
-      const v = JSON.parse(b.toString('utf8')) as PrunedMark;
+      const v = JSON.parse(Buffer.from(b).toString('utf8')) as PrunedMark;
       if (typeof v.time === 'number') return v;
     } catch {
       // fall through: a torn mark still means the commit was pruned
     }
-    return { time: (await fs.stat(file)).mtimeMs, reason: 'unknown' };
+    return { time: mtimeMs ?? (await this.backend.stat(markKey(id)))?.mtimeMs ?? 0, reason: 'unknown' };
   }
 
   async put(id: ObjectId, mark: PrunedMark): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, id), `${JSON.stringify(mark)}\n`, this.tmpDir);
+    await this.backend.writeFile(markKey(id), Buffer.from(`${JSON.stringify(mark)}\n`, 'utf8'));
   }
 
   async remove(id: ObjectId): Promise<void> {
-    await fs.rm(path.join(this.dir, id), { force: true });
+    await this.backend.delete(markKey(id));
   }
 }

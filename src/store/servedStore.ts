@@ -88,6 +88,13 @@ export class ServedStore {
     return acquireShared(path.join(this.dir, 'locks'), purpose, { timeoutMs: 0 });
   }
 
+  /** The store's lock folder, for a lease `ckpt serve` keeps (storeLocks.ts), checked for symlinks. */
+  async locksDir(): Promise<string> {
+    await fs.mkdir(path.join(this.dir, 'locks', 'shared'), { recursive: true });
+    await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
+    return path.join(this.dir, 'locks');
+  }
+
   /** The file of a key (checked by the caller) for streaming a range of it; a symlink put in place since the checks is still not followed. */
   openKey(key: string): Promise<fs.FileHandle> {
     return fs.open(path.join(this.dir, ...key.split('/')), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
@@ -95,7 +102,7 @@ export class ServedStore {
 
   /** The chunk index of the store's index files. */
   chunkIndex(): Promise<ChunkIndex> {
-    return ChunkIndex.load(path.join(this.dir, 'objects', 'index'));
+    return ChunkIndex.load(new LocalBackend(this.dir));
   }
 
   /** Whether a pack is in the store, as a file. */

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
 import { renameIntoPlace } from '../backend/atomicFile.js';
 import type { PutBody } from '../backend/backend.js';
+import { LocalBackend } from '../backend/localBackend.js';
 import { PackWriter } from './packWriter.js';
 
 export class StagingPacks {
@@ -28,15 +29,15 @@ export class StagingPacks {
 
   /** A writer whose finished packs and index files land in this staging folder. */
   newWriter(): PackWriter {
-    return new PackWriter(this.dir, this.tmpDir);
+    return new PackWriter(new LocalBackend(this.dir), path.join(this.dir, 'tmp'));
   }
 
   private packFile(id: ObjectId): string {
-    return path.join(this.dir, 'packs', `${id}.pack`);
+    return path.join(this.dir, 'objects', 'packs', `${id}.pack`);
   }
 
   private indexFile(id: ObjectId): string {
-    return path.join(this.dir, 'index', `${id}.idx`);
+    return path.join(this.dir, 'objects', 'index', `${id}.idx`);
   }
 
   /** A staged pack, to upload. */

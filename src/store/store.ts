@@ -1,19 +1,20 @@
 /**
- * The object store in `.ckpt/`: packs and their index, loose metadata objects, refs, retention
- * marks, locks and tmp. With the other files of src/store/, this is the one place that knows the
- * directory layout: callers elsewhere ask for what they mean (a shared lock, a scratch file, the
- * list of packs, a pack's bytes, the reflogs) and never build a path inside the store
- * (test/docs/storePaths.test.ts).
+ * The object store: packs and their index, metadata objects, refs and their reflogs, retention
+ * marks, config and HEAD, over a backend (src/backend/): the `.ckpt/` folder of a work tree, a
+ * folder elsewhere, `ckpt serve` or an S3 prefix. Written once against the Backend interface;
+ * this is the one place (with the backend drivers) that knows the store's layout. A local folder
+ * adds only its layout check, its scratch folder tmp/ beside the packs, and per-machine files.
  */
-import { createReadStream, promises as fs, type Stats } from 'node:fs';
+import { promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
 import type { ObjectId } from '../core/objectId.js';
-import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined, tmpName, writeFileAtomic } from '../backend/atomicFile.js';
-import type { PutBody } from '../backend/backend.js';
+import { kindOfEntry, readFileOrUndefined, tmpName, writeFileAtomic } from '../backend/atomicFile.js';
+import { whereIs, type Backend, type PutBody } from '../backend/backend.js';
 import { withLock, type Lock } from '../backend/lockFile.js';
-import { isSafeRefName } from '../backend/objectKeys.js';
+import { LocalBackend } from '../backend/localBackend.js';
+import { indexKey, isSafeRefName, logKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import { acquireExclusive, acquireShared, type StoreLockOptions } from '../backend/storeLocks.js';
 import { ChunkIndex } from './chunkIndex.js';
 import { ChunkReader } from './chunkReader.js';
@@ -105,14 +106,20 @@ export class Store {
   private chunkIndex: ChunkIndex | undefined;
 
   private constructor(
-    /** The `.ckpt` directory. */
+    /** The `.ckpt` directory of a local store; for a store elsewhere, its local scratch folder. */
     readonly dir: string,
+    readonly backend: Backend,
     public config: StoreConfig,
     readonly clock: () => number,
   ) {
-    this.meta = new MetaStore(path.join(dir, 'objects', 'meta'), this.tmpDir);
-    this.refs = new RefStore(dir, clock);
-    this.pruned = new PrunedMarks(path.join(dir, 'pruned'), this.tmpDir);
+    this.meta = new MetaStore(backend);
+    this.refs = new RefStore(backend, clock);
+    this.pruned = new PrunedMarks(backend);
+  }
+
+  /** True when the store is a folder on this machine (its backend is the local folder's). */
+  get isLocal(): boolean {
+    return this.backend instanceof LocalBackend;
   }
 
   // The folders below are the store's own; code outside src/store/ asks the methods further
@@ -145,28 +152,42 @@ export class Store {
     for (const d of ['objects/packs', 'objects/index', 'objects/meta', 'refs/heads', 'refs/tags', 'logs', 'locks', 'tmp']) {
       await fs.mkdir(path.join(dir, d), { recursive: true });
     }
-    const store = new Store(dir, config, options.clock ?? Date.now);
+    const store = new Store(dir, new LocalBackend(dir), config, options.clock ?? Date.now);
+    await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
+    await store.saveConfig();
+    return store;
+  }
+
+  /**
+   * Creates an empty store on a backend that holds none (`ckpt --store URL init`, a push to a new
+   * remote): its config and HEAD. `scratchDir` is a local folder for temporary files.
+   */
+  static async createOn(backend: Backend, scratchDir: string, config: StoreConfig = defaultConfig(), options: StoreOptions = {}): Promise<Store> {
+    if (await backend.readFile('config')) throw new CkptError('E_EXISTS', `a ckpt store already exists at ${backend.url}`, { url: backend.url });
+    const store = new Store(scratchDir, backend, config, options.clock ?? Date.now);
     await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
     await store.saveConfig();
     return store;
   }
 
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
-    const where = path.join(dir, 'config');
-    const h = await openStoreFile(where);
-    if (!h) throw new CkptError('E_NOT_A_REPO', `no ckpt store at ${dir} (run \`ckpt init\`)`, { dir });
-    let text: string;
-    try {
-      if ((await h.stat()).size > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
-      text = await h.readFile('utf8');
-    } catch (e) {
-      throw ioError(e, where);
-    } finally {
-      await h.close();
-    }
-    const config = parseConfig(text, where);
+    const backend = new LocalBackend(dir);
+    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${dir} (run \`ckpt init\`)`, { dir }));
     await checkLayout(dir);
-    const store = new Store(dir, config, options.clock ?? Date.now);
+    return Store.over(dir, backend, config, options);
+  }
+
+  /**
+   * The store a backend holds (`ckpt --store URL`), with `scratchDir` a local folder for packs
+   * being written and other temporary files.
+   */
+  static async openBackend(backend: Backend, scratchDir: string, options: StoreOptions = {}): Promise<Store> {
+    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${backend.url} (its config is missing)`, { url: backend.url }));
+    return Store.over(scratchDir, backend, config, options);
+  }
+
+  private static async over(dir: string, backend: Backend, config: StoreConfig, options: StoreOptions): Promise<Store> {
+    const store = new Store(dir, backend, config, options.clock ?? Date.now);
     // a HEAD that is garbage or names a path out of the store is refused by every command
     await store.refs.readHead().catch((e: unknown) => {
       if (!(e instanceof NotFoundError)) throw e;
@@ -175,11 +196,11 @@ export class Store {
   }
 
   async saveConfig(): Promise<void> {
-    await writeFileAtomic(path.join(this.dir, 'config'), `${JSON.stringify(this.config, null, 2)}\n`, this.tmpDir);
+    await this.backend.writeFile('config', Buffer.from(`${JSON.stringify(this.config, null, 2)}\n`, 'utf8'));
   }
 
   async index(): Promise<ChunkIndex> {
-    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.indexDir);
+    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.backend);
     return this.chunkIndex;
   }
 
@@ -190,7 +211,7 @@ export class Store {
   }
 
   newPackWriter(): PackWriter {
-    return new PackWriter(this.objectsDir, this.tmpDir);
+    return new PackWriter(this.backend, this.tmpDir);
   }
 
   /** Makes a finished pack's chunks visible to this process. */
@@ -200,27 +221,27 @@ export class Store {
 
   /** A chunk reader over the store's index, or over `index` (one being checked or extended). */
   async reader(index?: ChunkIndex): Promise<ChunkReader> {
-    return new ChunkReader(this.packsDir, index ?? (await this.index()));
+    return new ChunkReader(this.backend, index ?? (await this.index()));
   }
 
-  // --- locks (storeLocks.ts) ---
+  // --- locks: the gc protocol (storeLocks.ts for a folder; the backend's own elsewhere) ---
 
   /** The shared lock: commits, checkouts, fsck, fetch and push; gc waits for every holder. */
   lockShared(purpose: string, opts?: StoreLockOptions): Promise<Lock> {
-    return acquireShared(this.locksDir, purpose, opts);
+    return this.isLocal ? acquireShared(this.locksDir, purpose, opts) : this.backend.lockShared(purpose);
   }
 
   /** The exclusive lock of gc and prune, held once no shared holder remains. */
   lockExclusive(opts?: StoreLockOptions): Promise<Lock> {
-    return acquireExclusive(this.locksDir, opts);
+    return this.isLocal ? acquireExclusive(this.locksDir, opts) : this.backend.lockExclusive('gc');
   }
 
-  /** Runs `fn` holding the store's lock named `name` (one writer at a time, e.g. of Git notes). */
-  withLock<T>(name: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
+  /** Runs `fn` holding this machine's lock named `name` (one writer at a time, e.g. of Git notes). */
+  async withLock<T>(name: string, fn: () => Promise<T>, timeoutMs?: number): Promise<T> {
     return withLock(path.join(this.locksDir, `${name}.lock`), fn, timeoutMs);
   }
 
-  // --- scratch space: tmp/, on the store's filesystem; gc removes files there after an hour ---
+  // --- scratch space: a local folder (tmp/ on a local store's filesystem); gc removes files there after an hour ---
 
   /** A fresh path for a temporary file, to be renamed into place or removed by the caller. */
   async scratchFile(hint: string): Promise<string> {
@@ -253,190 +274,198 @@ export class Store {
     return new StagingPacks(this.tmpDir, hint, this.packsDir, this.indexDir);
   }
 
-  // --- packs and index files as files ---
+  // --- packs and index files ---
 
   /** Where a pack lives, for messages. */
   packLocation(id: ObjectId): string {
-    return path.join(this.packsDir, `${id}.pack`);
+    return whereIs(this.backend, packKey(id));
   }
 
   /** Where an index file lives, for messages. */
   indexFileLocation(id: ObjectId): string {
-    return path.join(this.indexDir, `${id}.idx`);
+    return whereIs(this.backend, indexKey(id));
   }
 
-  /** Every entry of the packs folder named like a pack, in listing order. */
+  /** Every pack of the store. */
   async listPacks(): Promise<PackFileInfo[]> {
-    const out: PackFileInfo[] = [];
-    for (const name of await listDir(this.packsDir)) {
-      const m = PACK_NAME.exec(name);
-      if (!m) continue;
-      const st = await fs.stat(path.join(this.packsDir, name));
-      out.push({ id: m[1], size: st.size, mtimeMs: st.mtimeMs, ...(st.isFile() ? {} : { notAFile: kindOfEntry(st) }) });
-    }
-    return out;
+    return (await this.backend.list('objects/packs/')).flatMap((k) => {
+      const p = parseKey(k.key);
+      return p?.kind === 'pack' ? [{ id: p.name, size: k.size, mtimeMs: k.mtimeMs ?? 0 }] : [];
+    });
   }
 
   /** A pack's size and time, or undefined when there is none. */
   async packInfo(id: ObjectId): Promise<PackFileInfo | undefined> {
-    const st = await fs.stat(this.packLocation(id)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
-    return st && { id, size: st.size, mtimeMs: st.mtimeMs, ...(st.isFile() ? {} : { notAFile: kindOfEntry(st) }) };
+    const k = await this.backend.stat(packKey(id));
+    return k && { id, size: k.size, mtimeMs: k.mtimeMs ?? 0 };
   }
 
   /** Opens a pack for reading; undefined when it does not exist, E_CORRUPT when it is not a file. */
   async openPack(id: ObjectId): Promise<PackHandle | undefined> {
-    const fh = await openStoreFile(this.packLocation(id));
-    if (!fh) return undefined;
+    const info = await this.backend.stat(packKey(id));
+    if (!info) return undefined;
+    let ranges;
+    try {
+      ranges = await this.backend.openRanges(packKey(id));
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+    const size = info.size;
     return {
       async read(offset, length) {
-        const buf = Buffer.allocUnsafe(length);
-        let done = 0;
-        while (done < length) {
-          const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-          if (bytesRead === 0) break;
-          done += bytesRead;
-        }
-        return done === length ? buf : buf.subarray(0, done);
+        const n = Math.max(0, Math.min(length, size - offset));
+        return n === 0 ? Buffer.alloc(0) : Buffer.from(await ranges.read(offset, n));
       },
-      close: () => fh.close(),
+      close: () => ranges.close(),
     };
   }
 
   /** A pack's bytes as a stream, for hashing it whole. */
-  packStream(id: ObjectId): AsyncIterable<Buffer> {
-    return createReadStream(this.packLocation(id), { highWaterMark: 4 * 1024 * 1024 });
+  async *packStream(id: ObjectId): AsyncIterable<Buffer> {
+    const h = await this.openPack(id);
+    if (!h) throw new NotFoundError(`pack ${id}`, { pack: id });
+    try {
+      for (let off = 0; ; ) {
+        const b = await h.read(off, 4 * 1024 * 1024);
+        if (b.length === 0) return;
+        off += b.length;
+        yield b;
+      }
+    } finally {
+      await h.close();
+    }
   }
 
-  /** A pack as a body to upload. */
+  /** A pack as a body to upload (a local store's file). */
   packBody(id: ObjectId): PutBody {
-    return { file: this.packLocation(id) };
+    return { file: path.join(this.packsDir, `${id}.pack`) };
   }
 
-  /** An index file as a body to upload. */
+  /** An index file as a body to upload (a local store's file). */
   indexFileBody(id: ObjectId): PutBody {
-    return { file: this.indexFileLocation(id) };
+    return { file: path.join(this.indexDir, `${id}.idx`) };
   }
 
   /**
    * Takes in a pack: `write` puts the verified bytes at the path it is given (appearing there
-   * only once verified). No index file names it yet, so nothing reads it.
+   * only once verified). No index file names it yet, so nothing reads it. A local store's.
    */
   async receivePack(id: ObjectId, write: (dest: string) => Promise<void>): Promise<void> {
-    await write(this.packLocation(id));
+    await write(path.join(this.packsDir, `${id}.pack`));
   }
 
   /** Ids of the index files, sorted. */
   async listIndexFiles(): Promise<ObjectId[]> {
-    return (await listDir(this.indexDir))
-      .flatMap((name) => {
-        const m = INDEX_NAME.exec(name);
-        return m ? [m[1]] : [];
+    return (await this.backend.list('objects/index/'))
+      .flatMap((k) => {
+        const p = parseKey(k.key);
+        return p?.kind === 'index' ? [p.name] : [];
       })
       .sort();
   }
 
   /** An index file's bytes, unverified, or undefined when it does not exist. */
-  readIndexFile(id: ObjectId): Promise<Buffer | undefined> {
-    return readFileOrUndefined(this.indexFileLocation(id));
+  async readIndexFile(id: ObjectId): Promise<Buffer | undefined> {
+    if (this.isLocal) return readFileOrUndefined(path.join(this.indexDir, `${id}.idx`));
+    const info = await this.backend.stat(indexKey(id));
+    if (!info) return undefined;
+    const r = await this.backend.openRanges(indexKey(id));
+    try {
+      return info.size === 0 ? Buffer.alloc(0) : Buffer.from(await r.read(0, info.size));
+    } finally {
+      await r.close();
+    }
   }
 
   async indexFileSize(id: ObjectId): Promise<number> {
-    return (await fs.stat(this.indexFileLocation(id))).size;
+    const k = await this.backend.stat(indexKey(id));
+    if (!k) throw new NotFoundError(`index file ${id}`, { id });
+    return k.size;
   }
 
-  /** Writes an index file (bytes verified by the caller): its pack's chunks become visible. */
+  /** Writes an index file (verified against its id): its pack's chunks become visible. */
   async writeIndexFile(id: ObjectId, bytes: Uint8Array): Promise<void> {
-    await writeFileAtomic(this.indexFileLocation(id), bytes, this.tmpDir);
+    await this.backend.put(indexKey(id), { bytes });
   }
 
-  /** Deletes index files, then makes the deletions durable. */
+  /** Deletes index files. */
   async deleteIndexFiles(ids: Iterable<ObjectId>): Promise<void> {
-    await this.deleteAll(this.indexDir, [...ids].map((id) => `${id}.idx`));
+    for (const id of ids) await this.backend.delete(indexKey(id));
   }
 
-  /** Deletes packs, then makes the deletions durable. Their index files must be gone first. */
+  /** Deletes packs. Their index files must be gone first. */
   async deletePacks(ids: Iterable<ObjectId>): Promise<void> {
-    await this.deleteAll(this.packsDir, [...ids].map((id) => `${id}.pack`));
+    for (const id of ids) await this.backend.delete(packKey(id));
   }
 
-  private async deleteAll(dir: string, names: string[]): Promise<void> {
-    for (const n of names) await fs.rm(path.join(dir, n), { force: true });
-    if (names.length) await fsyncDir(dir);
-  }
-
-  // --- metadata objects as files ---
+  // --- metadata objects ---
 
   /** When a metadata object was written, or undefined when it is not there. */
   async metaTime(id: ObjectId): Promise<number | undefined> {
-    return (await fs.stat(this.meta.pathOf(id)).catch(() => undefined))?.mtimeMs;
+    const k = await this.backend.stat(metaKey(id));
+    return k ? (k.mtimeMs ?? 0) : undefined;
   }
 
   async deleteMeta(id: ObjectId): Promise<void> {
-    await fs.rm(this.meta.pathOf(id), { force: true });
+    await this.backend.delete(metaKey(id));
   }
 
-  // --- refs and reflogs as files ---
+  // --- refs and reflogs ---
 
   /**
-   * Every file under refs/, with its text, sorted: fsck reads them raw, so a ref that is not a
-   * commit id is reported instead of refused. A file that cannot be read goes to `onError`.
+   * Every ref with its text, sorted: fsck reads them raw, so a ref that is not a commit id is
+   * reported instead of refused. A ref that cannot be read goes to `onError`.
    */
   async refFiles(onError: (ref: string, e: Error) => void): Promise<{ ref: string; text: string }[]> {
     const out: { ref: string; text: string }[] = [];
-    const walk = async (rel: string): Promise<void> => {
-      let ents;
-      try {
-        ents = await fs.readdir(path.join(this.dir, ...rel.split('/')), { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of ents) {
-        const r = `${rel}/${e.name}`;
-        if (e.isDirectory()) await walk(r);
-        else {
-          try {
-            out.push({ ref: r, text: ((await readFileOrUndefined(path.join(this.dir, ...r.split('/')))) ?? '').toString('utf8') });
-          } catch (err) {
-            onError(r, err as Error);
+    if (this.isLocal) {
+      const walk = async (rel: string): Promise<void> => {
+        let ents;
+        try {
+          ents = await fs.readdir(path.join(this.dir, ...rel.split('/')), { withFileTypes: true });
+        } catch {
+          return;
+        }
+        for (const e of ents) {
+          const r = `${rel}/${e.name}`;
+          if (e.isDirectory()) await walk(r);
+          else {
+            try {
+              out.push({ ref: r, text: ((await readFileOrUndefined(path.join(this.dir, ...r.split('/')))) ?? '').toString('utf8') });
+            } catch (err) {
+              onError(r, err as Error);
+            }
           }
         }
+      };
+      await walk('refs');
+    } else {
+      for (const { key } of await this.backend.list('refs/')) {
+        try {
+          const id = await this.backend.readRef(key);
+          if (id) out.push({ ref: key, text: `${id}\n` });
+        } catch (err) {
+          onError(key, err as Error);
+        }
       }
-    };
-    await walk('refs');
+    }
     return out.sort((a, b) => (a.ref < b.ref ? -1 : 1));
   }
 
   /** Refs that have a reflog, whether or not the ref still exists. */
   async reflogRefs(): Promise<string[]> {
-    const out: string[] = [];
-    const base = path.join(this.dir, 'logs');
-    const walk = async (rel: string): Promise<void> => {
-      let ents;
-      try {
-        ents = await fs.readdir(path.join(base, rel), { withFileTypes: true });
-      } catch {
-        return;
-      }
-      for (const e of ents) {
-        const r = rel ? `${rel}/${e.name}` : e.name;
-        if (e.isDirectory()) await walk(r);
-        else if (r.startsWith('refs/')) out.push(r);
-      }
-    };
-    await walk('');
-    return out;
+    return (await this.backend.list('logs/')).map((k) => k.key.slice('logs/'.length)).filter((r) => r.startsWith('refs/'));
   }
 
   /** Deletes the reflogs of every ref under `prefix` (such as refs/parts/<group>). */
   async deleteReflogs(prefix: string): Promise<void> {
     if (!isSafeRefName(prefix) || !prefix.startsWith('refs/')) throw new CkptError('E_USAGE', `not a ref prefix: ${JSON.stringify(prefix)}`);
-    await fs.rm(path.join(this.dir, 'logs', ...prefix.split('/')), { recursive: true, force: true });
+    if (this.isLocal) await fs.rm(path.join(this.dir, 'logs', ...prefix.split('/')), { recursive: true, force: true });
+    else for (const { key } of await this.backend.list(logKey(`${prefix}/`))) await this.backend.delete(key).catch(() => undefined);
   }
 
-  // --- per-machine files: the stat cache, config.local, markers ---
+  // --- per-machine files: the stat cache, config.local, markers (in the local folder) ---
 
   /** The stat cache's text (statCache.ts), or undefined when there is none. */
   async readStatCache(): Promise<string | undefined> {
@@ -467,6 +496,7 @@ export class Store {
   /** True the first time it is called with `name` in this store (a marker file records it). */
   async firstTime(name: string): Promise<boolean> {
     try {
+      await fs.mkdir(this.dir, { recursive: true });
       await fs.writeFile(path.join(this.dir, name), `${new Date().toISOString()}\n`, { flag: 'wx' });
       return true;
     } catch {
@@ -474,8 +504,26 @@ export class Store {
     }
   }
 
-  /** Bytes the store takes on disk, by kind. */
-  diskUsage(): Promise<StoreDiskUsage> {
-    return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') });
+  /** Bytes the store takes, by kind: on disk for a local folder, as the backend lists them elsewhere. */
+  async diskUsage(): Promise<StoreDiskUsage> {
+    if (this.isLocal) return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') });
+    const sum = async (prefix: string) => (await this.backend.list(prefix)).reduce((n, k) => n + k.size, 0);
+    const [packs, index, meta] = [await sum('objects/packs/'), await sum('objects/index/'), await sum('objects/meta/')];
+    const other = (await sum('refs/')) + (await sum('logs/'));
+    return { packs, index, meta, other, total: packs + index + meta + other };
   }
+}
+
+/** The store's config, parsed; `missing` makes the error when there is none. */
+async function readConfig(backend: Backend, missing: () => Error): Promise<StoreConfig> {
+  const where = whereIs(backend, 'config');
+  let bytes: Uint8Array | undefined;
+  try {
+    bytes = await backend.readFile('config');
+  } catch (e) {
+    throw ioError(e, where);
+  }
+  if (!bytes) throw missing();
+  if (bytes.length > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
+  return parseConfig(Buffer.from(bytes).toString('utf8'), where);
 }

@@ -3,6 +3,7 @@
  * version finds it in a clone: it must open, resolve its refs, check every revision out
  * byte-exact and pass `fsck --read-data`. The committed store is copied first, never written.
  */
+import { LocalBackend } from '../../src/backend/localBackend.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -38,7 +39,7 @@ async function json<T = any>(...args: string[]): Promise<T> {
 
 describe('a version-1 store from fixtures/', () => {
   it('holds plain, compressed (byte planes) and delta-coded chunks', async () => {
-    const codecs = new Set([...(await ChunkIndex.load(path.join(work, '.ckpt', 'objects', 'index'))).entries()].map((c) => c.codec));
+    const codecs = new Set([...(await ChunkIndex.load(new LocalBackend(path.join(work, '.ckpt')))).entries()].map((c) => c.codec));
     for (const c of [CODEC_NONE, CODEC_PLANES, CODEC_ZIGZAG]) expect(codecs).toContain(c);
   });
 

@@ -3,6 +3,7 @@
  * through the deletions leaving an old copy whose chain breaks two links down, and a chain plan
  * that closes a delta cycle through a chunk in a pack newer than the gc (which gc must not touch).
  */
+import { LocalBackend } from '../../src/backend/localBackend.js';
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -89,7 +90,9 @@ async function expectAllIntact(dir: string, files: Uint8Array[], kept = files.ma
 describe('the chunk index after a gc interrupted in its deletions', () => {
   it('takes a copy whose whole base chain resolves, not one whose base merely is indexed', async () => {
     // {X->Z, Z->W} (the old copies; W's index file is gone) and {X whole} (the copy gc wrote)
-    const dir = await tmp();
+    const store = await tmp();
+    const dir = path.join(store, 'objects', 'index');
+    await fs.mkdir(dir, { recursive: true });
     const write = async (pack: ObjectId, records: ChunkRecord[]) => {
       const { id: name, bytes } = encodeIndexFile(pack, 1000, records);
       await fs.writeFile(path.join(dir, `${name}.idx`), bytes);
@@ -102,7 +105,7 @@ describe('the chunk index after a gc interrupted in its deletions', () => {
       const fresh = await write(id('f'), [rec(X)]);
       if (old < fresh) break;
     }
-    const index = await ChunkIndex.load(dir);
+    const index = await ChunkIndex.load(new LocalBackend(store));
     expect(index.get(X)?.base).toBeUndefined();
     expect(index.has(W)).toBe(false);
   });
