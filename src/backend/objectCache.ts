@@ -114,7 +114,8 @@ export class ObjectCache {
     const file = this.fileOf(key);
     try {
       await this.load();
-      if (this.entries!.has(file)) return;
+      // called after a miss: a file still listed was deleted behind this process's back
+      this.forgetEntry(file);
       await fs.mkdir(path.dirname(file), { recursive: true });
       const part = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.part`);
       await fs.writeFile(part, bytes);
