@@ -60,6 +60,12 @@ export interface OpenRepoOptions {
   folderOnly?: string;
   /** Index and metadata reads of a store elsewhere skip the local cache (fsck checks what the store holds). */
   uncached?: boolean;
+  /**
+   * The command writes chunks that may deduplicate against stored ones (commit, merge, watch): on
+   * a store elsewhere it holds the store's shared lock for the whole run, named by this purpose,
+   * so a gc of that store waits for it.
+   */
+  writes?: string;
 }
 
 export function openRepo(argv: RunArgs, opts: OpenRepoOptions = {}): Promise<Repository> {
@@ -117,7 +123,7 @@ export async function openRepoAt(argv: RunArgs, dir: string, opts: OpenRepoOptio
   }
   // loaded only with --store: the drivers and the cache are not every command's start-up cost
   const { openStoreRepo } = await import('./storeOption.js');
-  return openStoreRepo(storeRun(argv), arg, dir, { ...repoOpts, uncached: opts.uncached });
+  return openStoreRepo(storeRun(argv), arg, dir, { ...repoOpts, uncached: opts.uncached, writes: opts.writes });
 }
 
 /** `k=v` pairs; values through `parse`, which throws on a bad value. */

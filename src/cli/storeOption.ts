@@ -42,6 +42,8 @@ export interface StoreRun {
 export interface StoreOpenOptions extends RepositoryOptions {
   /** Index and metadata reads go to the store itself, not the cache (fsck checks what the store holds). */
   uncached?: boolean;
+  /** Hold the store's shared lock for the run, with this purpose (a writer: gc of the store waits for it). */
+  writes?: string;
 }
 
 /** The cache's root: $CKPT_CACHE_DIR, else $XDG_CACHE_HOME/ckpt, else ~/.cache/ckpt. */
@@ -163,7 +165,15 @@ export async function openStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, o
     return Repository.withStore(cwd, await Store.open(dir, opts), opts);
   }
   const { backend, scratch } = await openElsewhere(run, arg.spec, cwd, opts.uncached ?? false);
-  return Repository.withStore(cwd, await Store.openBackend(backend, scratch, opts), opts);
+  const repo = await Repository.withStore(cwd, await Store.openBackend(backend, scratch, opts), opts);
+  if (opts.writes && backend.lockShared) {
+    // A local commit holds the shared lock of its store while it deduplicates against stored
+    // chunks and publishes; over a backend that lock is a lease or a lock object (lockShared),
+    // taken here for the whole run, since the commit itself still locks a folder (its scratch).
+    const lock = await backend.lockShared(opts.writes);
+    run.atEnd(() => lock.release());
+  }
+  return repo;
 }
 
 /** `ckpt --store URL init`: a new, empty store at `arg` (a folder is created; elsewhere, config and HEAD are written). */
