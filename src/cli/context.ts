@@ -118,12 +118,9 @@ export async function openRepoAt(argv: RunArgs, dir: string, opts: OpenRepoOptio
   const repoOpts = author === undefined ? {} : { author };
   const arg = storeArg(argv);
   if (!arg) return Repository.open(dir, repoOpts);
-  if (opts.folderOnly && !isFolderSpec(arg.spec)) {
-    throw new UsageError(`ckpt ${opts.folderOnly} does not run against a store elsewhere yet (${arg.from} ${arg.spec}): it still reads the store's folders directly; run it where the store is a folder`);
-  }
   // loaded only with --store: the drivers and the cache are not every command's start-up cost
   const { openStoreRepo } = await import('./storeOption.js');
-  return openStoreRepo(storeRun(argv), arg, dir, { ...repoOpts, uncached: opts.uncached, writes: opts.writes });
+  return openStoreRepo(storeRun(argv), arg, dir, { ...repoOpts, ...opts });
 }
 
 /** `k=v` pairs; values through `parse`, which throws on a bad value. */

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { Repository } from '../repo/repository.js';
-import { cwdOf, isFolderSpec, output, storeArg, storeRun, type Args } from './context.js';
+import { cwdOf, output, storeArg, storeRun, type Args } from './context.js';
 import { humanBytes } from './output.js';
 
 export const initCommand: CommandModule<object, Args<{ 'chunk-size'?: number }>> = {
@@ -15,8 +15,9 @@ export const initCommand: CommandModule<object, Args<{ 'chunk-size'?: number }>>
       ? await (await import('./storeOption.js')).initStoreRepo(storeRun(argv), arg, cwdOf(argv), opts)
       : await Repository.init(cwdOf(argv), opts);
     // a store elsewhere is named by its URL; its local folder is only this run's scratch space
-    const where = arg && !isFolderSpec(arg.spec) ? repo.store.backend.url : repo.store.dir;
+    const elsewhere = !repo.store.backend.url.startsWith('file:');
+    const where = elsewhere ? repo.store.backend.url : repo.store.dir;
     out.result({ root: repo.root, store: where, chunkSize: repo.store.config.chunkSize });
-    out.line(`Initialized empty ckpt store ${arg && !isFolderSpec(arg.spec) ? 'at' : 'in'} ${where} (chunk size ${humanBytes(repo.store.config.chunkSize)})`);
+    out.line(`Initialized empty ckpt store ${elsewhere ? 'at' : 'in'} ${where} (chunk size ${humanBytes(repo.store.config.chunkSize)})`);
   },
 };

@@ -44,6 +44,8 @@ export interface StoreOpenOptions extends RepositoryOptions {
   uncached?: boolean;
   /** Hold the store's shared lock for the run, with this purpose (a writer: gc of the store waits for it). */
   writes?: string;
+  /** The command still reads a store's folders itself: a store elsewhere is refused, naming it. */
+  folderOnly?: string;
 }
 
 /** The cache's root: $CKPT_CACHE_DIR, else $XDG_CACHE_HOME/ckpt, else ~/.cache/ckpt. */
@@ -69,34 +71,40 @@ export function cacheBytesOf(env: CliIo['env']): number {
 }
 
 /**
- * How to reach a store elsewhere: a remote of the work tree's store named `spec`, or whose URL is
- * `spec`, with its saved credentials; else the URL with credentials from the environment
- * ($CKPT_TOKEN; $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN, $AWS_REGION,
- * $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL; without keys, the AWS SDK's own chain).
+ * Where `spec` points and how to reach it: a remote of the work tree's store named `spec`, or
+ * whose URL is `spec`, with its saved credentials (a folder remote's relative path taken from the
+ * work tree, as the remote commands take it); else `spec` itself. Credentials not saved come from
+ * the environment: $CKPT_TOKEN; $AWS_ACCESS_KEY_ID, $AWS_SECRET_ACCESS_KEY, $AWS_SESSION_TOKEN,
+ * $AWS_REGION, $AWS_ENDPOINT_URL_S3 or $AWS_ENDPOINT_URL (without keys, the AWS SDK's own chain).
  */
-async function transportSettings(spec: string, cwd: string, env: CliIo['env']): Promise<TransportSettings> {
-  const fromEnv: TransportSettings = {
+async function resolveSpec(spec: string, cwd: string, env: CliIo['env']): Promise<{ settings: TransportSettings; base: string }> {
+  const clean = (s: TransportSettings) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined && v !== '')) as TransportSettings;
+  const fromEnv = clean({
     url: spec,
-    token: env.CKPT_TOKEN || undefined,
-    region: env.AWS_REGION || env.AWS_DEFAULT_REGION || undefined,
-    endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
-    accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
-    secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
-    sessionToken: env.AWS_SESSION_TOKEN || undefined,
-  };
-  const clean = (s: TransportSettings) => Object.fromEntries(Object.entries(s).filter(([, v]) => v !== undefined)) as TransportSettings;
-  if (!(await findUp(cwd, path.join('.ckpt', 'config')))) return clean(fromEnv);
+    token: env.CKPT_TOKEN,
+    region: env.AWS_REGION || env.AWS_DEFAULT_REGION,
+    endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL,
+    accessKeyId: env.AWS_ACCESS_KEY_ID,
+    secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+    sessionToken: env.AWS_SESSION_TOKEN,
+  });
+  if (!(await findUp(cwd, path.join('.ckpt', 'config')))) return { settings: fromEnv, base: cwd };
   let local: Repository;
   try {
     local = await Repository.open(cwd);
   } catch {
-    return clean(fromEnv); // a damaged work-tree store does not stand in the way of another store
+    return { settings: fromEnv, base: cwd }; // a damaged work-tree store does not stand in the way of another store
   }
   const remotes = local.store.config.remotes;
-  const name = remotes[spec] ? spec : Object.keys(remotes).find((n) => remotes[n].url === spec);
-  if (name === undefined) return clean(fromEnv);
+  const name = Object.hasOwn(remotes, spec) ? spec : Object.keys(remotes).find((n) => remotes[n].url === spec);
+  if (name === undefined) return { settings: fromEnv, base: cwd };
   const saved = (await readLocalConfig(local)).remotes?.[name] ?? {};
-  return clean({ ...fromEnv, ...clean({ ...remotes[name], ...saved } as TransportSettings) });
+  return { settings: { ...fromEnv, ...clean({ ...remotes[name], ...saved } as TransportSettings) }, base: local.root };
+}
+
+/** The folder a path or file:// URL names: the store itself, or the `.ckpt` inside it. */
+function folderOf(url: string, base: string): Promise<string> {
+  return resolveStoreDir(url.toLowerCase().startsWith('file:') ? url : path.resolve(base, url));
 }
 
 /** The store's folder under the cache root: a hash of where the store is. */
@@ -135,9 +143,8 @@ async function newScratch(storeDir: string): Promise<string> {
   return dir;
 }
 
-/** The store elsewhere that `spec` names, opened with its cache and this run's scratch folder. */
-async function openElsewhere(run: StoreRun, spec: string, cwd: string, uncached: boolean): Promise<{ backend: Backend; scratch: string }> {
-  const settings = await transportSettings(spec, cwd, run.io.env);
+/** The store elsewhere `settings` name, opened with its cache and this run's scratch folder. */
+async function openElsewhere(run: StoreRun, settings: TransportSettings, cwd: string, uncached: boolean): Promise<{ backend: Backend; scratch: string }> {
   const inner = await openRemoteTransport(settings, cwd);
   run.atEnd(async () => {
     await inner.close?.();
@@ -160,11 +167,14 @@ async function openElsewhere(run: StoreRun, spec: string, cwd: string, uncached:
 
 /** The repository of the current work tree with the store `arg` names. */
 export async function openStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, opts: StoreOpenOptions = {}): Promise<Repository> {
-  if (isFolderSpec(arg.spec)) {
-    const dir = await resolveStoreDir(arg.spec.startsWith('file:') ? arg.spec : path.resolve(cwd, arg.spec));
-    return Repository.withStore(cwd, await Store.open(dir, opts), opts);
+  const { settings, base } = await resolveSpec(arg.spec, cwd, run.io.env);
+  if (isFolderSpec(settings.url)) return Repository.withStore(cwd, await Store.open(await folderOf(settings.url, base), opts), opts);
+  if (opts.folderOnly) {
+    throw new UsageError(
+      `ckpt ${opts.folderOnly} does not run against a store elsewhere yet (${arg.from} ${arg.spec}): it still reads the store's folders directly; run it where the store is a folder`,
+    );
   }
-  const { backend, scratch } = await openElsewhere(run, arg.spec, cwd, opts.uncached ?? false);
+  const { backend, scratch } = await openElsewhere(run, settings, cwd, opts.uncached ?? false);
   const repo = await Repository.withStore(cwd, await Store.openBackend(backend, scratch, opts), opts);
   if (opts.writes && backend.lockShared) {
     // A local commit holds the shared lock of its store while it deduplicates against stored
@@ -179,10 +189,8 @@ export async function openStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, o
 /** `ckpt --store URL init`: a new, empty store at `arg` (a folder is created; elsewhere, config and HEAD are written). */
 export async function initStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, opts: RepositoryOptions & { chunkSize?: number } = {}): Promise<Repository> {
   const config = defaultConfig(validateChunkSize(opts.chunkSize ?? defaultConfig().chunkSize));
-  if (isFolderSpec(arg.spec)) {
-    const dir = await resolveStoreDir(arg.spec.startsWith('file:') ? arg.spec : path.resolve(cwd, arg.spec));
-    return Repository.withStore(cwd, await Store.create(dir, config, opts), opts);
-  }
-  const { backend, scratch } = await openElsewhere(run, arg.spec, cwd, false);
+  const { settings, base } = await resolveSpec(arg.spec, cwd, run.io.env);
+  if (isFolderSpec(settings.url)) return Repository.withStore(cwd, await Store.create(await folderOf(settings.url, base), config, opts), opts);
+  const { backend, scratch } = await openElsewhere(run, settings, cwd, false);
   return Repository.withStore(cwd, await Store.createOnBackend(backend, scratch, config, opts), opts);
 }

@@ -96,6 +96,24 @@ for (const kind of STORE_KINDS) {
       expect(existsSync(path.join(work, '.ckpt'))).toBe(false);
     });
 
+    it('a remote of the work tree\'s store stands for its URL, with the credentials saved for it', async () => {
+      const local = await tempDir('ckpt-anystore-local-');
+      expect((await runIn(local, ['init', '-q'], {})).code).toBe(0);
+      const creds =
+        kind === 'http'
+          ? ['--token', env.CKPT_TOKEN]
+          : kind === 's3'
+            ? ['--endpoint', env.AWS_ENDPOINT_URL_S3, '--region', env.AWS_REGION, '--access-key-id', env.AWS_ACCESS_KEY_ID, '--secret-access-key', env.AWS_SECRET_ACCESS_KEY]
+            : [];
+      expect((await runIn(local, ['remote', 'add', 'shared', url, ...creds], {})).code).toBe(0);
+      // no credentials in the environment: only those saved with the remote
+      const r = await runIn(local, ['--store', 'shared', 'log', '--json'], { CKPT_CACHE_DIR: cache });
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toHaveLength(3);
+      // and the work tree's own store is left as it was: no commit
+      expect(JSON.parse((await runIn(local, ['log', '--json'], {})).stdout)).toHaveLength(0);
+    });
+
     command('log', 'lists the three commits with steps and metrics', async () => {
       const log = await json<{ meta: { step: number } }[]>('log');
       expect(log.map((c) => c.meta.step)).toEqual([300, 200, 100]);
@@ -178,3 +196,27 @@ for (const kind of STORE_KINDS) {
     });
   });
 }
+
+describe('what --store refuses', () => {
+  it('a store elsewhere for the commands that still read store folders, and --store for clone and serve', async () => {
+    const work = await tempDir('ckpt-anystore-refuse-');
+    const env = { CKPT_CACHE_DIR: await tempDir('ckpt-anystore-cache-') };
+    for (const cmd of [['gc'], ['prune', '--keep-last', '1'], ['fsck'], ['du'], ['push'], ['fetch'], ['remote', 'list']]) {
+      const r = await runIn(work, ['--store', 'http://127.0.0.1:9/none', ...cmd], env);
+      expect(r.code, `${cmd.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`ckpt ${cmd[0]} does not run against a store elsewhere yet (--store http://127.0.0.1:9/none)`);
+    }
+    for (const cmd of [['clone', 'http://127.0.0.1:9/none'], ['serve']]) {
+      const r = await runIn(work, cmd, { ...env, CKPT_STORE: 's3://bucket/prefix' });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`ckpt ${cmd[0]} does not run against another store ($CKPT_STORE s3://bucket/prefix)`);
+    }
+  });
+
+  it('a store that is not there, naming it and how to make one', async () => {
+    const work = await tempDir('ckpt-anystore-none-');
+    const r = await runIn(work, ['--store', path.join(work, 'nothing'), 'log'], {});
+    expect(r.code).toBe(4);
+    expect(r.stderr).toMatch(/no ckpt store at .*nothing/);
+  });
+});
