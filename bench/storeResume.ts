@@ -12,7 +12,8 @@
  * - its peer, what a fresh machine does without --store: `ckpt clone` of the store (the whole
  *   history) then a checkout; bytes and time against the resume's, in the same run.
  *
- *   node dist/bench/storeResume.js     CKPT_BENCH_RESUME_MB (default 1024), CKPT_BENCH_RESUME_VERSIONS (default 20)
+ *   node dist/bench/storeResume.js     CKPT_BENCH_RESUME_MB (default 1024), CKPT_BENCH_RESUME_VERSIONS (default 20),
+ *                                      CKPT_BENCH_RESUME_STORES (default http,s3), CKPT_BENCH_RESUME_PEER=0 skips the clone
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -34,6 +35,8 @@ const ckptBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..',
 const MB = Number(process.env.CKPT_BENCH_RESUME_MB ?? 1024);
 const VERSIONS = Number(process.env.CKPT_BENCH_RESUME_VERSIONS ?? 20);
 const BEST = Math.max(1, Math.round(VERSIONS * 0.7));
+const STORES = (process.env.CKPT_BENCH_RESUME_STORES ?? 'http,s3').split(',');
+const PEER = process.env.CKPT_BENCH_RESUME_PEER !== '0';
 const TENSORS = 16;
 const TOKEN = 'bench-admin-token';
 const MiB = 1024 * 1024;
@@ -158,7 +161,7 @@ async function main(): Promise<void> {
     const targets: { name: string; url: string; env: Record<string, string>; remoteArgs: string[]; options: OpenBackendOptions; proxy: CountingProxy }[] = [];
     const httpProxy = await countingProxy(server.port);
     stops.push(() => httpProxy.close());
-    targets.push({
+    if (STORES.includes('http')) targets.push({
       name: 'ckpt serve',
       url: `http://127.0.0.1:${httpProxy.port}/resume`,
       env: { CKPT_TOKEN: TOKEN },
@@ -166,7 +169,9 @@ async function main(): Promise<void> {
       options: { http: { token: TOKEN } },
       proxy: httpProxy,
     });
-    if (motoAvailable()) {
+    if (!STORES.includes('s3')) {
+      // not asked for
+    } else if (motoAvailable()) {
       const s3 = await startS3Server('bench-resume');
       stops.push(() => s3.stop());
       const proxy = await countingProxy(Number(new URL(s3.endpoint).port));
@@ -204,21 +209,26 @@ async function main(): Promise<void> {
       await fs.rm(path.join(fresh, 'again'), { recursive: true });
 
       // the peer: clone the whole store, then check out
-      const peer = path.join(work, `peer-${i}`);
-      await fs.mkdir(peer);
-      t.proxy.reset();
-      const cloneS = await ckpt(peer, { ...quiet, ...t.env }, 'clone', t.url, 'c', '--no-checkout', '-q', ...t.remoteArgs);
-      const cloneBytes = t.proxy.bytes.up + t.proxy.bytes.down;
-      const peerCheckoutS = await ckpt(path.join(peer, 'c'), quiet, 'checkout', 'best:val_loss', '-o', 'out/', '-q');
-      await fs.rm(peer, { recursive: true });
+      let peerLine = '';
+      if (PEER) {
+        const peer = path.join(work, `peer-${i}`);
+        await fs.mkdir(peer);
+        t.proxy.reset();
+        const cloneS = await ckpt(peer, { ...quiet, ...t.env }, 'clone', t.url, 'c', '--no-checkout', '-q', ...t.remoteArgs);
+        const cloneBytes = t.proxy.bytes.up + t.proxy.bytes.down;
+        const peerCheckoutS = await ckpt(path.join(peer, 'c'), quiet, 'checkout', 'best:val_loss', '-o', 'out/', '-q');
+        await fs.rm(peer, { recursive: true });
+        peerLine =
+          `    peer: clone + checkout      ${mib(cloneBytes)} = ${(cloneBytes / stored.bytes).toFixed(2)}x, ${(cloneS + peerCheckoutS).toFixed(1)} s` +
+          ` (resume is ${((cloneS + peerCheckoutS) / coldS).toFixed(2)}x as fast, ${(cloneBytes / cold).toFixed(2)}x fewer bytes)\n`;
+      }
 
       process.stdout.write(
         `\n  ${t.name} (push of the history ${pushS.toFixed(1)} s)\n` +
           `    checkpoint's stored bytes   ${mib(stored.bytes)} (${stored.chunks} chunks + ${stored.bases} delta bases)\n` +
           `    --store checkout, cold      ${mib(cold)} on the wire = ${(cold / stored.bytes).toFixed(4)}x stored (bound 1.05), ${coldS.toFixed(1)} s, byte-exact: ${exact}\n` +
           `    --store checkout, warm      ${mib(warm)} = ${(warm / stored.bytes).toFixed(4)}x, ${warmS.toFixed(1)} s\n` +
-          `    peer: clone + checkout      ${mib(cloneBytes)} = ${(cloneBytes / stored.bytes).toFixed(2)}x, ${(cloneS + peerCheckoutS).toFixed(1)} s` +
-          ` (resume is ${((cloneS + peerCheckoutS) / coldS).toFixed(2)}x as fast, ${(cloneBytes / cold).toFixed(2)}x fewer bytes)\n`,
+          peerLine,
       );
       if (!exact) process.exitCode = 1;
     }
