@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import * as path from 'node:path';
 import { clone, cloneDirFor } from '../sync/clone.js';
-import { cwdOf, output, type Args } from './context.js';
+import { cwdOf, output, refuseStoreArg, type Args } from './context.js';
 import { humanBytes, shortId } from './output.js';
 import { jobsOf, jobsOption, metered, summary, type Metered } from './transferReport.js';
 
@@ -32,6 +32,7 @@ export const cloneCommand: CommandModule<object, CloneArgs> = {
       .option('token', { type: 'string', describe: 'bearer token for ckpt serve (or $CKPT_TOKEN)' })
       .option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
+    refuseStoreArg(argv, 'clone');
     const out = output(argv);
     const cwd = cwdOf(argv);
     const dir = path.resolve(cwd, argv.dir ?? cloneDirFor(argv.url));

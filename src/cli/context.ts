@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { UsageError } from '../core/errors.js';
 import { Repository } from '../repo/repository.js';
 import { Output, processIo, type CliIo, type GlobalFlags } from './output.js';
+import type { StoreRun } from './storeOption.js';
 
 /**
  * One run of the CLI, handed to every command by `main` through yargs' parse context: the run's
@@ -12,11 +13,13 @@ import { Output, processIo, type CliIo, type GlobalFlags } from './output.js';
 export interface CliRun {
   io: CliIo;
   exitCode: number;
+  /** Run by `main` once the command has ended, whatever the outcome, last registered first. */
+  cleanups: Array<() => Promise<void>>;
 }
 
-export type Args<T> = T & GlobalFlags & { cwd?: string; ckptRun?: CliRun };
+export type Args<T> = T & GlobalFlags & { cwd?: string; store?: string; ckptRun?: CliRun };
 
-type RunArgs = { cwd?: string; ckptRun?: CliRun };
+type RunArgs = { cwd?: string; store?: string; ckptRun?: CliRun };
 
 export function ioOf(argv: RunArgs): CliIo {
   return argv.ckptRun?.io ?? processIo();
@@ -49,14 +52,75 @@ export function output(argv: GlobalFlags & RunArgs): Output {
   return new Output(argv, ioOf(argv));
 }
 
-export function openRepo(argv: RunArgs): Promise<Repository> {
-  return openRepoAt(argv, cwdOf(argv));
+export interface OpenRepoOptions {
+  /**
+   * The command still reads and writes the store's folders itself (gc, prune, fsck, du, remotes):
+   * `--store` may name a folder, and a store elsewhere is refused, naming this command.
+   */
+  folderOnly?: string;
+  /** Index and metadata reads of a store elsewhere skip the local cache (fsck checks what the store holds). */
+  uncached?: boolean;
+  /**
+   * The command writes chunks that may deduplicate against stored ones (commit, merge, watch): on
+   * a store elsewhere it holds the store's shared lock for the whole run, named by this purpose,
+   * so a gc of that store waits for it.
+   */
+  writes?: string;
 }
 
-/** The repository at or above `dir`, its commits signed by the run's $CKPT_AUTHOR. */
-export function openRepoAt(argv: RunArgs, dir: string): Promise<Repository> {
+export function openRepo(argv: RunArgs, opts: OpenRepoOptions = {}): Promise<Repository> {
+  return openRepoAt(argv, cwdOf(argv), opts);
+}
+
+/** A run's --store, as given, and where it came from (for messages). */
+export interface StoreArg {
+  spec: string;
+  from: '--store' | '$CKPT_STORE';
+}
+
+/** The store `--store` or $CKPT_STORE names for this run, or undefined (the work tree's own). */
+export function storeArg(argv: RunArgs): StoreArg | undefined {
+  const raw: unknown = argv.store;
+  const flag: unknown = Array.isArray(raw) ? raw[raw.length - 1] : raw; // given twice: the last one, as yargs does
+  if (flag !== undefined) {
+    if (typeof flag !== 'string' || flag === '') throw new UsageError('--store expects a path or a URL (s3://bucket/prefix, http://host:port/name)');
+    return { spec: flag, from: '--store' };
+  }
+  const e = ioOf(argv).env.CKPT_STORE;
+  return e ? { spec: e, from: '$CKPT_STORE' } : undefined;
+}
+
+/** A path or file:// URL names a folder; http(s):// and s3:// a store elsewhere. */
+export function isFolderSpec(spec: string): boolean {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(spec)?.[1]?.toLowerCase();
+  return scheme === undefined || scheme === 'file';
+}
+
+/** What storeOption.ts needs of the run: its environment, and a way to clean up at the end. */
+export function storeRun(argv: RunArgs): StoreRun {
+  const run = argv.ckptRun;
+  if (!run) throw new Error('a ckpt command ran outside main()');
+  return { io: run.io, atEnd: (fn) => void run.cleanups.push(fn) };
+}
+
+/** Refuses `--store` (or $CKPT_STORE) for a command that makes or serves stores of its own. */
+export function refuseStoreArg(argv: RunArgs, command: string): void {
+  const arg = storeArg(argv);
+  if (arg) throw new UsageError(`ckpt ${command} does not run against another store (${arg.from} ${arg.spec}); unset it`);
+}
+
+/**
+ * The repository at or above `dir`, its commits signed by the run's $CKPT_AUTHOR; with `--store`
+ * (or $CKPT_STORE), the work tree around `dir` with that store.
+ */
+export async function openRepoAt(argv: RunArgs, dir: string, opts: OpenRepoOptions = {}): Promise<Repository> {
   const author = ioOf(argv).env.CKPT_AUTHOR;
-  return Repository.open(dir, author === undefined ? {} : { author });
+  const repoOpts = author === undefined ? {} : { author };
+  const arg = storeArg(argv);
+  if (!arg) return Repository.open(dir, repoOpts);
+  // loaded only with --store: the drivers and the cache are not every command's start-up cost
+  const { openStoreRepo } = await import('./storeOption.js');
+  return openStoreRepo(storeRun(argv), arg, dir, { ...repoOpts, ...opts });
 }
 
 /** `k=v` pairs; values through `parse`, which throws on a bad value. */

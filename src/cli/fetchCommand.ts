@@ -13,7 +13,7 @@ export const fetchCommand: CommandModule<object, Args<{ remote?: string; jobs: n
   handler: async (argv) => {
     const jobs = jobsOf(argv);
     const out = output(argv);
-    const repo = await openRepo(argv);
+    const repo = await openRepo(argv, { folderOnly: 'fetch' });
     const opened = await openRemote(repo, argv.remote ?? defaultRemote(repo));
     const m = metered(out, 'fetch', opened.transport);
     try {

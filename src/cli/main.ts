@@ -133,7 +133,7 @@ function muteSdkNodeWarning(): void {
  */
 export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<number> {
   muteSdkNodeWarning();
-  const run: CliRun = { io: { ...processIo(), ...io }, exitCode: 0 };
+  const run: CliRun = { io: { ...processIo(), ...io }, exitCode: 0, cleanups: [] };
   const json = argv.includes('--json');
   const quiet = argv.includes('-q') || argv.includes('--quiet');
   setLockWaitReporter(quiet ? undefined : (m) => run.io.stderr.write(`ckpt: ${m}\n`));
@@ -146,6 +146,7 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     .option('json', { type: 'boolean', describe: 'machine-readable output on stdout', global: true })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress or notes on stderr', global: true })
     .option('cwd', { type: 'string', describe: 'run as if started in this folder', global: true, hidden: true })
+    .option('store', { type: 'string', describe: 'the store to use instead of .ckpt/: a folder, http://host:port/name or s3://bucket/prefix (or $CKPT_STORE)', global: true })
     .strict()
     .demandCommand(1, 'name a command; see ckpt --help')
     .recommendCommands()
@@ -166,6 +167,14 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
     });
   } catch (e) {
     failure ??= e;
+  }
+  // scratch folders of a store elsewhere, open connections: gone whatever the outcome
+  for (const clean of run.cleanups.splice(0).reverse()) {
+    try {
+      await clean();
+    } catch (e) {
+      failure ??= e;
+    }
   }
   if (printed) run.io.stdout.write(`${printed}\n`);
   if (failure) return report(run.io, failure, json);

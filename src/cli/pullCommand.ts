@@ -16,7 +16,7 @@ export const pullCommand: CommandModule<object, Args<{ remote?: string; branch?:
       .option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv);
+    const repo = await openRepo(argv, { folderOnly: 'pull' });
     const opened = await openRemote(repo, argv.remote ?? defaultRemote(repo));
     if (!opened.name) throw new UsageError('pull needs a configured remote (ckpt remote add NAME URL)');
     const m = metered(out, 'pull', opened.transport);

@@ -28,7 +28,7 @@ export const pushCommand: CommandModule<object, PushArgs> = {
       .option('jobs', { alias: 'j', ...jobsOption }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv);
+    const repo = await openRepo(argv, { folderOnly: 'push' });
     const { remote, rest } = splitRemoteArgs(repo, argv.remote, argv.refs ?? []);
     const opened = await openRemote(repo, remote);
     const m = metered(out, 'push', opened.transport);

@@ -26,7 +26,7 @@ const add: CommandModule<object, RemoteArgs> = {
       .option('secret-access-key', { type: 'string', describe: 'S3 secret (kept in .ckpt/config.local)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv);
+    const repo = await openRepo(argv, { folderOnly: 'remote' });
     await addRemote(
       repo,
       argv.name!,
@@ -45,7 +45,7 @@ const remove: CommandModule<object, RemoteArgs> = {
   builder: (y) => y.positional('name', { type: 'string', demandOption: true }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    await removeRemote(await openRepo(argv), argv.name!);
+    await removeRemote(await openRepo(argv, { folderOnly: 'remote' }), argv.name!);
     out.result({ removed: argv.name });
     out.line(`Removed remote ${argv.name}`);
   },
@@ -57,7 +57,7 @@ const list: CommandModule<object, RemoteArgs> = {
   describe: 'list remotes',
   handler: async (argv) => {
     const out = output(argv);
-    const remotes = listRemotes(await openRepo(argv));
+    const remotes = listRemotes(await openRepo(argv, { folderOnly: 'remote' }));
     out.result(remotes);
     for (const r of remotes) out.line(`${r.name}\t${r.url}${r.region ? `\tregion=${r.region}` : ''}${r.endpoint ? `\tendpoint=${r.endpoint}` : ''}`);
   },

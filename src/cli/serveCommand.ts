@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { UsageError } from '../core/errors.js';
 import { startStoreServer } from '../serve/storeServer.js';
-import { cwdOf, ioOf, output, type Args } from './context.js';
+import { cwdOf, ioOf, output, refuseStoreArg, type Args } from './context.js';
 
 type ServeArgs = Args<{
   root?: string;
@@ -47,6 +47,7 @@ export const serveCommand: CommandModule<object, ServeArgs> = {
       .option('headers-timeout', { type: 'number', describe: 'seconds a request\'s headers may take (default 30)' })
       .option('request-timeout', { type: 'number', describe: 'seconds a whole request may take (default 7200)' }) as never,
   handler: async (argv) => {
+    refuseStoreArg(argv, 'serve');
     const out = output(argv);
     const root = path.resolve(cwdOf(argv), argv.root ?? '.');
     const env = ioOf(argv).env;

@@ -66,6 +66,16 @@ export class Repository {
     return new Repository(root, await Store.open(storeDirOf(root), opts), opts);
   }
 
+  /**
+   * A repository whose store is not the work tree's own (`ckpt --store URL`): a folder, `ckpt
+   * serve` or an S3 prefix, opened by the caller. The work tree (Git provenance, tree paths) is
+   * the one around `cwd`: the top of a ckpt work tree, else of a Git work tree, else `cwd`.
+   */
+  static async withStore(cwd: string, store: Store, opts: RepositoryOptions = {}): Promise<Repository> {
+    const root = (await findUp(cwd, path.join('.ckpt', 'config'))) ?? (await findUp(cwd, '.git')) ?? path.resolve(cwd);
+    return new Repository(root, store, opts);
+  }
+
   readCommit(id: ObjectId): Promise<Commit> {
     return this.store.meta.get<Commit>(id, 'commit');
   }

@@ -198,8 +198,26 @@ export class Store {
    * being written and other temporary files.
    */
   static async openBackend(backend: Backend, scratchDir: string, options: StoreOptions = {}): Promise<Store> {
-    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${backend.url} (its config is missing)`, { url: backend.url }));
+    const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${backend.url} (its config is missing; \`ckpt --store ${backend.url} init\` creates one)`, { url: backend.url }));
     return Store.over(scratchDir, backend, config, options);
+  }
+
+  /**
+   * Creates an empty store on a backend that holds none (`ckpt --store URL init`): HEAD, then
+   * config, through the backend, as `create` does in a folder.
+   */
+  static async createOnBackend(backend: Backend, scratchDir: string, config: StoreConfig = defaultConfig(), options: StoreOptions = {}): Promise<Store> {
+    if (await backend.readFile!('config')) throw new CkptError('E_EXISTS', `a ckpt store already exists at ${backend.url}`, { url: backend.url });
+    // refs or index files without a config are a damaged store, not an empty place to start one
+    for (const prefix of ['refs/', 'objects/index/']) {
+      if ((await backend.list(prefix)).length > 0) {
+        throw new CkptError('E_EXISTS', `${backend.url} is not empty (it holds ${prefix} but no config); refusing to create a store over it`, { url: backend.url });
+      }
+    }
+    const store = new Store(scratchDir, backend, config, options.clock ?? Date.now);
+    await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
+    await store.saveConfig();
+    return store;
   }
 
   private static async over(dir: string, backend: Backend, config: StoreConfig, options: StoreOptions): Promise<Store> {
