@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { parseKey, type KeyKind } from './objectKeys.js';
-import type { GetToFileOptions, KeyInfo, PutBody, Backend } from './backend.js';
+import type { GetToFileOptions, KeyInfo, PutBody, Backend, RangeReader, RefLogEntry } from './backend.js';
 
 export interface TransferCounts {
   /** Object and ref bytes uploaded. */
@@ -36,6 +36,52 @@ export class CountingBackend implements Backend {
   get lockShared(): Backend['lockShared'] {
     const inner = this.inner;
     return inner.lockShared ? (purpose) => inner.lockShared!(purpose) : undefined;
+  }
+
+  get lockExclusive(): Backend['lockExclusive'] {
+    const inner = this.inner;
+    return inner.lockExclusive ? (purpose) => inner.lockExclusive!(purpose) : undefined;
+  }
+
+  /** Ranged reads, each counted, when the inner transport has them. */
+  get openRanges(): Backend['openRanges'] {
+    const inner = this.inner;
+    if (!inner.openRanges) return undefined;
+    return async (key: string): Promise<RangeReader> => {
+      this.counts.requests++;
+      const reader = await inner.openRanges!(key);
+      return {
+        read: async (offset, length) => {
+          this.counts.requests++;
+          const b = await reader.read(offset, length);
+          this.received(key, b.byteLength);
+          return b;
+        },
+        close: () => reader.close(),
+      };
+    };
+  }
+
+  /** The store's small files (config, HEAD, reflogs, marks), counted, when the inner transport serves them. */
+  get readFile(): Backend['readFile'] {
+    const inner = this.inner;
+    if (!inner.readFile) return undefined;
+    return async (key: string) => {
+      this.counts.requests++;
+      const b = await inner.readFile!(key);
+      if (b) this.received(key, b.byteLength);
+      return b;
+    };
+  }
+
+  get writeFile(): Backend['writeFile'] {
+    const inner = this.inner;
+    if (!inner.writeFile) return undefined;
+    return async (key: string, bytes: Uint8Array) => {
+      this.counts.requests++;
+      await inner.writeFile!(key, bytes);
+      this.sent(key, bytes.byteLength);
+    };
   }
 
   private sent(key: string, n: number): void {
@@ -94,9 +140,9 @@ export class CountingBackend implements Backend {
     return id;
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     this.counts.requests++;
-    await this.inner.casRef(ref, expected, next);
+    await this.inner.casRef(ref, expected, next, log);
     if (next) this.sent(ref, next.length + 1);
   }
 

@@ -84,6 +84,15 @@ export class LocalBackend implements Backend {
     return path.join(this.storeDir, ...key.split('/'));
   }
 
+  /**
+   * The file that holds an object of this folder: a copy to another store streams a pack from it
+   * instead of reading it through get.
+   */
+  pathOf(key: string): string {
+    readableKey(key);
+    return this.fileFor(key);
+  }
+
   private notFound(key: string): NotFoundError {
     return new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
   }

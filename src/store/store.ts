@@ -127,6 +127,26 @@ export class Store {
     return Store.over(scratchDir, backend, config, options);
   }
 
+  /**
+   * The store at the other end of a copy (push, fetch, clone: src/sync/), with `scratchDir` a
+   * local folder for packs being written. A store without a config is no error here: one written
+   * by an older ckpt holds objects and refs only, and a backend that serves no store files has
+   * none to give; the default config stands in. With `create` (a push), such a store is given
+   * `create` as its config, and a HEAD naming main unless it has one, as `ckpt init` writes them.
+   */
+  static async openRemote(backend: Backend, scratchDir: string, options: StoreOptions & { create?: StoreConfig } = {}): Promise<Store> {
+    const bytes = backend.readFile ? await backend.readFile('config') : undefined;
+    if (bytes) return Store.over(scratchDir, backend, parseConfigBytes(backend, bytes), options);
+    const config = options.create ?? defaultConfig();
+    const store = new Store(scratchDir, backend, config, options.clock ?? Date.now);
+    if (options.create && backend.writeFile) {
+      if (!(await backend.readFile!('HEAD'))) await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
+      await store.saveConfig();
+      return store;
+    }
+    return backend.readFile ? Store.over(scratchDir, backend, config, options) : store;
+  }
+
   private static async over(dir: string, backend: Backend, config: StoreConfig, options: StoreOptions): Promise<Store> {
     const store = new Store(dir, backend, config, options.clock ?? Date.now);
     // a HEAD that is garbage or names a path out of the store is refused by every command
@@ -167,9 +187,13 @@ export class Store {
 
 /** The store's config, parsed; `missing` makes the error when there is none. */
 async function readConfig(backend: Backend, missing: () => Error): Promise<StoreConfig> {
-  const where = whereIs(backend, 'config');
   const bytes = await backend.readFile!('config');
   if (!bytes) throw missing();
+  return parseConfigBytes(backend, bytes);
+}
+
+function parseConfigBytes(backend: Backend, bytes: Uint8Array): StoreConfig {
+  const where = whereIs(backend, 'config');
   if (bytes.length > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
   return parseConfig(Buffer.from(bytes).toString('utf8'), where);
 }

@@ -1,26 +1,34 @@
 /**
- * Re-hashes every chunk of a received pack before its index makes it visible: each record is
- * read (adjacent records in one read), decoded and checked against its id. The pack's own hash
- * only proves the bytes are the pack the sender named; this proves the pack holds what its
- * index says.
+ * Re-hashes every chunk of a received pack before its index file makes it visible: each record
+ * is read (adjacent records in one read), decoded and checked against its id. The pack's own hash
+ * only proves the bytes are the pack the sender named; this proves the pack holds what its index
+ * file says.
  */
-import { promises as fs } from 'node:fs';
 import { CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
+import { whereIs, type Backend, type RangeReader } from '../backend/backend.js';
+import { packKey } from '../backend/objectKeys.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 
 const RUN_BYTES = 16 * 1024 * 1024;
 
+/** Ranged reads of one object: one open handle where the backend has it, else ranged gets. */
+export async function openRanges(backend: Backend, key: string): Promise<RangeReader> {
+  if (backend.openRanges) return backend.openRanges(key);
+  return { read: (offset, length) => backend.get(key, { offset, length }), close: async () => undefined };
+}
+
 export async function verifyPackChunks(
-  packFile: string,
+  backend: Backend,
   pack: ObjectId,
   records: readonly ChunkRecord[],
-  /** Raw bytes of a delta base, verified (from the local store or another received pack). */
+  /** Raw bytes of a delta base, verified (from the store or another received pack). */
   base: (id: ObjectId) => Promise<Uint8Array>,
 ): Promise<void> {
+  const where = whereIs(backend, packKey(pack));
   const recs = [...records].sort((a, b) => a.offset - b.offset);
-  const fh = await fs.open(packFile, 'r');
+  const reader = await openRanges(backend, packKey(pack));
   try {
     for (let i = 0; i < recs.length; ) {
       const start = recs[i].offset;
@@ -30,26 +38,29 @@ export async function verifyPackChunks(
         end = recs[j].offset + recs[j].stored;
         j++;
       }
-      const buf = Buffer.allocUnsafe(end - start);
-      let got = 0;
-      while (got < buf.length) {
-        const { bytesRead } = await fh.read(buf, got, buf.length - got, start + got);
-        if (bytesRead === 0) throw new CorruptObjectError(pack, packFile, `pack ends before offset ${end}`);
-        got += bytesRead;
+      let buf: Uint8Array;
+      try {
+        buf = await reader.read(start, end - start);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'E_REMOTE' && /runs past the end/.test((e as Error).message)) {
+          throw new CorruptObjectError(pack, where, `pack ends before offset ${end}`);
+        }
+        throw e;
       }
+      if (buf.byteLength !== end - start) throw new CorruptObjectError(pack, where, `pack ends before offset ${end}`);
       for (const r of recs.slice(i, j)) {
         const stored = buf.subarray(r.offset - start, r.offset - start + r.stored);
         let raw: Uint8Array;
         try {
-          raw = await decodeChunk({ codec: r.codec, planes: r.planes, data: stored }, r.raw, r.base ? await base(r.base) : undefined);
+          raw = await decodeChunk({ codec: r.codec as never, planes: r.planes, data: stored }, r.raw, r.base ? await base(r.base) : undefined);
         } catch (e) {
-          throw new CorruptObjectError(r.id, packFile, (e as Error).message);
+          throw new CorruptObjectError(r.id, where, (e as Error).message);
         }
-        if (objectId('chunk', raw) !== r.id) throw new CorruptObjectError(r.id, packFile);
+        if (objectId('chunk', raw) !== r.id) throw new CorruptObjectError(r.id, where);
       }
       i = j;
     }
   } finally {
-    await fh.close();
+    await reader.close();
   }
 }
