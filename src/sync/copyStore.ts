@@ -309,9 +309,11 @@ class Copy {
         put: async (key: string, body: PutBody) => {
           if (await dst.backend.stat(key)) result.packs.reused++;
           else {
+            // measured first: a put on this disk moves the file into place
+            const size = 'bytes' in body ? body.bytes.byteLength : (await fs.stat(body.file)).size;
             await dst.backend.put(key, body);
             result.packs.built++;
-            result.packs.bytes += 'bytes' in body ? body.bytes.byteLength : (await fs.stat(body.file)).size;
+            result.packs.bytes += size;
           }
         },
       };
