@@ -135,10 +135,8 @@ export async function moveRef(refs: RefStore, m: RefMove): Promise<ObjectId | nu
       if (!(e instanceof RefConflictError) || attempt >= 3) throw e;
       const actual = (e.data.actual as ObjectId | null | undefined) ?? null;
       if (actual === m.next) return actual;
-      if (!m.onConflict || (await m.onConflict(actual)) === 'skip') {
-        if (m.onConflict) return false;
-        throw e;
-      }
+      if (!m.onConflict) throw e;
+      if ((await m.onConflict(actual)) === 'skip') return false;
       expected = actual;
     }
   }
