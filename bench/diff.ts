@@ -12,7 +12,7 @@ import { closeSync, openSync, promises as fs, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chunkSumSquares } from '../src/core/tensorDeltaStats.js';
+import { chunkSumSquares } from '../src/diff/tensorDeltaStats.js';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
 import { diff } from '../src/repo/diff.js';
 import { Repository } from '../src/repo/repository.js';

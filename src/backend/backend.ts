@@ -1,14 +1,18 @@
 /**
- * The one interface every remote speaks. A remote has the layout of a local store (`objects/`,
- * `refs/`), so the directory, HTTP and S3 transports differ only in how bytes move; push, fetch
- * and clone are written once against this.
+ * The one interface every backend speaks. A backend has the layout of a local store (`objects/`,
+ * `refs/`, `logs/`, `config`, `HEAD`, `pruned/`), so a folder, `ckpt serve` and an S3 prefix differ
+ * only in how bytes move; the store and sync are written once against this.
  *
- * Shared rules, enforced by every transport:
- * - a key is checked with parseKey before it is used; anything else is refused (E_USAGE);
- * - object bytes are verified against their key before they become visible on the remote, and
- *   whole-object reads are verified before they are returned;
+ * Shared rules, enforced by every backend (test/backend/backendSuite.ts is the contract):
+ * - a key is checked with parseKey / parseStoreFileKey before it is used; anything else is
+ *   refused (E_USAGE);
+ * - object bytes are verified against their key before they become visible, and whole-object
+ *   reads are verified before they are returned;
  * - writes are atomic; putting an object that already exists succeeds without rewriting it;
- * - refs change only through casRef, never through put/delete.
+ * - refs change only through casRef, never through put/delete; reflogs only through casRef;
+ * - answers are bounded by what their key may hold (maxResponseBytes, maxStoreFileBytes);
+ * - a failure worth another attempt (a cut connection, a 5xx, a stall) is marked transient
+ *   (transientError); retrying is the job of one wrapper, retryingBackend.ts, not of a driver.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { CkptError, CorruptObjectError, RefConflictError, UsageError } from '../core/errors.js';
 import { isObjectId, objectHasher, type ObjectKind } from '../core/objectId.js';
-import { parseKey, verifyObjectKey, type ParsedKey } from './objectKeys.js';
+import { parseKey, parseStoreFileKey, verifyObjectKey, type ParsedKey, type StoreFileKind } from './objectKeys.js';
 import { fsyncDir } from './atomicFile.js';
 
 export interface KeyInfo {
@@ -29,8 +33,12 @@ export interface KeyInfo {
 
 export interface RemoteLock {
   release(): Promise<void>;
-  /** Throws when the lock was lost meanwhile (an expired lease): what follows is not protected. */
-  check?(): void;
+  /**
+   * Throws E_LOCKED when the lock was lost meanwhile (a lease that lapsed or could not be
+   * renewed, a lock file or object removed by someone who judged it stale): what follows is not
+   * protected, so a writer calls this before it publishes (moves a ref).
+   */
+  check(): void;
 }
 
 export interface GetToFileOptions {
@@ -74,13 +82,16 @@ export interface Backend {
   stat(key: string): Promise<KeyInfo | undefined>;
   /** NotFoundError when missing. A whole-object read is verified; a ranged read cannot be. */
   get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array>;
-  /** Ranged reads of one object (a pack), NotFoundError when it is missing. */
-  openRanges?(key: string): Promise<RangeReader>;
+  /**
+   * Ranged reads of one object (a pack) through one open handle or connection; NotFoundError
+   * when it is missing. A read that runs past the object's end is E_REMOTE.
+   */
+  openRanges(key: string): Promise<RangeReader>;
   /** Streams an object into `dest`, verifying it on the way; `dest` appears only when verified. */
   getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void>;
   /** Objects only: verified before visible; idempotent for identical content. */
   put(key: string, body: PutBody): Promise<void>;
-  /** Objects and marks; deleting a missing one succeeds. */
+  /** Objects and retention marks (`pruned/<id>`); deleting a missing one succeeds. */
   delete(key: string): Promise<void>;
   /** The commit id a ref holds, or null. */
   readRef(ref: string): Promise<string | null>;
@@ -91,16 +102,17 @@ export interface Backend {
    */
   casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void>;
   /** A small mutable file of the store (config, HEAD, a reflog, a mark), or undefined. */
-  readFile?(key: string): Promise<Uint8Array | undefined>;
+  readFile(key: string): Promise<Uint8Array | undefined>;
   /** Replaces a small mutable file whole and atomically (config, HEAD, a mark; not refs, not objects). */
-  writeFile?(key: string, bytes: Uint8Array): Promise<void>;
+  writeFile(key: string, bytes: Uint8Array): Promise<void>;
   /**
    * Holds the store's shared lock (the gc protocol: commits, pushes, checkouts) until released:
-   * a folder's lock file, a lease `ckpt serve` keeps, a lock object in S3.
+   * a folder's lock file, a lease `ckpt serve` keeps, a lock object in S3. Waits while gc or
+   * prune holds the store; E_LOCKED when that lasts too long.
    */
-  lockShared?(purpose: string): Promise<RemoteLock>;
+  lockShared(purpose: string): Promise<RemoteLock>;
   /** The store's exclusive lock (gc, prune), granted once no shared lock is live. */
-  lockExclusive?(purpose: string): Promise<RemoteLock>;
+  lockExclusive(purpose: string): Promise<RemoteLock>;
   close?(): Promise<void>;
 }
 
@@ -112,6 +124,8 @@ export function whereIs(backend: Backend, key: string): string {
 /** Most bytes a listing, a metadata object or an index file may have when read from a remote. */
 export const SMALL_OBJECT_MAX = 64 * 1024 * 1024;
 export const REF_OBJECT_MAX = 1024;
+/** Most bytes `config`, `HEAD` or a retention mark may have; a reflog may have SMALL_OBJECT_MAX. */
+export const STORE_FILE_MAX = 1024 * 1024;
 /** A whole pack read into memory (tests, tools); fetch streams packs to disk, bounded by their index. */
 export const PACK_READ_MAX = 1024 * 1024 * 1024;
 
@@ -119,6 +133,42 @@ export const PACK_READ_MAX = 1024 * 1024 * 1024;
 export function maxResponseBytes(key: string): number {
   const kind = parseKey(key)?.kind;
   return kind === 'ref' ? REF_OBJECT_MAX : kind === 'pack' ? PACK_READ_MAX : SMALL_OBJECT_MAX;
+}
+
+/** What a store file (parseStoreFileKey) may hold at most. */
+export function maxStoreFileBytes(key: string): number {
+  return parseStoreFileKey(key)?.kind === 'log' ? SMALL_OBJECT_MAX : STORE_FILE_MAX;
+}
+
+/** Parses the key of a store file that can be read: config, HEAD, a reflog, a mark. */
+export function storeFileKey(key: string): StoreFileKind {
+  const parsed = parseStoreFileKey(key);
+  if (!parsed) throw new UsageError(`not a store file: ${JSON.stringify(key)}`, { key });
+  return parsed.kind;
+}
+
+/** Parses the key of a store file written whole: config, HEAD or a mark (reflogs grow only by casRef). */
+export function writableStoreFileKey(key: string): StoreFileKind {
+  const kind = parseStoreFileKey(key)?.kind;
+  if (kind !== 'config' && kind !== 'head' && kind !== 'mark') {
+    throw new UsageError(`not a store file written whole: ${JSON.stringify(key)}`, { key });
+  }
+  return kind;
+}
+
+/** Parses a key that may be deleted: an object or a retention mark. */
+export function deletableKey(key: string): void {
+  if (parseStoreFileKey(key)?.kind !== 'mark') objectKey(key);
+}
+
+/** Parses a key that stat may ask about: an object, a ref or a store file. */
+export function statableKey(key: string): void {
+  if (!parseStoreFileKey(key)) readableKey(key);
+}
+
+/** A listing keeps only keys of the store: objects, refs and store files. */
+export function isListableKey(key: string): boolean {
+  return parseKey(key) !== undefined || parseStoreFileKey(key) !== undefined;
 }
 
 export type ObjectKeyKind = Exclude<ParsedKey['kind'], 'ref'>;
@@ -174,6 +224,28 @@ export function decodeRef(ref: string, bytes: Uint8Array): string {
 
 export function remoteError(url: string, message: string, data: Record<string, unknown> = {}): CkptError {
   return new CkptError('E_REMOTE', `${url}: ${message}`, { url, ...data });
+}
+
+/**
+ * A failure another attempt may not meet: the connection broke or was refused, the server had a
+ * 5xx, an answer stalled. Drivers mark such errors; retryingBackend.ts retries them.
+ */
+export function transientError(url: string, message: string, data: Record<string, unknown> = {}): CkptError {
+  return new CkptError('E_REMOTE', `${url}: ${message}`, { url, ...data, transient: true });
+}
+
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+
+/** Whether a Node error is a network failure worth another attempt. */
+export function isNetworkFault(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  return (code !== undefined && TRANSIENT_CODES.has(code)) || (e as Error | undefined)?.message === 'socket hang up';
+}
+
+/** Whether an error is marked transient (transientError, a stall) or is a raw network fault. */
+export function isTransient(e: unknown): boolean {
+  if (e instanceof CkptError) return e.data.transient === true || e.data.stalled === true;
+  return isNetworkFault(e);
 }
 
 /** The error casRef throws, in one place so every transport reports a lost race the same way. */

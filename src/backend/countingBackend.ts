@@ -5,7 +5,7 @@
  */
 import { promises as fs } from 'node:fs';
 import { parseKey, type KeyKind } from './objectKeys.js';
-import type { GetToFileOptions, KeyInfo, PutBody, Backend, RangeReader, RefLogEntry } from './backend.js';
+import type { GetToFileOptions, KeyInfo, PutBody, Backend, RangeReader, RefLogEntry, RemoteLock } from './backend.js';
 
 export interface TransferCounts {
   /** Object and ref bytes uploaded. */
@@ -32,56 +32,12 @@ export class CountingBackend implements Backend {
     return this.inner.url;
   }
 
-  /** The inner transport's lock, when it has one. */
-  get lockShared(): Backend['lockShared'] {
-    const inner = this.inner;
-    return inner.lockShared ? (purpose) => inner.lockShared!(purpose) : undefined;
+  lockShared(purpose: string): Promise<RemoteLock> {
+    return this.inner.lockShared(purpose);
   }
 
-  get lockExclusive(): Backend['lockExclusive'] {
-    const inner = this.inner;
-    return inner.lockExclusive ? (purpose) => inner.lockExclusive!(purpose) : undefined;
-  }
-
-  /** Ranged reads, each counted, when the inner transport has them. */
-  get openRanges(): Backend['openRanges'] {
-    const inner = this.inner;
-    if (!inner.openRanges) return undefined;
-    return async (key: string): Promise<RangeReader> => {
-      this.counts.requests++;
-      const reader = await inner.openRanges!(key);
-      return {
-        read: async (offset, length) => {
-          this.counts.requests++;
-          const b = await reader.read(offset, length);
-          this.received(key, b.byteLength);
-          return b;
-        },
-        close: () => reader.close(),
-      };
-    };
-  }
-
-  /** The store's small files (config, HEAD, reflogs, marks), counted, when the inner transport serves them. */
-  get readFile(): Backend['readFile'] {
-    const inner = this.inner;
-    if (!inner.readFile) return undefined;
-    return async (key: string) => {
-      this.counts.requests++;
-      const b = await inner.readFile!(key);
-      if (b) this.received(key, b.byteLength);
-      return b;
-    };
-  }
-
-  get writeFile(): Backend['writeFile'] {
-    const inner = this.inner;
-    if (!inner.writeFile) return undefined;
-    return async (key: string, bytes: Uint8Array) => {
-      this.counts.requests++;
-      await inner.writeFile!(key, bytes);
-      this.sent(key, bytes.byteLength);
-    };
+  lockExclusive(purpose: string): Promise<RemoteLock> {
+    return this.inner.lockExclusive(purpose);
   }
 
   private sent(key: string, n: number): void {
@@ -113,6 +69,33 @@ export class CountingBackend implements Backend {
     const b = await this.inner.get(key, range);
     this.received(key, b.byteLength);
     return b;
+  }
+
+  async openRanges(key: string): Promise<RangeReader> {
+    this.counts.requests++;
+    const reader = await this.inner.openRanges(key);
+    return {
+      read: async (offset, length) => {
+        this.counts.requests++;
+        const b = await reader.read(offset, length);
+        this.received(key, b.byteLength);
+        return b;
+      },
+      close: () => reader.close(),
+    };
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    this.counts.requests++;
+    const b = await this.inner.readFile(key);
+    if (b) this.received(key, b.byteLength);
+    return b;
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    this.counts.requests++;
+    await this.inner.writeFile(key, bytes);
+    this.sent(key, bytes.byteLength);
   }
 
   async getToFile(key: string, dest: string, opts?: GetToFileOptions): Promise<void> {

@@ -1,9 +1,10 @@
 /**
- * A remote served by storeServer (`ckpt serve`), over node:http(s) rather than fetch: request
- * bodies stream from disk with a known Content-Length, and paths go out exactly as built.
- * Idempotent requests are retried a couple of times on connection errors and 5xx, as restic
- * wraps its backends; a ref update is retried too, and a retry that finds the ref already at
- * the new value counts as success (the first attempt landed but its answer was lost).
+ * A store served by storeServer (`ckpt serve`), over node:http(s) rather than fetch: request
+ * bodies stream from disk with a known Content-Length, and paths go out exactly as built. Each
+ * operation is one request (a ranged reader: one per range, over a keep-alive connection); a
+ * cut connection, a 5xx or a stall is marked transient and retried by retryingBackend.ts, not
+ * here. The store's locks are leases the server holds on the client's behalf (storeLeases.ts),
+ * renewed while held.
  */
 import { createReadStream, promises as fs } from 'node:fs';
 import * as http from 'node:http';
@@ -15,39 +16,52 @@ import { parseKey } from './objectKeys.js';
 import {
   checkRange,
   decodeRef,
+  deletableKey,
   encodeRef,
+  isListableKey,
+  isNetworkFault,
   listPrefix,
+  maxStoreFileBytes,
   objectKey,
   readableKey,
   refConflict,
   refName,
   remoteError,
+  statableKey,
+  storeFileKey,
   streamToVerifiedFile,
+  transientError,
   verifyBytes,
+  writableStoreFileKey,
   maxResponseBytes,
   REF_OBJECT_MAX,
   SMALL_OBJECT_MAX,
   type GetToFileOptions,
   type KeyInfo,
   type PutBody,
+  type RangeReader,
+  type RefLogEntry,
   type RemoteLock,
   type Backend,
 } from './backend.js';
-import { clientLimits, guardStream, StallError, type StallLimits } from './stallGuard.js';
+import { renewedLock } from './renewedLock.js';
+import { waitNotifier } from './lockFile.js';
+import { clientLimits, guardStream, type StallLimits } from './stallGuard.js';
 
 export interface HttpBackendOptions {
   /** Sent as `Authorization: Bearer <token>`. */
   token?: string;
-  /** Extra attempts after a connection error or 5xx; default 2. */
-  retries?: number;
-  /** A connection silent this long is dropped (and retried when that is safe); default the stall timeout. */
+  /** A connection silent this long is dropped (a transient failure); default the stall timeout. */
   idleTimeoutMs?: number;
   /** No progress for this long ends a transfer (default $CKPT_STALL_TIMEOUT or 60 s). */
   stallMs?: number;
   /** One request, body included, ends by then (default $CKPT_DEADLINE or 6 h). */
   deadlineMs?: number;
-  /** First retry delay, quadrupled per attempt; default 200 ms. */
-  retryDelayMs?: number;
+  /**
+   * How long lockShared waits while gc holds the store (default $CKPT_LOCK_WAIT seconds or
+   * 30 min) and lockExclusive waits for commits and pushes to finish (default 10 min).
+   */
+  lockWaitMs?: number;
 }
 
 type Body = Uint8Array | (() => Readable);
@@ -60,23 +74,10 @@ interface Attempt {
   body?: Body;
 }
 
-/** A failure worth another attempt: the connection broke or the server had a transient error. */
-class Transient extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
-  }
-}
-
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ECONNABORTED']);
-
-function isTransient(e: unknown): boolean {
-  if (e instanceof Transient || e instanceof StallError) return true;
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  return (code !== undefined && RETRYABLE_CODES.has(code)) || (e as Error | undefined)?.message === 'socket hang up';
-}
+/** The header that carries a ref update's reflog entry: `<time ms> <reason, percent-encoded>`. */
+export const REFLOG_HEADER = 'ckpt-reflog';
+/** Longest reflog reason sent, in characters (a reason is one line: a commit's subject). */
+const REASON_MAX = 1000;
 
 const ERROR_MAX = 64 * 1024;
 
@@ -85,6 +86,39 @@ function contentLength(res: http.IncomingMessage): number | undefined {
   if (h === undefined) return undefined;
   const n = Number(h);
   return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function sharedLockWaitMs(): number {
+  const s = Number(process.env.CKPT_LOCK_WAIT ?? 1800);
+  return (Number.isFinite(s) && s >= 0 ? s : 1800) * 1000;
+}
+
+/** The header value of a reflog entry. */
+export function reflogHeader(log: RefLogEntry): string {
+  const reason = Array.from(log.reason.replace(/\s+/g, ' ')).slice(0, REASON_MAX).join('');
+  return `${Math.max(0, Math.floor(log.time))} ${encodeURIComponent(reason)}`;
+}
+
+interface LeaseAnswer {
+  lease: string;
+  ttlMs: number;
+  /** Exclusive leases: whether every shared lock is gone; absent from servers without exclusive leases. */
+  granted?: boolean;
+}
+
+function parseLeaseAnswer(url: string, body: Buffer): LeaseAnswer {
+  let v: { lease?: unknown; ttlMs?: unknown; granted?: unknown };
+  try {
+    v = JSON.parse(body.toString('utf8')) as typeof v;
+  } catch {
+    throw remoteError(url, 'malformed lease answer');
+  }
+  if (typeof v?.lease !== 'string' || !/^[0-9a-f]{32}$/.test(v.lease) || !Number.isSafeInteger(v.ttlMs) || (v.ttlMs as number) < 100) {
+    throw remoteError(url, 'malformed lease answer');
+  }
+  return { lease: v.lease, ttlMs: v.ttlMs as number, granted: typeof v.granted === 'boolean' ? v.granted : undefined };
 }
 
 export class HttpBackend implements Backend {
@@ -173,45 +207,41 @@ export class HttpBackend implements Backend {
   }
 
   /**
-   * Sends a request, retrying when `retry` allows it, and turns error statuses into typed
-   * errors. `use` consumes the successful response; a Transient thrown from it (a stream cut
-   * mid-body) is retried like a failed connection.
+   * Sends one request and turns error statuses into typed errors; `use` consumes a successful
+   * response. A cut or refused connection, a 5xx and a body cut mid-way are transient
+   * (retryingBackend.ts retries them); a stall is a StallError, transient too.
    */
-  private async request<T>(
-    a: Attempt,
-    retry: boolean,
-    use: (res: http.IncomingMessage) => Promise<T>,
-    key = a.path,
-    state = { attempts: 0 },
-  ): Promise<T> {
-    const retries = retry ? (this.options.retries ?? 2) : 0;
-    for (let i = 0; ; i++) {
-      state.attempts++;
+  private async request<T>(a: Attempt, use: (res: http.IncomingMessage) => Promise<T>, key = a.path): Promise<T> {
+    let res: http.IncomingMessage;
+    try {
+      res = await this.attempt(a);
+    } catch (e) {
+      if (isNetworkFault(e)) throw transientError(this.url, `${a.method} ${key}: ${(e as Error).message}`, { key, cause: (e as NodeJS.ErrnoException).code });
+      throw e;
+    }
+    const status = res.statusCode ?? 0;
+    if (status >= 500) {
+      const text = (await this.readAll(res, ERROR_MAX, 'error answer').catch(() => Buffer.alloc(0))).toString('utf8');
+      let info: { error?: unknown; code?: unknown } = {};
       try {
-        const res = await this.attempt(a);
-        const status = res.statusCode ?? 0;
-        if (status >= 500) {
-          const text = (await this.readAll(res, ERROR_MAX, 'error answer').catch(() => Buffer.alloc(0))).toString('utf8');
-          throw new Transient(`${a.method} ${key}: HTTP ${status} ${text.slice(0, 200)}`, status);
-        }
-        if (status >= 400) throw await this.failure(res, a, key);
-        try {
-          return await use(res);
-        } catch (e) {
-          // an answer we stopped reading (too long, stalled) must not keep its socket busy
-          res.destroy();
-          throw e;
-        }
-      } catch (e) {
-        if (i >= retries || !isTransient(e)) {
-          if (e instanceof StallError) throw e;
-          if (isTransient(e)) {
-            throw remoteError(this.url, (e as Error).message, { key, status: (e as Transient).status });
-          }
-          throw e;
-        }
-        await new Promise((r) => setTimeout(r, (this.options.retryDelayMs ?? 200) * 4 ** i));
+        info = JSON.parse(text) as typeof info;
+      } catch {
+        info = { error: text.slice(0, 200) };
       }
+      const detail = typeof info?.error === 'string' ? info.error.slice(0, 300) : '';
+      throw transientError(this.url, `${a.method} ${key}: HTTP ${status} ${detail}`, {
+        key,
+        status,
+        ...(typeof info?.code === 'string' ? { serverCode: info.code } : {}),
+      });
+    }
+    if (status >= 400) throw await this.failure(res, a, key);
+    try {
+      return await use(res);
+    } catch (e) {
+      // an answer we stopped reading (too long, stalled) must not keep its socket busy
+      res.destroy();
+      throw e;
     }
   }
 
@@ -247,7 +277,7 @@ export class HttpBackend implements Backend {
 
   async list(prefix: string): Promise<KeyInfo[]> {
     listPrefix(prefix);
-    const body = await this.request({ method: 'GET', path: `?list=${encodeURIComponent(prefix)}` }, true, (res) =>
+    const body = await this.request({ method: 'GET', path: `?list=${encodeURIComponent(prefix)}` }, (res) =>
       this.body(res, SMALL_OBJECT_MAX, `listing of ${prefix}`),
     );
     let items: unknown;
@@ -261,15 +291,15 @@ export class HttpBackend implements Backend {
     for (const it of items as { key?: unknown; size?: unknown }[]) {
       if (typeof it?.key !== 'string' || !Number.isSafeInteger(it.size) || (it.size as number) < 0) throw remoteError(this.url, 'bad listing entry');
       // a server is not trusted to hand back only keys we asked for
-      if (it.key.startsWith(prefix) && parseKey(it.key)) out.push({ key: it.key, size: it.size as number });
+      if (it.key.startsWith(prefix) && isListableKey(it.key)) out.push({ key: it.key, size: it.size as number });
     }
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    readableKey(key);
+    statableKey(key);
     try {
-      return await this.request({ method: 'HEAD', path: key }, true, async (res) => {
+      return await this.request({ method: 'HEAD', path: key }, async (res) => {
         res.resume();
         const size = contentLength(res);
         if (size === undefined) throw remoteError(this.url, `HEAD ${key}: no valid Content-Length`, { key });
@@ -284,7 +314,7 @@ export class HttpBackend implements Backend {
   async get(key: string, range?: { offset: number; length: number }): Promise<Uint8Array> {
     readableKey(key);
     if (!range) {
-      const bytes = await this.request({ method: 'GET', path: key }, true, (res) => this.body(res, maxResponseBytes(key), key));
+      const bytes = await this.request({ method: 'GET', path: key }, (res) => this.body(res, maxResponseBytes(key), key));
       verifyBytes(key, bytes, this.url);
       return bytes;
     }
@@ -293,23 +323,23 @@ export class HttpBackend implements Backend {
       if (!(await this.stat(key))) throw new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
       return new Uint8Array(0);
     }
-    const { offset, length } = range;
+    return this.rangedGet(key, range.offset, range.length);
+  }
+
+  /** One `Range: bytes=a-b` request of a non-empty range; the answer must be that range exactly. */
+  private async rangedGet(key: string, offset: number, length: number): Promise<Uint8Array> {
     try {
-      return await this.request(
-        { method: 'GET', path: key, headers: { Range: `bytes=${offset}-${offset + length - 1}` } },
-        true,
-        async (res) => {
-          if (res.statusCode !== 206) {
-            res.destroy();
-            throw remoteError(this.url, `range ${offset}+${length} of ${key}: HTTP ${res.statusCode} instead of 206`, { key });
-          }
-          const bytes = await this.body(res, length, `range ${offset}+${length} of ${key}`, length);
-          if (bytes.byteLength !== length) {
-            throw remoteError(this.url, `range ${offset}+${length} of ${key}: got ${bytes.byteLength} bytes`, { key });
-          }
-          return bytes;
-        },
-      );
+      return await this.request({ method: 'GET', path: key, headers: { Range: `bytes=${offset}-${offset + length - 1}` } }, async (res) => {
+        if (res.statusCode !== 206) {
+          res.destroy();
+          throw remoteError(this.url, `range ${offset}+${length} of ${key}: HTTP ${res.statusCode} instead of 206`, { key });
+        }
+        const bytes = await this.body(res, length, `range ${offset}+${length} of ${key}`, length);
+        if (bytes.byteLength !== length) {
+          throw remoteError(this.url, `range ${offset}+${length} of ${key}: got ${bytes.byteLength} bytes`, { key });
+        }
+        return bytes;
+      });
     } catch (e) {
       if (e instanceof CkptError && e.data.status === 416) {
         throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
@@ -318,25 +348,41 @@ export class HttpBackend implements Backend {
     }
   }
 
-  /** Reads a response body; a cut connection mid-body becomes retryable. */
+  /** Ranged reads of one object: its size is learnt once, each range is a request on a kept-alive connection. */
+  async openRanges(key: string): Promise<RangeReader> {
+    readableKey(key);
+    const info = await this.stat(key);
+    if (!info) throw new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
+    return {
+      read: async (offset, length) => {
+        checkRange({ offset, length });
+        if (offset + length > info.size) throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+        if (length === 0) return new Uint8Array(0);
+        return this.rangedGet(key, offset, length);
+      },
+      close: async () => undefined,
+    };
+  }
+
+  /** Reads a response body; a connection cut mid-body is transient. */
   private async body(res: http.IncomingMessage, max: number, what: string, exact?: number): Promise<Buffer> {
     try {
       return await this.readAll(res, max, what, exact);
     } catch (e) {
       if (e instanceof CkptError) throw e;
-      throw new Transient(`${this.url}: transfer interrupted: ${(e as Error).message}`);
+      throw transientError(this.url, `transfer interrupted: ${(e as Error).message}`, { key: what });
     }
   }
 
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
-    await this.request({ method: 'GET', path: key }, true, async (res) => {
+    await this.request({ method: 'GET', path: key }, async (res) => {
       try {
         const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
         await streamToVerifiedFile(key, this.guarded(res, max, key, opts.size), dest, this.url);
       } catch (e) {
         if (e instanceof CkptError) throw e;
-        throw new Transient(`${this.url}: transfer of ${key} interrupted: ${(e as Error).message}`);
+        throw transientError(this.url, `transfer of ${key} interrupted: ${(e as Error).message}`, { key });
       }
     });
   }
@@ -355,17 +401,14 @@ export class HttpBackend implements Backend {
       headers['Content-Length'] = (await fs.stat(file)).size;
       send = () => createReadStream(file, { highWaterMark: 1 << 20 });
     }
-    await this.request({ method: 'PUT', path: key, headers, body: send }, true, async (res) => {
-      res.resume();
-    });
+    await this.request({ method: 'PUT', path: key, headers, body: send }, async (res) => void res.resume());
   }
 
+  /** Objects need the admin token, marks too (a mark is a retention decision): docs in storeServer.ts. */
   async delete(key: string): Promise<void> {
-    objectKey(key);
+    deletableKey(key);
     try {
-      await this.request({ method: 'DELETE', path: key }, true, async (res) => {
-        res.resume();
-      });
+      await this.request({ method: 'DELETE', path: key }, async (res) => void res.resume());
     } catch (e) {
       if (!(e instanceof NotFoundError)) throw e;
     }
@@ -374,7 +417,7 @@ export class HttpBackend implements Backend {
   async readRef(ref: string): Promise<string | null> {
     refName(ref);
     try {
-      const bytes = await this.request({ method: 'GET', path: ref }, true, (res) => this.body(res, REF_OBJECT_MAX, ref));
+      const bytes = await this.request({ method: 'GET', path: ref }, (res) => this.body(res, REF_OBJECT_MAX, ref));
       return decodeRef(ref, bytes);
     } catch (e) {
       if (e instanceof NotFoundError) return null;
@@ -382,97 +425,150 @@ export class HttpBackend implements Backend {
     }
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  /**
+   * PUT (or DELETE) of the ref with If-Match: "<expected>" or If-None-Match: *; the reflog entry
+   * rides along in the ckpt-reflog header and the server appends it under the ref's lock.
+   */
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     refName(ref);
     if (expected !== null) encodeRef(expected);
+    const headers: Record<string, string> = log ? { [REFLOG_HEADER]: reflogHeader(log) } : {};
     let a: Attempt;
     if (next !== null) {
-      const precondition: Record<string, string> =
-        expected === null ? { 'If-None-Match': '*' } : { 'If-Match': `"${expected}"` };
-      a = { method: 'PUT', path: ref, headers: { 'Content-Type': 'text/plain', ...precondition }, body: encodeRef(next) };
+      const precondition: Record<string, string> = expected === null ? { 'If-None-Match': '*' } : { 'If-Match': `"${expected}"` };
+      a = { method: 'PUT', path: ref, headers: { 'Content-Type': 'text/plain', ...precondition, ...headers }, body: encodeRef(next) };
     } else if (expected === null) {
       const current = await this.readRef(ref);
       if (current !== null) throw refConflict(ref, expected, current);
       return;
     } else {
-      a = { method: 'DELETE', path: ref, headers: { 'If-Match': `"${expected}"` } };
+      a = { method: 'DELETE', path: ref, headers: { 'If-Match': `"${expected}"`, ...headers } };
     }
-    const state = { attempts: 0 };
     try {
-      await this.request(a, true, async (res) => void res.resume(), ref, state);
+      await this.request(a, async (res) => void res.resume(), ref);
     } catch (e) {
       if (!(e instanceof RefConflictError)) throw e;
-      const actual = (e.data.actual as string | null) ?? null;
-      // after a retry, finding the ref already at `next` means an earlier attempt landed and only
-      // its answer was lost
-      if (state.attempts > 1 && actual === next) return;
-      throw refConflict(ref, expected, actual);
+      throw refConflict(ref, expected, (e.data.actual as string | null) ?? null);
     }
   }
 
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    storeFileKey(key);
+    try {
+      return await this.request({ method: 'GET', path: key }, (res) => this.body(res, maxStoreFileBytes(key), key));
+    } catch (e) {
+      if (e instanceof NotFoundError) return undefined;
+      throw e;
+    }
+  }
+
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    writableStoreFileKey(key);
+    await this.request({ method: 'PUT', path: key, headers: { 'Content-Type': 'application/octet-stream' }, body: bytes }, async (res) => void res.resume());
+  }
+
   /**
-   * A lease on the server's shared store lock (storeLeases.ts), renewed every third of its
-   * life. While gc holds the store the server says 503 at once, and this asks again until
-   * $CKPT_LOCK_WAIT seconds (default 30 min) have passed. A lease that could not be renewed in
-   * time is lost: check() then throws, and the push stops before it moves a ref.
+   * A lease on the server's shared store lock (storeLeases.ts), renewed every third of its life.
+   * While gc holds the store the server says 503 at once, and this asks again until `lockWaitMs`
+   * has passed. A lease that could not be renewed in time is lost: check() then throws, and a
+   * push stops before it moves a ref.
    */
-  async lockShared(purpose: string): Promise<RemoteLock> {
-    const waitS = Number(process.env.CKPT_LOCK_WAIT ?? 1800);
-    const deadline = Date.now() + (Number.isFinite(waitS) && waitS >= 0 ? waitS : 1800) * 1000;
-    let granted: { lease: string; ttlMs: number };
+  lockShared(purpose: string): Promise<RemoteLock> {
+    return this.lease('shared', purpose, this.options.lockWaitMs ?? sharedLockWaitMs());
+  }
+
+  /**
+   * A lease on the server's exclusive store lock (gc, prune; the admin token): the server takes
+   * gc.lock at once or says 503, then the lease is granted once no shared lock is live. Until
+   * then this renews it, which also asks again.
+   */
+  lockExclusive(purpose: string): Promise<RemoteLock> {
+    return this.lease('exclusive', purpose, this.options.lockWaitMs ?? 10 * 60_000);
+  }
+
+  private async lease(mode: 'shared' | 'exclusive', purpose: string, waitMs: number): Promise<RemoteLock> {
+    const deadline = Date.now() + waitMs;
+    const query = `?lock=${encodeURIComponent(purpose)}${mode === 'exclusive' ? '&mode=exclusive' : ''}`;
+    let answer: LeaseAnswer;
     for (let pause = 100; ; pause = Math.min(pause * 2, 1000)) {
       try {
-        const body = await this.request({ method: 'POST', path: `?lock=${encodeURIComponent(purpose)}` }, false, (res) =>
-          this.body(res, ERROR_MAX, 'lease'),
-        );
-        const v = JSON.parse(body.toString('utf8')) as { lease?: unknown; ttlMs?: unknown };
-        if (typeof v.lease !== 'string' || !/^[0-9a-f]{32}$/.test(v.lease) || !Number.isSafeInteger(v.ttlMs) || (v.ttlMs as number) < 100) {
-          throw remoteError(this.url, 'malformed lease answer');
-        }
-        granted = { lease: v.lease, ttlMs: v.ttlMs as number };
+        answer = parseLeaseAnswer(this.url, await this.request({ method: 'POST', path: query }, (res) => this.body(res, ERROR_MAX, 'lease')));
         break;
       } catch (e) {
-        if (e instanceof SyntaxError) throw remoteError(this.url, 'malformed lease answer');
-        if (e instanceof CkptError && e.data.status === 503 && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, pause));
+        const locked = e instanceof CkptError && e.data.status === 503 && e.data.serverCode === 'E_LOCKED';
+        if (locked && Date.now() < deadline) {
+          await sleep(pause);
           continue;
         }
         // a server from before leases: it has no gc protocol to join
-        if (e instanceof CkptError && e.data.status === 405) return { release: async () => undefined };
-        if (e instanceof CkptError && e.data.status === 503) {
-          throw new CkptError('E_LOCKED', `${this.url}: the store stayed locked (gc?) for ${waitS} s: ${e.message}`, { url: this.url });
+        if (mode === 'shared' && e instanceof CkptError && e.data.status === 405) return { release: async () => undefined, check: () => undefined };
+        if (locked) {
+          const what = mode === 'shared' ? 'the store stayed locked by gc or prune' : 'gc or prune already holds the store';
+          throw new CkptError('E_LOCKED', `${this.url}: ${what} for ${Math.round(waitMs / 1000)} s: ${(e as Error).message}`, { url: this.url });
         }
         throw e;
       }
     }
-    const { lease, ttlMs } = granted;
-    let lastRenewed = Date.now();
-    let lost: string | undefined;
-    const renew = async () => {
+    const { lease, ttlMs } = answer;
+    const release = () => this.request({ method: 'DELETE', path: `?lease=${lease}` }, async (res) => void res.resume()).then(() => undefined);
+    /** One renewal: whether the lease still lives, and (exclusive) whether it is granted. */
+    const renew = async (): Promise<{ alive: boolean; granted: boolean; waitingFor: string[] }> => {
       try {
-        await this.request({ method: 'POST', path: `?renew=${lease}` }, false, async (res) => void res.resume());
-        lastRenewed = Date.now();
+        const body = await this.request({ method: 'POST', path: `?renew=${lease}` }, (res) => this.body(res, ERROR_MAX, 'lease renewal'));
+        let v: { granted?: unknown; waitingFor?: unknown } = {};
+        try {
+          v = body.byteLength ? (JSON.parse(body.toString('utf8')) as typeof v) : {};
+        } catch {
+          v = {};
+        }
+        const waitingFor = Array.isArray(v?.waitingFor) ? v.waitingFor.filter((x): x is string => typeof x === 'string').slice(0, 20) : [];
+        return { alive: true, granted: v?.granted !== false, waitingFor };
       } catch (e) {
-        if (e instanceof NotFoundError) lost = 'the server released it';
+        if (e instanceof NotFoundError) return { alive: false, granted: false, waitingFor: [] };
+        throw e;
       }
-      if (!lost && Date.now() - lastRenewed >= ttlMs) lost = `not renewed within ${ttlMs} ms`;
     };
-    let renewing: Promise<void> | undefined;
-    const timer = setInterval(() => {
-      renewing ??= renew().finally(() => (renewing = undefined));
-    }, Math.max(50, Math.floor(ttlMs / 3)));
-    timer.unref();
-    return {
-      check: () => {
-        if (!lost && Date.now() - lastRenewed >= ttlMs) lost = `not renewed within ${ttlMs} ms`;
-        if (lost) throw new CkptError('E_LOCKED', `${this.url}: lost the lease on the store's lock (${lost}); nothing was published, run again`, { url: this.url });
-      },
-      release: async () => {
-        clearInterval(timer);
-        await renewing;
-        await this.request({ method: 'DELETE', path: `?lease=${lease}` }, true, async (res) => void res.resume()).catch(() => undefined);
-      },
-    };
+    let since = Date.now();
+    if (mode === 'exclusive') {
+      try {
+        if (answer.granted === undefined) {
+          throw remoteError(this.url, 'this server grants no exclusive lock (a ckpt serve older than gc over HTTP); upgrade it');
+        }
+        let waitingFor: string[] = [];
+        const notify = waitNotifier(async () => `${waitingFor.length} commit(s) or push(es) on ${this.url} to finish: ${waitingFor.join(', ')}`);
+        for (let granted = answer.granted; !granted; ) {
+          await sleep(Math.min(250, ttlMs / 3));
+          const started = Date.now();
+          let r;
+          try {
+            r = await renew();
+          } catch (e) {
+            if (Date.now() - since >= ttlMs) throw e;
+            continue;
+          }
+          if (!r.alive) throw new CkptError('E_LOCKED', `${this.url}: the exclusive lease lapsed while waiting for commits to finish`, { url: this.url });
+          since = started;
+          granted = r.granted;
+          waitingFor = r.waitingFor;
+          if (!granted && Date.now() > deadline) {
+            throw new CkptError('E_LOCKED', `${this.url}: commits or pushes still running after ${Math.round(waitMs / 1000)} s: ${waitingFor.join(', ')}`, { url: this.url, holders: waitingFor });
+          }
+          await notify();
+        }
+      } catch (e) {
+        await release().catch(() => undefined);
+        throw e;
+      }
+    }
+    return renewedLock({
+      what: `the lease on the store's ${mode} lock`,
+      url: this.url,
+      leaseMs: ttlMs,
+      everyMs: Math.floor(ttlMs / 3),
+      since,
+      renew: async () => (await renew()).alive,
+      release,
+    });
   }
 
   async close(): Promise<void> {

@@ -6,18 +6,25 @@
  * A missing folder reads as an empty remote and is created by the first write, so a push can
  * start a new remote.
  */
-import { createReadStream, promises as fs } from 'node:fs';
+import { constants as fsConstants, createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { CkptError, NotFoundError } from '../core/errors.js';
-import { logKey, parseKey, parseStoreFileKey } from './objectKeys.js';
-import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
+import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
+import { logKey, parseKey } from './objectKeys.js';
+import { fsyncDir, kindOfEntry, renameIntoPlace, tmpName, writeFileAtomic } from './atomicFile.js';
 import { withLock, type Lock } from './lockFile.js';
 import { acquireExclusive, acquireShared } from './storeLocks.js';
 import { TooLargeError } from './stallGuard.js';
 import {
   checkRange,
   decodeRef,
+  deletableKey,
+  isListableKey,
+  maxStoreFileBytes,
+  statableKey,
+  storeFileKey,
+  writableStoreFileKey,
+  REF_OBJECT_MAX,
   encodeRef,
   keyVerifier,
   listPrefix,
@@ -43,12 +50,69 @@ import { reflogLine } from './reflogLine.js';
 export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
   lockTimeoutMs?: number;
+  /** How long lockShared and lockExclusive wait for the other side (default 30 and 10 min). */
+  lockWaitMs?: number;
 }
 
 const isMissing = (e: unknown) => {
   const code = (e as NodeJS.ErrnoException).code;
   return code === 'ENOENT' || code === 'ENOTDIR';
 };
+
+/**
+ * Opens a file of the store for reading: undefined when it is missing or a folder (a ref name
+ * that is a folder of refs); E_CORRUPT for a pipe, a socket or a device, which a read would block
+ * on or never finish. The open never blocks (O_NONBLOCK, which regular files ignore).
+ */
+async function openRegular(file: string): Promise<{ h: fs.FileHandle; size: number } | undefined> {
+  let h: fs.FileHandle;
+  try {
+    h = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+  } catch (e) {
+    if (isMissing(e) || (e as NodeJS.ErrnoException).code === 'EISDIR') return undefined;
+    throw e;
+  }
+  try {
+    const st = await h.stat();
+    if (st.isDirectory()) {
+      await h.close();
+      return undefined;
+    }
+    if (!st.isFile()) throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
+    return { h, size: st.size };
+  } catch (e) {
+    await h.close().catch(() => undefined);
+    throw e;
+  }
+}
+
+/** Exactly `length` bytes at `offset`, or fewer when the file ends first. */
+async function readAt(h: fs.FileHandle, offset: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await h.read(buf, got, length - got, offset + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got === length ? buf : buf.subarray(0, got);
+}
+
+/**
+ * A whole file of at most `max` bytes (`tooLarge` says what else it is), undefined when missing.
+ * Only the size seen at open is read: a file that grows meanwhile does not feed us forever.
+ */
+async function readBounded(file: string, max: number, tooLarge: (size: number) => Error): Promise<Buffer | undefined> {
+  const opened = await openRegular(file);
+  if (!opened) return undefined;
+  const { h, size } = opened;
+  try {
+    if (size > max) throw tooLarge(size);
+    return await readAt(h, 0, size);
+  } finally {
+    await h.close();
+  }
+}
 
 /** Resolves a path or file:// URL to the store directory it designates. */
 export async function resolveStoreDir(location: string): Promise<string> {
@@ -84,15 +148,6 @@ export class LocalBackend implements Backend {
     return path.join(this.storeDir, ...key.split('/'));
   }
 
-  /**
-   * The file that holds an object of this folder: a copy to another store streams a pack from it
-   * instead of reading it through get.
-   */
-  pathOf(key: string): string {
-    readableKey(key);
-    return this.fileFor(key);
-  }
-
   private notFound(key: string): NotFoundError {
     return new NotFoundError(`${key} in ${this.url}`, { key, remote: this.url });
   }
@@ -122,7 +177,7 @@ export class LocalBackend implements Backend {
         }
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
-        } else if (ent.isFile() && key.startsWith(prefix) && (parseKey(key) || parseStoreFileKey(key))) {
+        } else if (ent.isFile() && key.startsWith(prefix) && isListableKey(key)) {
           const st = await fs.stat(path.join(this.storeDir, ...key.split('/'))).catch(() => undefined);
           if (st) out.push({ key, size: st.size, mtimeMs: st.mtimeMs });
         }
@@ -133,7 +188,7 @@ export class LocalBackend implements Backend {
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    if (!parseStoreFileKey(key)) readableKey(key);
+    statableKey(key);
     try {
       const st = await fs.stat(this.fileFor(key));
       return st.isFile() ? { key, size: st.size, mtimeMs: st.mtimeMs } : undefined;
@@ -147,53 +202,38 @@ export class LocalBackend implements Backend {
     readableKey(key);
     const file = this.fileFor(key);
     if (!range) {
-      // a store file that is a folder, a pipe or a device is damage (E_CORRUPT), never a blocked read
-      const h = await openStoreFile(file);
-      if (!h) throw this.notFound(key);
-      let bytes: Buffer;
-      try {
-        // a folder remote is another's store too: its objects are read only up to their kind's bound
-        const st = await h.stat();
-        if (st.size > maxResponseBytes(key)) throw new TooLargeError(`${this.url}: ${key}`, maxResponseBytes(key));
-        bytes = await h.readFile();
-      } finally {
-        await h.close();
-      }
-      verifyBytes(key, bytes, whereIs(this, key));
+      // a folder remote is another's store too: its objects are read only up to their kind's bound
+      const max = maxResponseBytes(key);
+      const bytes = await readBounded(file, max, () => new TooLargeError(`${this.url}: ${key}`, max));
+      if (!bytes) throw this.notFound(key);
+      verifyBytes(key, bytes, this.url);
       return bytes;
     }
     checkRange(range);
-    const h = await openStoreFile(file);
-    if (!h) throw this.notFound(key);
+    const opened = await openRegular(file);
+    if (!opened) throw this.notFound(key);
     try {
-      const buf = Buffer.allocUnsafe(range.length);
-      let got = 0;
-      while (got < range.length) {
-        const { bytesRead } = await h.read(buf, got, range.length - got, range.offset + got);
-        if (bytesRead === 0) break;
-        got += bytesRead;
-      }
-      if (got !== range.length) {
-        throw remoteError(this.url, `range ${range.offset}+${range.length} runs past the end of ${key}`, { key });
-      }
-      return buf;
+      return await this.readRange(key, opened.h, opened.size, range.offset, range.length);
     } finally {
-      await h.close();
+      await opened.h.close();
     }
+  }
+
+  /** A range of an open file of `size` bytes; one that runs past the end is E_REMOTE. */
+  private async readRange(key: string, h: fs.FileHandle, size: number, offset: number, length: number): Promise<Buffer> {
+    const pastEnd = () => remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+    if (offset + length > size) throw pastEnd();
+    const buf = await readAt(h, offset, length);
+    if (buf.byteLength !== length) throw pastEnd();
+    return buf;
   }
 
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
     const file = this.fileFor(key);
-    const h = await openStoreFile(file);
-    if (!h) throw this.notFound(key);
-    let size: number;
-    try {
-      size = (await h.stat()).size;
-    } catch (e) {
-      await h.close();
-      throw e;
-    }
+    const opened = await openRegular(file);
+    if (!opened) throw this.notFound(key);
+    const { h, size } = opened;
     if (opts.size !== undefined && size !== opts.size) {
       await h.close();
       throw remoteError(this.url, `${key} has ${size} bytes, its index says ${opts.size}`, { key });
@@ -259,7 +299,7 @@ export class LocalBackend implements Backend {
   }
 
   async delete(key: string): Promise<void> {
-    if (parseStoreFileKey(key)?.kind !== 'mark') objectKey(key);
+    deletableKey(key);
     const file = this.fileFor(key);
     try {
       await fs.rm(file);
@@ -279,8 +319,8 @@ export class LocalBackend implements Backend {
       if ((await fs.readdir(file)).length > 0) return null;
       throw new CkptError('E_CORRUPT', `${file} is a folder, not a file`, { file, ref });
     }
-    const bytes = await readFileOrUndefined(file);
-    return bytes ? decodeRef(ref, bytes) : null;
+    const bytes = await readBounded(file, REF_OBJECT_MAX, (size) => new CorruptObjectError(ref, this.url, `a ref must hold one commit id, not ${size} bytes`));
+    return bytes === undefined ? null : decodeRef(ref, bytes);
   }
 
   /**
@@ -296,44 +336,35 @@ export class LocalBackend implements Backend {
    * folder, from any process, waits for it and then sees what was written under it.
    */
   lockShared(purpose: string): Promise<Lock> {
-    return acquireShared(this.locksDir, purpose);
+    return acquireShared(this.locksDir, purpose, { timeoutMs: this.options.lockWaitMs });
   }
 
   /** The store's exclusive lock (gc, prune): gc.lock, then no live shared lock. */
-  lockExclusive(_purpose: string): Promise<Lock> {
-    return acquireExclusive(this.locksDir);
+  lockExclusive(purpose: string): Promise<Lock> {
+    return acquireExclusive(this.locksDir, { timeoutMs: this.options.lockWaitMs, purpose });
   }
 
   async readFile(key: string): Promise<Uint8Array | undefined> {
-    if (!parseStoreFileKey(key)) throw new CkptError('E_USAGE', `not a store file: ${JSON.stringify(key)}`, { key });
-    return readFileOrUndefined(this.fileFor(key));
+    storeFileKey(key);
+    const max = maxStoreFileBytes(key);
+    return readBounded(this.fileFor(key), max, () => new TooLargeError(`${this.url}: ${key}`, max));
   }
 
   async writeFile(key: string, bytes: Uint8Array): Promise<void> {
-    const kind = parseStoreFileKey(key)?.kind;
-    if (kind !== 'config' && kind !== 'head' && kind !== 'mark') {
-      throw new CkptError('E_USAGE', `not a store file written whole: ${JSON.stringify(key)}`, { key });
-    }
+    writableStoreFileKey(key);
     await writeFileAtomic(this.fileFor(key), bytes, this.tmpDir);
   }
 
   /** Ranged reads of one file through one open handle (checkout reads a pack chunk by chunk). */
   async openRanges(key: string): Promise<RangeReader> {
     readableKey(key);
-    const file = this.fileFor(key);
-    const h = await openStoreFile(file);
-    if (!h) throw this.notFound(key);
+    const opened = await openRegular(this.fileFor(key));
+    if (!opened) throw this.notFound(key);
+    const { h, size } = opened;
     return {
       read: async (offset, length) => {
         checkRange({ offset, length });
-        const buf = Buffer.allocUnsafe(length);
-        let got = 0;
-        while (got < length) {
-          const { bytesRead } = await h.read(buf, got, length - got, offset + got);
-          if (bytesRead === 0) throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
-          got += bytesRead;
-        }
-        return buf;
+        return this.readRange(key, h, size, offset, length);
       },
       close: () => h.close(),
     };
@@ -368,7 +399,7 @@ export class LocalBackend implements Backend {
           await fs.rm(file, { force: true });
           await fsyncDir(path.dirname(file));
         }
-        if (log) {
+        if (log && (current !== null || next !== null)) {
           const logFile = this.fileFor(logKey(ref));
           await fs.mkdir(path.dirname(logFile), { recursive: true });
           await fs.appendFile(logFile, reflogLine(current, next, log));

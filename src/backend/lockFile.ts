@@ -16,6 +16,11 @@ import { CkptError } from '../core/errors.js';
 
 export interface Lock {
   release(): Promise<void>;
+  /**
+   * Throws E_LOCKED unless the lock file still holds this holder's record: someone who judged
+   * it stale broke it meanwhile, and what follows is no longer protected.
+   */
+  check(): void;
 }
 
 interface LockOwner {
@@ -134,6 +139,17 @@ export function heldLock(file: string, record: string): Lock {
   }, LOCK_RENEW_MS);
   renew.unref();
   return {
+    check() {
+      let now: string | undefined;
+      try {
+        now = readFileSync(file, 'utf8');
+      } catch {
+        now = undefined;
+      }
+      if (released || now !== record) {
+        throw new CkptError('E_LOCKED', `lost the lock ${file}: ${released ? 'released' : 'it was removed or taken over (judged stale?)'}; nothing more was published, run again`, { file });
+      }
+    },
     async release() {
       if (released) return;
       released = true;
@@ -155,16 +171,16 @@ export async function breakStale(file: string): Promise<void> {
 
 /**
  * Takes the lock at `file`, waiting up to `timeoutMs` for a live holder to release it. Throws
- * E_LOCKED naming the holder when it cannot.
+ * E_LOCKED naming the holder when it cannot. `extra` is added to the lock's record (a purpose).
  */
-export async function acquireLock(file: string, timeoutMs = 10_000): Promise<Lock> {
+export async function acquireLock(file: string, timeoutMs = 10_000, extra: Record<string, unknown> = {}): Promise<Lock> {
   await fs.mkdir(path.dirname(file), { recursive: true });
   const deadline = Date.now() + timeoutMs;
   const notify = waitNotifier(() => describeHolder(file));
   let wait = 5;
   for (;;) {
     try {
-      const record = lockOwner();
+      const record = lockOwner(extra);
       const h = await fs.open(file, 'wx');
       await h.writeFile(record);
       await h.close();

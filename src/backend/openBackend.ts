@@ -1,7 +1,7 @@
 /**
- * Picks the transport for a remote URL:
- *   /path, ./path, file:///path      directory (a bare store, or <dir>/.ckpt when present)
- *   http(s)://host:port/<repo>       storeServer
+ * Picks the backend for a store URL, wrapped for retry (retryingBackend.ts):
+ *   /path, ./path, file:///path      a folder (a bare store, or <dir>/.ckpt when present)
+ *   http(s)://host:port/<repo>       storeServer (`ckpt serve`)
  *   s3://bucket/prefix               S3 or an S3-compatible server
  */
 import * as path from 'node:path';
@@ -10,6 +10,7 @@ import { openLocalBackend, type LocalBackendOptions } from './localBackend.js';
 import { HttpBackend, type HttpBackendOptions } from './httpBackend.js';
 import type { S3BackendOptions } from './s3Backend.js';
 import type { Backend } from './backend.js';
+import { RetryingBackend, type RetryOptions } from './retryingBackend.js';
 
 export interface OpenBackendOptions {
   /** Relative directory paths resolve against this (default process.cwd()). */
@@ -17,9 +18,15 @@ export interface OpenBackendOptions {
   directory?: LocalBackendOptions;
   http?: HttpBackendOptions;
   s3?: S3BackendOptions;
+  retry?: RetryOptions;
 }
 
 export async function openBackend(url: string, options: OpenBackendOptions = {}): Promise<Backend> {
+  return new RetryingBackend(await openDriver(url, options), options.retry);
+}
+
+/** The driver alone, not wrapped for retry. */
+export async function openDriver(url: string, options: OpenBackendOptions = {}): Promise<Backend> {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1]?.toLowerCase();
   switch (scheme) {
     case undefined:

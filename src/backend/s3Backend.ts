@@ -1,5 +1,5 @@
 /**
- * A remote in an S3 bucket under a prefix (`s3://bucket/prefix`). S3 is dumb storage, so the
+ * A store in an S3 bucket under a prefix (`s3://bucket/prefix`). S3 is dumb storage, so the
  * client does the checking: a pack is hashed as it is read for upload and the multipart upload
  * is completed only when the hash matches its key; downloads are hashed on the way to disk.
  *
@@ -7,6 +7,13 @@
  * update and delete with If-Match: <etag of the value we compared>. A 412 or 409 means another
  * writer got there first. A store that ignores these headers (s3rver) cannot give
  * compare-and-swap: two racing writers may both appear to succeed.
+ *
+ * A ref's reflog (`logs/<ref>`) is one object, appended to after the ref moved by rewriting it
+ * with If-Match its ETag (again on a 412), so two writers' lines may land in either order; each
+ * names the old and new commit. The store files (config, HEAD, marks) are plain objects, written
+ * whole. The store's locks are lock objects (s3Locks.ts). Failures worth another attempt (5xx,
+ * throttling, a cut connection, a stalled body) are marked transient for retryingBackend.ts, on
+ * top of the SDK's own retries of a request.
  */
 import { promises as fs } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -23,11 +30,24 @@ import {
   UploadPartCommand,
   type CompletedPart,
 } from '@aws-sdk/client-s3';
-import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
-import { parseKey } from './objectKeys.js';
+import { CkptError, CorruptObjectError, NotFoundError, UsageError } from '../core/errors.js';
+import { logKey, parseKey } from './objectKeys.js';
 import {
   checkRange,
   decodeRef,
+  deletableKey,
+  isListableKey,
+  isNetworkFault,
+  maxStoreFileBytes,
+  statableKey,
+  storeFileKey,
+  transientError,
+  writableStoreFileKey,
+  REF_OBJECT_MAX,
+  SMALL_OBJECT_MAX,
+  type RangeReader,
+  type RefLogEntry,
+  type RemoteLock,
   encodeRef,
   keyVerifier,
   listPrefix,
@@ -44,7 +64,9 @@ import {
   type PutBody,
   type Backend,
 } from './backend.js';
-import { clientLimits, guardStream, readGuarded, StallError, type StallLimits } from './stallGuard.js';
+import { clientLimits, guardStream, readGuarded, type StallLimits } from './stallGuard.js';
+import { reflogLine } from './reflogLine.js';
+import { acquireS3Exclusive, acquireS3Shared, type LockObject, type LockObjectStore, type S3LockOptions } from './s3Locks.js';
 
 export interface S3Credentials {
   accessKeyId: string;
@@ -64,6 +86,8 @@ export interface S3BackendOptions {
   partSize?: number;
   /** Parts uploading at once; memory is about partSize times (this + 1). Default 4. */
   concurrency?: number;
+  /** The store's lock objects: lease, refresh period, how long to wait (s3Locks.ts). */
+  locks?: S3LockOptions;
 }
 
 export function parseS3Url(url: string): { bucket: string; prefix: string } {
@@ -84,6 +108,14 @@ interface SdkError {
 }
 
 const statusOf = (e: unknown) => (e as SdkError)?.$metadata?.httpStatusCode;
+/** SDK error names of a failure another attempt may not meet. */
+const TRANSIENT_NAMES = new Set(['TimeoutError', 'RequestTimeout', 'RequestTimeoutException', 'SlowDown', 'ThrottlingException', 'Throttling', 'InternalError', 'ServiceUnavailable', 'NetworkingError']);
+const isTransientSdkError = (e: unknown) => {
+  const status = statusOf(e);
+  return (status !== undefined && (status >= 500 || status === 429)) || TRANSIENT_NAMES.has((e as SdkError)?.name ?? '') || isNetworkFault(e) || (e as { $retryable?: unknown })?.$retryable !== undefined;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LOCK_OBJECT_MAX = 64 * 1024;
 const isNotFound = (e: unknown) =>
   statusOf(e) === 404 || (e as SdkError)?.name === 'NoSuchKey' || (e as SdkError)?.name === 'NotFound';
 /** 412: the condition failed; 409: AWS saw a concurrent conditional write to the same key. */
@@ -97,6 +129,7 @@ export class S3Backend implements Backend {
   private readonly partSize: number;
   private readonly concurrency: number;
   private readonly limits: StallLimits;
+  private readonly lockOptions: S3LockOptions;
 
   constructor(url: string, options: S3BackendOptions = {}) {
     ({ bucket: this.bucket, prefix: this.prefix } = parseS3Url(url));
@@ -105,6 +138,7 @@ export class S3Backend implements Backend {
     if (this.partSize < 5 * 1024 * 1024) throw new UsageError('S3 parts must be at least 5 MiB');
     this.concurrency = Math.max(1, options.concurrency ?? 4);
     this.limits = clientLimits();
+    this.lockOptions = options.locks ?? {};
     this.client = new S3Client({
       // a server that accepts the connection and then says nothing is given up on, as over HTTP
       requestHandler: { requestTimeout: this.limits.stallMs, connectionTimeout: this.limits.stallMs },
@@ -128,6 +162,7 @@ export class S3Backend implements Backend {
       });
     }
     if (name === 'NoSuchBucket') return remoteError(this.url, `bucket ${this.bucket} does not exist`, { key });
+    if (isTransientSdkError(e)) return transientError(this.url, `${what}: ${name}: ${err?.message ?? String(e)}`, { key, status });
     return remoteError(this.url, `${what}: ${name}: ${err?.message ?? String(e)}`, { key, status });
   }
 
@@ -150,7 +185,7 @@ export class S3Backend implements Backend {
       }
       for (const o of page.Contents ?? []) {
         const key = (o.Key ?? '').slice(this.prefix.length);
-        if (key.startsWith(prefix) && parseKey(key)) out.push({ key, size: o.Size ?? 0 });
+        if (key.startsWith(prefix) && isListableKey(key)) out.push({ key, size: o.Size ?? 0 });
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
@@ -158,7 +193,7 @@ export class S3Backend implements Backend {
   }
 
   async stat(key: string): Promise<KeyInfo | undefined> {
-    readableKey(key);
+    statableKey(key);
     try {
       const r = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
       return { key, size: r.ContentLength ?? 0 };
@@ -216,24 +251,37 @@ export class S3Backend implements Backend {
     }
   }
 
+  /** A body cut or stalled mid-way is transient: retryingBackend.ts downloads it again. */
   async getToFile(key: string, dest: string, opts: GetToFileOptions = {}): Promise<void> {
     readableKey(key);
-    for (let attempt = 0; ; attempt++) {
-      const r = await this.getObject(key);
-      try {
-        const body = r.Body as Readable;
-        if (opts.size !== undefined && r.ContentLength !== undefined && r.ContentLength !== opts.size) {
-          body.destroy();
-          throw remoteError(this.url, `${key} has ${r.ContentLength} bytes, its index says ${opts.size}`, { key });
-        }
-        const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
-        await streamToVerifiedFile(key, guardStream(body, { ...this.limits, max, expected: opts.size, what: `${this.url}: ${key}` }), dest, this.url);
-        return;
-      } catch (e) {
-        // the SDK retries requests, not a body cut mid-stream: do that here, twice
-        if ((e instanceof CkptError && !(e instanceof StallError)) || attempt >= 2) throw this.fail(e, `download ${key}`, key);
+    const r = await this.getObject(key);
+    const body = r.Body as Readable;
+    try {
+      if (opts.size !== undefined && r.ContentLength !== undefined && r.ContentLength !== opts.size) {
+        throw remoteError(this.url, `${key} has ${r.ContentLength} bytes, its index says ${opts.size}`, { key });
       }
+      const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
+      await streamToVerifiedFile(key, guardStream(body, { ...this.limits, max, expected: opts.size, what: `${this.url}: ${key}` }), dest, this.url);
+    } catch (e) {
+      body.destroy();
+      throw this.fail(e, `download ${key}`, key);
     }
+  }
+
+  /** Ranged GetObjects of one object, whose size is learnt once. */
+  async openRanges(key: string): Promise<RangeReader> {
+    readableKey(key);
+    const info = await this.stat(key);
+    if (!info) throw this.notFound(key);
+    return {
+      read: async (offset, length) => {
+        checkRange({ offset, length });
+        if (offset + length > info.size) throw remoteError(this.url, `range ${offset}+${length} runs past the end of ${key}`, { key });
+        if (length === 0) return new Uint8Array(0);
+        return this.get(key, { offset, length });
+      },
+      close: async () => undefined,
+    };
   }
 
   async put(key: string, body: PutBody): Promise<void> {
@@ -356,7 +404,7 @@ export class S3Backend implements Backend {
   }
 
   async delete(key: string): Promise<void> {
-    objectKey(key);
+    deletableKey(key);
     try {
       await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
     } catch (e) {
@@ -364,17 +412,28 @@ export class S3Backend implements Backend {
     }
   }
 
-  private async readRefTagged(ref: string): Promise<{ id: string; etag: string } | null> {
+  /** An object's bytes and ETag, at most `max` bytes (else `tooLarge`), or null when missing. */
+  private async readTagged(key: string, max: number, tooLarge?: (size: number) => Error): Promise<{ bytes: Buffer; etag: string } | null> {
     let r;
     try {
-      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + ref }));
+      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
     } catch (e) {
       if (isNotFound(e)) return null;
-      throw this.fail(e, `read ${ref}`, ref);
+      throw this.fail(e, `read ${key}`, key);
     }
-    const bytes = await r.Body!.transformToByteArray();
-    if (!r.ETag) throw remoteError(this.url, `no ETag on ${ref}: the server cannot do compare-and-swap`);
-    return { id: decodeRef(ref, bytes), etag: r.ETag };
+    const body = r.Body as Readable;
+    if (tooLarge && r.ContentLength !== undefined && r.ContentLength > max) {
+      body.destroy();
+      throw tooLarge(r.ContentLength);
+    }
+    const bytes = await this.readBody(body, max, key, r.ContentLength);
+    if (!r.ETag) throw remoteError(this.url, `no ETag on ${key}: the server cannot do compare-and-swap`);
+    return { bytes, etag: r.ETag };
+  }
+
+  private async readRefTagged(ref: string): Promise<{ id: string; etag: string } | null> {
+    const got = await this.readTagged(ref, REF_OBJECT_MAX, (size) => new CorruptObjectError(ref, this.url, `a ref must hold one commit id, not ${size} bytes`));
+    return got && { id: decodeRef(ref, got.bytes), etag: got.etag };
   }
 
   async readRef(ref: string): Promise<string | null> {
@@ -382,7 +441,7 @@ export class S3Backend implements Backend {
     return (await this.readRefTagged(ref))?.id ?? null;
   }
 
-  async casRef(ref: string, expected: string | null, next: string | null): Promise<void> {
+  async casRef(ref: string, expected: string | null, next: string | null, log?: RefLogEntry): Promise<void> {
     refName(ref);
     if (expected !== null) encodeRef(expected);
     const body = next === null ? undefined : encodeRef(next);
@@ -407,9 +466,150 @@ export class S3Backend implements Backend {
       if (!isPreconditionFailed(e) && !(next === null && isNotFound(e))) throw this.fail(e, `update ${ref}`, ref);
       const now = await this.readRef(ref);
       // the SDK retries a write whose answer was lost; the retry then fails its own condition
-      if (now === next) return;
-      throw refConflict(ref, expected, now);
+      if (now !== next) throw refConflict(ref, expected, now);
     }
+    if (log && (expected !== null || next !== null)) {
+      try {
+        await this.appendLog(ref, reflogLine(expected, next, log));
+      } catch (e) {
+        // not transient: a retry of the whole update would find the ref moved and append nothing
+        throw new CkptError('E_REMOTE', `${this.url}: ${ref} moved to ${next ?? '(deleted)'}, but its reflog entry could not be written: ${(e as Error).message}`, {
+          url: this.url,
+          ref,
+          refMoved: true,
+        });
+      }
+    }
+  }
+
+  /**
+   * Appends one line to a ref's reflog object: read it with its ETag, write it back longer with
+   * If-Match (If-None-Match: * when new), again from the read when another writer got there
+   * first. A line found already there was written by an earlier attempt whose answer was lost.
+   */
+  private async appendLog(ref: string, line: string): Promise<void> {
+    const key = logKey(ref);
+    const mine = Buffer.from(line, 'utf8');
+    let faults = 0;
+    for (let attempt = 0; attempt < 50; attempt++) {
+      try {
+        const cur = await this.readTagged(key, SMALL_OBJECT_MAX);
+        if (attempt > 0 && cur && cur.bytes.indexOf(mine) >= 0) return;
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: this.prefix + key,
+            Body: cur ? Buffer.concat([cur.bytes, mine]) : mine,
+            ContentType: 'text/plain',
+            ...(cur ? { IfMatch: cur.etag } : { IfNoneMatch: '*' }),
+          }),
+        );
+        return;
+      } catch (e) {
+        const raced = isPreconditionFailed(e) || isNotFound(e);
+        if (!raced && !(isTransientSdkError(e) || (e instanceof CkptError && e.data.transient === true)) ) throw this.fail(e, `append to ${key}`, key);
+        if (!raced && ++faults > 3) throw this.fail(e, `append to ${key}`, key);
+        await sleep(10 + Math.random() * (raced ? 50 : 500));
+      }
+    }
+    throw remoteError(this.url, `${key}: too many writers appending at once`, { key });
+  }
+
+  async readFile(key: string): Promise<Uint8Array | undefined> {
+    storeFileKey(key);
+    let r;
+    try {
+      r = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.prefix + key }));
+    } catch (e) {
+      if (isNotFound(e)) return undefined;
+      throw this.fail(e, `read ${key}`, key);
+    }
+    return this.readBody(r.Body as Readable, maxStoreFileBytes(key), key, r.ContentLength);
+  }
+
+  /** A plain PutObject: S3 replaces an object whole, so a reader sees the old bytes or the new. */
+  async writeFile(key: string, bytes: Uint8Array): Promise<void> {
+    writableStoreFileKey(key);
+    try {
+      await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.prefix + key, Body: bytes, ContentLength: bytes.byteLength, ContentType: 'application/octet-stream' }));
+    } catch (e) {
+      throw this.fail(e, `write ${key}`, key);
+    }
+  }
+
+  lockShared(purpose: string): Promise<RemoteLock> {
+    return acquireS3Shared(this.lockObjects(), this.url, purpose, this.lockOptions);
+  }
+
+  lockExclusive(purpose: string): Promise<RemoteLock> {
+    return acquireS3Exclusive(this.lockObjects(), this.url, purpose, this.lockOptions);
+  }
+
+  /** Conditional operations on lock objects (keys under locks/, never store keys). */
+  private lockObjects(): LockObjectStore {
+    const Bucket = this.bucket;
+    const full = (key: string) => this.prefix + key;
+    const etagOf = (etag: string | undefined, key: string) => {
+      if (!etag) throw remoteError(this.url, `no ETag on ${key}: the server cannot do compare-and-swap`);
+      return etag;
+    };
+    return {
+      create: async (key, body) => {
+        try {
+          const r = await this.client.send(new PutObjectCommand({ Bucket, Key: full(key), Body: body, ContentType: 'application/json', IfNoneMatch: '*' }));
+          return etagOf(r.ETag, key);
+        } catch (e) {
+          if (isPreconditionFailed(e)) return undefined;
+          throw this.fail(e, `create ${key}`, key);
+        }
+      },
+      replace: async (key, body, etag) => {
+        try {
+          const r = await this.client.send(new PutObjectCommand({ Bucket, Key: full(key), Body: body, ContentType: 'application/json', IfMatch: etag }));
+          return etagOf(r.ETag, key);
+        } catch (e) {
+          if (isPreconditionFailed(e) || isNotFound(e)) return undefined;
+          throw this.fail(e, `refresh ${key}`, key);
+        }
+      },
+      read: async (key) => {
+        let r;
+        try {
+          r = await this.client.send(new GetObjectCommand({ Bucket, Key: full(key) }));
+        } catch (e) {
+          if (isNotFound(e)) return undefined;
+          throw this.fail(e, `read ${key}`, key);
+        }
+        const bytes = await this.readBody(r.Body as Readable, LOCK_OBJECT_MAX, key, r.ContentLength);
+        return { key, etag: etagOf(r.ETag, key), lastModified: r.LastModified?.getTime() ?? Date.now(), body: bytes.toString('utf8') };
+      },
+      list: async (prefix) => {
+        const out: LockObject[] = [];
+        let token: string | undefined;
+        do {
+          let page;
+          try {
+            page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix: full(prefix), ContinuationToken: token }));
+          } catch (e) {
+            throw this.fail(e, `list ${prefix}`);
+          }
+          for (const o of page.Contents ?? []) {
+            const key = (o.Key ?? '').slice(this.prefix.length);
+            if (key.startsWith(prefix) && key.endsWith('.lock')) out.push({ key, etag: o.ETag ?? '', lastModified: o.LastModified?.getTime() ?? Date.now() });
+          }
+          token = page.IsTruncated ? page.NextContinuationToken : undefined;
+        } while (token);
+        return out;
+      },
+      remove: async (key, etag) => {
+        try {
+          await this.client.send(new DeleteObjectCommand({ Bucket, Key: full(key), ...(etag ? { IfMatch: etag } : {}) }));
+        } catch (e) {
+          if (isPreconditionFailed(e) || isNotFound(e)) return;
+          throw this.fail(e, `remove ${key}`, key);
+        }
+      },
+    };
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,8 @@ export interface StoreLockOptions {
   /** How long to wait for the other side before giving up with E_LOCKED. */
   timeoutMs?: number;
   pollMs?: number;
+  /** What the exclusive holder does (gc, prune), recorded in gc.lock. */
+  purpose?: string;
 }
 
 /** A commit waits for a running gc rather than failing a training run. */
@@ -88,7 +90,7 @@ export async function liveSharers(locksDir: string): Promise<string[]> {
 export async function acquireExclusive(locksDir: string, opts: StoreLockOptions = {}): Promise<Lock> {
   const timeout = opts.timeoutMs ?? EXCLUSIVE_TIMEOUT;
   const deadline = Date.now() + timeout;
-  const lock = await acquireLock(gcLockFile(locksDir), timeout);
+  const lock = await acquireLock(gcLockFile(locksDir), timeout, opts.purpose === undefined ? {} : { purpose: opts.purpose });
   try {
     let live: string[] = [];
     const notify = waitNotifier(async () => `${live.length} commit(s) or checkout(s) to finish: ${live.join(', ')}`);

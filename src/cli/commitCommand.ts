@@ -1,5 +1,4 @@
 import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { CommitMeta } from '../core/objects.js';
@@ -65,12 +64,7 @@ async function readMetaFile(file: string): Promise<CommitMeta> {
 
 /** Says once per store, not once per commit of a training loop, that provenance is off. */
 async function noteNoGitOnce(repo: Repository, say: (s: string) => void): Promise<void> {
-  const marker = path.join(repo.store.dir, 'no-git-noted');
-  try {
-    await fs.writeFile(marker, `${new Date().toISOString()}\n`, { flag: 'wx' });
-  } catch {
-    return;
-  }
+  if (!(await repo.store.firstTime('no-git-noted'))) return;
   say('ckpt: note: not in a Git work tree, so no code provenance is recorded (said once per store)');
 }
 

@@ -1,7 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { UsageError, type CkptError } from '../core/errors.js';
-import type { TensorStats } from '../core/tensorDeltaStats.js';
-import type { TensorLoc } from '../core/stateDiff.js';
+import type { TensorStats } from '../diff/tensorDeltaStats.js';
+import type { TensorLoc } from '../diff/stateDiff.js';
 import { diff, type DiffReport, type DiffSide } from '../repo/diff.js';
 import type { Repository } from '../repo/repository.js';
 import { cwdOf, openRepoAt, output, setExitCode, type Args } from './context.js';

@@ -3,7 +3,6 @@ import { logForCode } from '../repo/codeHistory.js';
 import { describeRecipe, recipeOf } from '../merge/recipe.js';
 import { log, refsByCommit } from '../repo/history.js';
 import { drawGraph, topoOrder } from '../repo/historyGraph.js';
-import { readPrunedMarks } from '../repo/prunedMarks.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { numberOption, openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
@@ -46,7 +45,7 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: string; 
     }
     const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
     const entries = byCode ? byCode.entries.slice(0, limit) : await log(repo, argv.rev ?? 'HEAD', limit);
-    const pruned = await readPrunedMarks(repo);
+    const pruned = await repo.store.pruned.all();
     const prunedAt = (id: string) => {
       const m = pruned.get(id);
       return m ? { pruned: { time: new Date(m.time).toISOString(), reason: m.reason } } : {};

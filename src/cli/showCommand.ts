@@ -2,7 +2,6 @@ import type { CommandModule } from 'yargs';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance } from '../core/objects.js';
 import { describeRecipe, recipeOf } from '../merge/recipe.js';
-import { readPrunedMark } from '../repo/prunedMarks.js';
 import { showCommit } from '../repo/showCommit.js';
 import { openRepo, output, type Args } from './context.js';
 import type { Output } from './output.js';
@@ -38,7 +37,7 @@ export const showCommand: CommandModule<object, Args<{ rev: string; code?: boole
     const out = output(argv);
     const repo = await openRepo(argv);
     const r = await showCommit(repo, withMode(argv.rev, argv.mode));
-    const pruned = await readPrunedMark(repo, r.id);
+    const pruned = await repo.store.pruned.get(r.id);
     if (argv.code) {
       out.result({ id: r.id, code: r.commit.code ?? null });
       return showCode(out, r.id, r.commit.code);

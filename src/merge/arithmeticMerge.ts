@@ -14,7 +14,6 @@ import { Ingestor } from '../repo/ingestFile.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../backend/storeLocks.js';
 import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBaseOfAll } from './mergeBase.js';
@@ -198,7 +197,7 @@ export async function arithmeticMerge(repo: Repository, o: ArithmeticMergeOption
   const groups = pairFiles(baseTree ? [...trees, baseTree] : trees);
   const match = o.tensors ? picomatch(o.tensors, { dot: true }) : () => true;
   // the store's shared lock before any chunk is read: a gc cannot repack what the merge reads
-  const lock = await acquireShared(repo.store.locksDir, 'merge');
+  const lock = await repo.store.lockShared('merge');
   const reader = await openReader(repo, lock);
   const filePlans: FilePlan[] = [];
   let selected = 0;

@@ -12,9 +12,7 @@ import type { ObjectId } from '../core/objectId.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
-import { renameIntoPlace, tmpName } from '../backend/atomicFile.js';
-import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../backend/storeLocks.js';
+import { renameIntoPlace } from '../backend/atomicFile.js';
 import { metadataOf } from './outputFormat.js';
 import { logicalTensors, tensorBytes } from './tensorSource.js';
 
@@ -48,10 +46,9 @@ export async function exportSafetensors(repo: Repository, rev: string, file: str
   const list = logicalTensors(m, p);
   if (list.length === 0) throw new UsageError(`${p} in ${rev} holds no tensors to export`);
   const header = encodeSafetensorsHeader(list.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, length: t.len })), metadataOf(m));
-  const lock = await acquireShared(repo.store.locksDir, 'export');
-  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
-  await fs.mkdir(repo.store.tmpDir, { recursive: true });
-  const tmp = tmpName(repo.store.tmpDir, 'export');
+  const lock = await repo.store.lockShared('export');
+  const reader = await repo.store.reader(await repo.store.reloadIndex());
+  const tmp = await repo.store.scratchFile('export');
   const dest = path.resolve(output);
   const hasher = createHasher();
   let size = 0;

@@ -6,10 +6,11 @@
  * to hash the whole file, which checkout verifies against.
  */
 import { createHasher, type Hasher } from '../core/blake3.js';
-import { decodedElementBytes } from '../core/elementDecoder.js';
 import type { ChunkRef, Manifest, ManifestBytesSegment, ManifestSegment, ManifestTensorSegment } from '../core/objects.js';
-import { chunkSumSquares } from '../core/tensorDeltaStats.js';
+import { fixedChunks } from '../chunking/fixedChunks.js';
 import { CDC_MAX, nextCut } from '../chunking/gearChunker.js';
+import { decodedElementBytes } from '../diff/elementDecoder.js';
+import { chunkSumSquares } from '../diff/tensorDeltaStats.js';
 import type { ChunkSink } from '../repo/ingestFile.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { BlockReader, tensorBytes, type LogicalTensor } from './tensorSource.js';
@@ -82,11 +83,8 @@ export class ManifestBuilder {
     const w = this.tensor(name, t.dtype, t.shape, t.len);
     const r = new BlockReader(tensorBytes(this.reader, t));
     try {
-      for (let left = t.len; left > 0; ) {
-        const blk = await r.next(Math.min(this.chunkSize, left));
-        await w.write(blk);
-        left -= blk.length;
-      }
+      // read a chunk at a time, so each block is stored as it is
+      for (const c of fixedChunks(0, t.len, this.chunkSize)) await w.write(await r.next(c.length));
     } finally {
       await r.close();
     }
@@ -94,12 +92,14 @@ export class ManifestBuilder {
     return 'copied';
   }
 
-  /** A tensor whose bytes the caller produces. */
+  /** A tensor whose bytes the caller produces, cut where ingest would cut it. */
   tensor(name: string, dtype: string, shape: number[], len: number): TensorWriter {
     const tensorHash = createHasher();
     const chunks: ChunkRef[] = [];
     const elSize = decodedElementBytes(dtype);
     const sumsq = elSize !== undefined && len % elSize === 0 ? ([] as number[]) : undefined;
+    const cuts = fixedChunks(0, len, this.chunkSize);
+    let next = cuts.next();
     let pending = new Uint8Array(0);
     let written = 0;
     const emit = async (bytes: Uint8Array) => {
@@ -108,7 +108,9 @@ export class ManifestBuilder {
       sumsq?.push(chunkSumSquares(bytes, dtype));
       chunks.push(await this.sink.add(bytes, dtype, undefined));
       written += bytes.length;
+      next = cuts.next();
     };
+    const tooLong = () => new Error(`internal: tensor ${name} got more than its ${len} bytes`);
     return {
       write: async (bytes) => {
         let b = bytes;
@@ -119,21 +121,23 @@ export class ManifestBuilder {
           b = joined;
           pending = new Uint8Array(0);
         }
-        let pos = 0;
+        if (b.length && next.done) throw tooLong();
         // a block of exactly one chunk is the caller's fresh buffer: stored as it is, not copied
-        if (b.length === this.chunkSize) {
+        if (!next.done && b.length === next.value.length) {
           await emit(b);
           return;
         }
-        while (b.length - pos >= this.chunkSize) {
-          await emit(b.slice(pos, pos + this.chunkSize));
-          pos += this.chunkSize;
+        let pos = 0;
+        while (!next.done && b.length - pos >= next.value.length) {
+          const end = pos + next.value.length;
+          await emit(b.slice(pos, end));
+          pos = end;
         }
+        if (pos < b.length && next.done) throw tooLong();
         if (pos < b.length) pending = b.slice(pos);
       },
       end: async () => {
-        if (pending.length) await emit(pending);
-        if (written !== len) throw new Error(`internal: tensor ${name} got ${written} of ${len} bytes`);
+        if (!next.done) throw new Error(`internal: tensor ${name} got ${written + pending.length} of ${len} bytes`);
         this.segments.push({ t: 'tensor', name, dtype, shape, len, hash: tensorHash.hex(), chunks, ...(sumsq ? { sumsq } : {}) });
         this.size += len;
       },

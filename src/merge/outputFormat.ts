@@ -41,7 +41,7 @@ export function assertDistinctPaths(paths: string[]): void {
 /** A chunk reader over the store's index, opened while `lock` is held (released if opening fails). */
 export async function openReader(repo: Repository, lock: { release(): Promise<void> }): Promise<ChunkReader> {
   try {
-    return new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
+    return await repo.store.reader(await repo.store.reloadIndex());
   } catch (e) {
     await lock.release();
     throw e;

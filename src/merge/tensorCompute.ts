@@ -4,7 +4,7 @@
  * a whole-tensor quantity (slerp's angle, TIES's magnitude threshold), the result rounded to the
  * tensor's dtype and handed to the writer block by block.
  */
-import { alignedBytes, decodeElements } from '../core/elementDecoder.js';
+import { alignedBytes, decodeElements } from '../diff/elementDecoder.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { encodeFloats, floatBytes } from './dtypeRounding.js';
 import type { TensorWriter } from './manifestBuilder.js';

@@ -6,17 +6,16 @@
  * each side moved it (relative L2 against the base), and writes nothing. Never interactive.
  */
 import picomatch from 'picomatch';
-import { decodeElements } from '../core/elementDecoder.js';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, TreeEntry } from '../core/objects.js';
+import { decodeElements } from '../diff/elementDecoder.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
 import { isAncestor } from '../repo/isAncestor.js';
 import { Ingestor } from '../repo/ingestFile.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../backend/storeLocks.js';
 import { floatBytes, isMergeableFloat } from './dtypeRounding.js';
 import { ManifestBuilder } from './manifestBuilder.js';
 import { mergeBase } from './mergeBase.js';
@@ -168,7 +167,7 @@ export async function threeWayMerge(repo: Repository, o: ThreeWayOptions): Promi
   const treeOf = async (id: ObjectId) => (await repo.readTree((await repo.readCommit(id)).tree)).files;
   const [tb, to, tt] = [await treeOf(base), await treeOf(ours), await treeOf(theirs)];
   // the store's shared lock before any chunk is read: a gc cannot repack what the merge reads
-  const lock = await acquireShared(repo.store.locksDir, 'merge');
+  const lock = await repo.store.lockShared('merge');
   const reader = await openReader(repo, lock);
   const conflicts: Conflict[] = [];
   const merges: FileMerge[] = [];

@@ -12,10 +12,9 @@ import type { ObjectId } from '../core/objectId.js';
 import type { Manifest, ManifestTensorSegment, Tree } from '../core/objects.js';
 import { checkTreePath, validateTree } from '../core/treePath.js';
 import { encodeSafetensorsHeader } from '../formats/safetensors.js';
-import { renameIntoPlace, tmpName } from '../backend/atomicFile.js';
+import { renameIntoPlace } from '../backend/atomicFile.js';
 import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../backend/storeLocks.js';
-import { assertNotPruned } from './prunedMarks.js';
+import { assertNotPruned } from './assertNotPruned.js';
 import type { Repository } from './repository.js';
 import { resolveRevision } from './resolveRevision.js';
 
@@ -69,16 +68,18 @@ async function writeChunks(
   return hasher.hex();
 }
 
-/** Writes one stored file to `dest`, verified against its whole-file hash before it appears. */
+/**
+ * Writes one stored file to `dest`, verified against its whole-file hash before it appears;
+ * `tmp` is where it is written first (a scratch file of the store, renamed into place).
+ */
 export async function writeManifestFile(
   reader: ChunkReader,
   m: Manifest,
   manifestId: ObjectId,
   dest: string,
-  tmpDir: string,
+  tmp: string,
   onBytes: (n: number) => void = () => undefined,
 ): Promise<void> {
-  const tmp = tmpName(tmpDir, 'checkout');
   try {
     const ids = m.segments.flatMap((s) => s.chunks.map((c) => c[0]));
     const hash = await writeChunks(reader, ids, tmp, undefined, onBytes);
@@ -93,7 +94,7 @@ export async function writeManifestFile(
 export async function checkout(repo: Repository, rev: string, opts: CheckoutOptions = {}): Promise<CheckoutResult> {
   const commitId = await resolveRevision(repo, rev);
   // gc must not remove packs under a running checkout
-  const lock = await acquireShared(repo.store.locksDir, 'checkout');
+  const lock = await repo.store.lockShared('checkout');
   try {
     return await checkoutLocked(repo, rev, commitId, opts);
   } finally {
@@ -121,11 +122,9 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
     const missing = [...new Set(wanted.flatMap((s) => s.chunks.map((c) => c[0])))].filter((id) => !index.has(id));
     if (missing.length > 0) await opts.fetchMissing(missing);
   }
-  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
-  const tmpDir = repo.store.tmpDir;
-  await fs.mkdir(tmpDir, { recursive: true });
+  const reader = await repo.store.reader(await repo.store.reloadIndex());
   try {
-    if (opts.tensors) return { commit: commitId, ...(await exportTensors(reader, manifests, opts, tmpDir)) };
+    if (opts.tensors) return { commit: commitId, ...(await exportTensors(reader, manifests, opts, await repo.store.scratchFile('export'))) };
     const total = paths.reduce((n, p) => n + manifests.get(p)!.size, 0);
     let done = 0;
     const files: CheckoutResult['files'] = [];
@@ -137,7 +136,7 @@ async function checkoutLocked(repo: Repository, rev: string, commitId: ObjectId,
           : paths.length === 1 && !/[/\\]$/.test(opts.output) && !(await isDir(opts.output)) // `-o out/`: a folder
             ? path.resolve(opts.output)
             : await safeDest(path.resolve(opts.output), p, commitId);
-      await writeManifestFile(reader, m, tree.files[p].manifest, dest, tmpDir, (n) => opts.onProgress?.((done += n), total));
+      await writeManifestFile(reader, m, tree.files[p].manifest, dest, await repo.store.scratchFile('checkout'), (n) => opts.onProgress?.((done += n), total));
       files.push({ path: p, output: dest, size: m.size, hash: m.hash });
     }
     return { commit: commitId, files };
@@ -196,7 +195,7 @@ async function exportTensors(
   reader: ChunkReader,
   manifests: Map<string, Manifest>,
   opts: CheckoutOptions,
-  tmpDir: string,
+  tmp: string,
 ): Promise<Omit<CheckoutResult, 'commit'>> {
   if (!opts.output) throw new UsageError('--tensors needs -o FILE (the safetensors file to write)');
   const match = picomatch(opts.tensors!, { dot: true });
@@ -213,7 +212,6 @@ async function exportTensors(
   if (picked.length === 0) throw new CkptError('E_NOT_FOUND', `no tensor matches ${opts.tensors}`, { glob: opts.tensors });
   const header = encodeSafetensorsHeader(picked.map((s) => ({ name: s.name, dtype: s.dtype, shape: s.shape, length: s.len })));
   const dest = path.resolve(opts.output);
-  const tmp = tmpName(tmpDir, 'export');
   const total = picked.reduce((n, s) => n + s.len, 0);
   let done = 0;
   try {

@@ -16,7 +16,6 @@ import { deltaBaseFinder } from './deltaBase.js';
 import { StatCache } from './statCache.js';
 import { appendNote, noteLine } from './gitNotes.js';
 import { captureCode, readGitState, writeCodeTree, type CapturedCode, type GitState } from './provenance.js';
-import { acquireShared } from '../backend/storeLocks.js';
 
 export interface CommitOptions {
   message: string;
@@ -132,7 +131,7 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
 
   // The shared lock keeps gc from sweeping while this commit deduplicates against the index; the
   // index is reloaded under it, so nothing a finished gc removed can be taken for stored.
-  const lock = await acquireShared(repo.store.locksDir, 'commit');
+  const lock = await repo.store.lockShared('commit');
   let result: CommitResult;
   try {
     await repo.store.reloadIndex();
@@ -142,12 +141,11 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
     await lock.release();
   }
   // links in the store's tmp/ (a watcher's snapshot of a checkpoint) go away: not worth an entry
-  const transient = (f: string) => path.resolve(f).startsWith(repo.store.tmpDir + path.sep);
-  for (let i = 0; i < files.length; i++) if (!transient(files[i])) await cache.record(files[i], result.files[i].manifest, repo.clock());
-  await cache.save(repo.store.tmpDir);
+  for (let i = 0; i < files.length; i++) if (!repo.store.isScratch(files[i])) await cache.record(files[i], result.files[i].manifest, repo.clock());
+  await cache.save();
   if (gitState && result.code?.commit) {
     try {
-      await appendNote(gitState.root, result.code.commit, noteLine(result.id, result.branch, opts.message), repo.store.locksDir);
+      await appendNote(gitState.root, result.code.commit, noteLine(result.id, result.branch, opts.message), (write) => repo.store.withLock('git-notes', write, 60_000));
     } catch (e) {
       warnings.push(`could not write the Git note on ${result.code.commit.slice(0, 12)}: ${(e as Error).message}`);
     }

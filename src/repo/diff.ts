@@ -12,13 +12,14 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { blake3Hex, createHasher } from '../core/blake3.js';
-import { decodedElementBytes } from '../core/elementDecoder.js';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkRef, Manifest } from '../core/objects.js';
-import { summarizeDiff, type DiffResult, type SummaryOptions } from '../core/diffSummary.js';
-import { diffStates, type ChangedTensor, type FileView, type StateView, type TensorInfo } from '../core/stateDiff.js';
-import { chunkSumSquares, TensorDeltaStats, type TensorStats } from '../core/tensorDeltaStats.js';
+import { fixedChunks } from '../chunking/fixedChunks.js';
+import { decodedElementBytes } from '../diff/elementDecoder.js';
+import { summarizeDiff, type DiffResult, type SummaryOptions } from '../diff/diffSummary.js';
+import { diffStates, type ChangedTensor, type FileView, type StateView, type TensorInfo } from '../diff/stateDiff.js';
+import { chunkSumSquares, TensorDeltaStats, type TensorStats } from '../diff/tensorDeltaStats.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { SequentialReader } from '../store/sequentialReader.js';
 import { DEFAULT_CHUNK_SIZE } from '../store/storeConfig.js';
@@ -124,10 +125,10 @@ async function scanFile(
       const sumsq = size !== undefined && s.length % size === 0 ? ([] as number[]) : undefined;
       const chunks: ChunkRef[] = [];
       const offsets: number[] = [];
-      for (let o = 0; o < s.length; o += chunkSize) {
-        const bytes = await reader.take(Math.min(chunkSize, s.length - o));
+      for (const c of fixedChunks(s.offset, s.length, chunkSize)) {
+        const bytes = await reader.take(c.length);
         chunks.push([objectId('chunk', bytes), bytes.length]);
-        offsets.push(s.offset + o);
+        offsets.push(c.offset);
         sumsq?.push(chunkSumSquares(bytes, s.dtype));
       }
       const info = { name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, chunks };

@@ -4,17 +4,14 @@
  *   logical   sum of the checkpoint sizes of every commit whose data is kept
  *   unique    raw bytes of the distinct chunks those checkpoints use
  *   chunks    bytes those chunks (and their delta bases) take in packs
- *   disk      bytes of the files under .ckpt/, by kind, as the filesystem reports them
+ *   disk      bytes of the store's files, by kind, as the filesystem reports them
  *
  * dedup = logical / unique; compression = unique / chunks. Per branch, the same over the commits
  * in the branch's history (a chunk shared by two branches counts in both).
  */
-import { readdir, stat, type Dirent } from 'node:fs';
-import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { createLimiter } from '../core/limiter.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
+import type { StoreDiskUsage } from '../store/storeDiskUsage.js';
 import { findRoots, markReachable, type Reachable } from './reachability.js';
 import type { Repository } from './repository.js';
 
@@ -33,44 +30,9 @@ export interface DiskUsage extends UsageFigures {
   prunedLogical: number;
   /** Stored code files (--with-code), raw bytes. */
   codeBytes: number;
-  disk: { packs: number; index: number; meta: number; other: number; total: number };
+  disk: StoreDiskUsage;
   branches: ({ name: string } & UsageFigures)[];
 }
-
-/**
- * Bytes of every file under `dir`, one walk with the stats STAT_LIMIT at a time, summed per
- * folder named in `parts` (a file counts in the first part it lies under) and in total.
- */
-async function dirBytes(dir: string, parts: string[]): Promise<{ total: number; parts: number[] }> {
-  const limit = createLimiter(STAT_LIMIT);
-  const out = { total: 0, parts: parts.map(() => 0) };
-  const walk = async (d: string): Promise<void> => {
-    let ents;
-    try {
-      ents = await limit(() => readdirTyped(d));
-    } catch {
-      return;
-    }
-    await Promise.all(
-      ents.map(async (e) => {
-        const p = path.join(d, e.name);
-        if (e.isDirectory()) return walk(p);
-        if (!e.isFile()) return;
-        const { size } = await limit(() => statFile(p)).catch(() => ({ size: 0 }));
-        out.total += size;
-        const i = parts.findIndex((x) => p.startsWith(x + path.sep));
-        if (i >= 0) out.parts[i] += size;
-      }),
-    );
-  };
-  await walk(dir);
-  return out;
-}
-const STAT_LIMIT = 16;
-// the callback forms: thousands of loose objects make fs.promises' per-call cost the larger part
-const statFile = promisify(stat);
-const readdirTyped = (d: string) =>
-  new Promise<Dirent[]>((resolve, reject) => readdir(d, { withFileTypes: true }, (e, ents) => (e ? reject(e) : resolve(ents))));
 
 const ratio = (a: number, b: number) => (b === 0 ? 1 : a / b);
 
@@ -129,17 +91,12 @@ export async function diskUsage(repo: Repository): Promise<DiskUsage> {
     branches.push({ name: ref.slice('refs/heads/'.length), ...figures(reach, index, members) });
   }
 
-  const objects = repo.store.objectsDir;
-  const {
-    total,
-    parts: [packs, idx, meta],
-  } = await dirBytes(repo.store.dir, [repo.store.packsDir, repo.store.indexDir, path.join(objects, 'meta')]);
   return {
     ...all,
     prunedCommits: reach.commits.size - reach.live.size,
     prunedLogical,
     codeBytes,
-    disk: { packs, index: idx, meta, other: total - packs - idx - meta, total },
+    disk: await repo.store.diskUsage(),
     branches,
   };
 }

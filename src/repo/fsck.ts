@@ -8,19 +8,13 @@
  * delta base) is indexed. With readData, every pack is re-hashed against its name and every chunk
  * decoded and re-hashed against its id.
  */
-import { LocalBackend } from '../backend/localBackend.js';
-import { createReadStream, promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import type { CkptError } from '../core/errors.js';
 import { isObjectId, objectHasher, objectId, type ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
-import { kindOfEntry, openStoreFile, readFileOrUndefined } from '../backend/atomicFile.js';
 import { ChunkIndex, decodeIndexFile } from '../store/chunkIndex.js';
-import { ChunkReader } from '../store/chunkReader.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import { readPackRecords, type ChunkRecord } from '../store/packFormat.js';
-import { acquireShared } from '../backend/storeLocks.js';
-import { readPrunedMarks } from './prunedMarks.js';
+import type { PackHandle, Store } from '../store/store.js';
 import type { Repository } from './repository.js';
 
 export type FaultKind =
@@ -58,54 +52,18 @@ export interface FsckOptions {
 
 const short = (id: string) => id.slice(0, 12);
 
-async function hashFile(file: string): Promise<{ id: ObjectId; bytes: number }> {
+async function hashPack(store: Store, pack: ObjectId): Promise<{ id: ObjectId; bytes: number }> {
   const h = objectHasher('pack');
   let bytes = 0;
-  for await (const b of createReadStream(file, { highWaterMark: 4 * 1024 * 1024 })) {
-    h.update(b as Buffer);
-    bytes += (b as Buffer).length;
+  for await (const b of store.packStream(pack)) {
+    h.update(b);
+    bytes += b.length;
   }
   return { id: h.hex(), bytes };
 }
 
-async function readRange(fh: fs.FileHandle, offset: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buf.subarray(0, done);
-}
-
-async function listRefs(root: string, fault: (kind: FaultKind, message: string) => void): Promise<{ ref: string; text: string }[]> {
-  const out: { ref: string; text: string }[] = [];
-  const walk = async (rel: string): Promise<void> => {
-    let ents;
-    try {
-      ents = await fs.readdir(path.join(root, ...rel.split('/')), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of ents) {
-      const r = `${rel}/${e.name}`;
-      if (e.isDirectory()) await walk(r);
-      else {
-        try {
-          out.push({ ref: r, text: ((await readFileOrUndefined(path.join(root, ...r.split('/')))) ?? '').toString('utf8') });
-        } catch (err) {
-          fault('ref-corrupt', `${r}: ${(err as Error).message}`);
-        }
-      }
-    }
-  };
-  await walk('refs');
-  return out.sort((a, b) => (a.ref < b.ref ? -1 : 1));
-}
-
 export async function fsck(repo: Repository, opts: FsckOptions = {}): Promise<FsckResult> {
-  const lock = await acquireShared(repo.store.locksDir, 'fsck');
+  const lock = await repo.store.lockShared('fsck');
   try {
     return await check(repo, opts);
   } finally {
@@ -123,43 +81,38 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
   // index files and the packs they describe
   const index = new ChunkIndex();
   const indexed = new Map<ObjectId, { index: ObjectId; size: number; records: ChunkRecord[] }>();
-  for (const name of (await fs.readdir(store.indexDir).catch(() => [] as string[])).sort()) {
-    const m = /^([0-9a-f]{64})\.idx$/.exec(name);
-    if (!m) continue;
+  for (const id of await store.listIndexFiles()) {
     checked.indexFiles++;
-    const where = path.join(store.indexDir, name);
+    const where = store.indexFileLocation(id);
     let bytes: Buffer | undefined;
     try {
-      bytes = await readFileOrUndefined(where);
+      bytes = await store.readIndexFile(id);
     } catch (e) {
       fault('index-corrupt', (e as Error).message);
       continue;
     }
     if (!bytes) continue;
-    if (objectId('index', bytes) !== m[1]) {
-      fault('index-corrupt', `index file ${short(m[1])} does not match its name (${where})`);
+    if (objectId('index', bytes) !== id) {
+      fault('index-corrupt', `index file ${short(id)} does not match its name (${where})`);
       continue;
     }
     try {
       const { pack, packSize, records } = decodeIndexFile(bytes, where);
-      indexed.set(pack, { index: m[1], size: packSize, records });
-      index.addPack(pack, m[1], packSize, records);
+      indexed.set(pack, { index: id, size: packSize, records });
+      index.addPack(pack, id, packSize, records);
     } catch (e) {
       fault('index-corrupt', (e as Error).message);
     }
   }
   const packFiles = new Map<ObjectId, number>();
-  for (const name of await fs.readdir(store.packsDir).catch(() => [] as string[])) {
-    const m = /^([0-9a-f]{64})\.pack$/.exec(name);
-    if (!m) continue;
-    const st = await fs.stat(path.join(store.packsDir, name));
-    if (st.isFile()) packFiles.set(m[1], st.size);
-    else fault('not-a-file', `pack ${short(m[1])} is ${kindOfEntry(st)}, not a file: ${path.join(store.packsDir, name)}`);
+  for (const p of await store.listPacks()) {
+    if (!p.notAFile) packFiles.set(p.id, p.size);
+    else fault('not-a-file', `pack ${short(p.id)} is ${p.notAFile}, not a file: ${store.packLocation(p.id)}`);
   }
   const badPacks = new Set<ObjectId>();
   for (const [pack, info] of indexed) {
     checked.packs++;
-    const file = path.join(store.packsDir, `${pack}.pack`);
+    const file = store.packLocation(pack);
     const size = packFiles.get(pack);
     if (size === undefined) {
       fault('pack-missing', `pack ${short(pack)} is missing: ${file} (index ${short(info.index)} lists ${info.records.length} chunks in it)`);
@@ -171,9 +124,9 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
       badPacks.add(pack);
       continue;
     }
-    const fh = (await openStoreFile(file)) as fs.FileHandle; // a regular file: listed above
+    const fh = (await store.openPack(pack)) as PackHandle; // a regular file: listed above
     try {
-      const recs = await readPackRecords(size, (o, l) => readRange(fh, o, l), `pack ${short(pack)}`);
+      const recs = await readPackRecords(size, (o, l) => fh.read(o, l), `pack ${short(pack)}`);
       const same = recs.length === info.records.length && recs.every((r, i) => r.id === info.records[i].id && r.offset === info.records[i].offset && r.stored === info.records[i].stored);
       if (!same) fault('pack-header', `pack ${short(pack)}: its header does not agree with index ${short(info.index)}`);
     } catch (e) {
@@ -206,7 +159,7 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
     if (!(await store.meta.has(id))) return fault('dangling-ref', `${from} points to ${id}, which does not exist`);
     starts.push({ from, id });
   };
-  for (const { ref, text } of await listRefs(store.dir, fault)) {
+  for (const { ref, text } of await store.refFiles((r, err) => fault('ref-corrupt', `${r}: ${err.message}`))) {
     checked.refs++;
     const id = text.trim();
     if (!isObjectId(id)) fault('ref-corrupt', `${ref} does not hold a commit id: ${JSON.stringify(text.slice(0, 80))}`);
@@ -221,7 +174,7 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
   }
 
   // history: commits, trees, manifests, chunks
-  const pruned = await readPrunedMarks(repo);
+  const pruned = await store.pruned.all();
   const seenCommits = new Set<ObjectId>();
   const checkedTrees = new Map<ObjectId, boolean>();
   const checkedManifests = new Map<ObjectId, boolean>();
@@ -297,30 +250,34 @@ async function check(repo: Repository, opts: FsckOptions): Promise<FsckResult> {
   }
   checked.chunks = needed.size;
 
-  if (opts.readData) await readData(store.packsDir, indexed, index, badPacks, fault, checked);
+  if (opts.readData) await readData(store, indexed, index, badPacks, fault, checked);
   return { ok: faults.length === 0, faults, notes, checked };
 }
 
 async function readData(
-  packsDir: string,
+  store: Store,
   indexed: Map<ObjectId, { records: ChunkRecord[] }>,
   index: ChunkIndex,
   badPacks: Set<ObjectId>,
   fault: (kind: FaultKind, message: string) => void,
   checked: FsckResult['checked'],
 ): Promise<void> {
-  const bases = new ChunkReader(new LocalBackend(path.dirname(path.dirname(packsDir))), index);
+  const bases = await store.reader(index);
   try {
     for (const [pack, info] of indexed) {
       if (badPacks.has(pack)) continue;
-      const file = path.join(packsDir, `${pack}.pack`);
-      const h = await hashFile(file);
+      const file = store.packLocation(pack);
+      const h = await hashPack(store, pack);
       checked.bytesRead += h.bytes;
       if (h.id !== pack) fault('pack-hash', `pack ${short(pack)}: its bytes do not match its name (damaged on disk): ${file}`);
-      const fh = await fs.open(file, 'r');
+      const fh = await store.openPack(pack);
+      if (!fh) {
+        fault('pack-missing', `pack ${short(pack)} is missing: ${file}`);
+        continue;
+      }
       try {
         for (const r of info.records) {
-          const stored = await readRange(fh, r.offset, r.stored);
+          const stored = await fh.read(r.offset, r.stored);
           try {
             const base = r.base ? await bases.read(r.base) : undefined;
             const raw = await decodeChunk({ codec: r.codec, planes: r.planes, data: stored }, r.raw, base);

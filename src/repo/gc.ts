@@ -13,21 +13,16 @@
  * reachable through at least one index file whose pack exists; a crash leaves duplicates or
  * unindexed packs, which the next gc removes.
  */
-import { metaKey } from '../backend/objectKeys.js';
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import { fsyncDir, kindOfEntry, openStoreFile, readFileOrUndefined } from '../backend/atomicFile.js';
 import { CODEC_DELTA, CODEC_ZIGZAG, encodeChunk } from '../store/chunkCodec.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
 import { decodeIndexFile } from '../store/chunkIndex.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import type { Lock } from '../backend/lockFile.js';
-import { acquireExclusive } from '../backend/storeLocks.js';
+import type { Store } from '../store/store.js';
 import { planChains } from './chainPlan.js';
-import type { PrunedMark } from './prunedMarks.js';
-import { removePrunedMark } from './prunedMarks.js';
+import type { PrunedMark } from '../store/prunedMarks.js';
 import { findRoots, markReachable, type Reachable, type RootOptions } from './reachability.js';
 import type { Repository } from './repository.js';
 
@@ -70,26 +65,13 @@ interface PackInfo {
   indexes: { id: ObjectId; records: ChunkRecord[]; size: number }[];
 }
 
-async function listDir(dir: string): Promise<string[]> {
-  try {
-    return await fs.readdir(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-}
-
-async function readPackRange(file: string, offset: number, length: number): Promise<Buffer> {
-  const fh = await openStoreFile(file);
+async function readPackRange(store: Store, pack: ObjectId, offset: number, length: number): Promise<Buffer> {
+  const file = store.packLocation(pack);
+  const fh = await store.openPack(pack);
   if (!fh) throw new CkptError('E_CORRUPT', `${file} disappeared while gc read it`, { file });
   try {
-    const buf = Buffer.allocUnsafe(length);
-    let done = 0;
-    while (done < length) {
-      const { bytesRead } = await fh.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new CkptError('E_CORRUPT', `${file} ends before offset ${offset + length}`, { file });
-      done += bytesRead;
-    }
+    const buf = await fh.read(offset, length);
+    if (buf.length < length) throw new CkptError('E_CORRUPT', `${file} ends before offset ${offset + length}`, { file });
     return buf;
   } finally {
     await fh.close();
@@ -101,24 +83,23 @@ async function readPackRange(file: string, offset: number, length: number): Prom
  * changes anything, so damage found later cannot leave a half-done sweep (or a prune's marks
  * without its sweep). Returns the freshly loaded index.
  */
-export async function assertPacksIntact(store: Repository['store']): Promise<ChunkIndex> {
+export async function assertPacksIntact(store: Store): Promise<ChunkIndex> {
   const index = await store.reloadIndex();
   for (const [pack, { size }] of index.packs) {
-    const file = path.join(store.packsDir, `${pack}.pack`);
-    const st = await fs.stat(file).catch((e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOENT') return undefined;
-      throw e;
-    });
+    const st = await store.packInfo(pack);
     // a missing pack is left to the reachability check: gc still runs when nothing needs it
-    const fault = !st ? undefined : !st.isFile() ? `is ${kindOfEntry(st)}, not a file` : st.size !== size ? `is ${st.size} bytes, its index says ${size}` : undefined;
-    if (fault) throw new CkptError('E_CORRUPT', `${file} ${fault}; nothing was changed, see \`ckpt fsck\``, { file });
+    const fault = !st ? undefined : st.notAFile ? `is ${st.notAFile}, not a file` : st.size !== size ? `is ${st.size} bytes, its index says ${size}` : undefined;
+    if (fault) {
+      const file = store.packLocation(pack);
+      throw new CkptError('E_CORRUPT', `${file} ${fault}; nothing was changed, see \`ckpt fsck\``, { file });
+    }
   }
   return index;
 }
 
 export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResult> {
   const store = repo.store;
-  const lock: Lock | undefined = opts.lockHeld ? undefined : await acquireExclusive(store.locksDir, { timeoutMs: opts.lockTimeoutMs });
+  const lock: Lock | undefined = opts.lockHeld ? undefined : await store.lockExclusive({ timeoutMs: opts.lockTimeoutMs });
   try {
     // Wall-clock time, compared with file mtimes, not the repository's injectable clock.
     const started = Date.now();
@@ -133,21 +114,14 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
     }
 
     const packs = new Map<ObjectId, PackInfo>();
-    for (const name of await listDir(store.packsDir)) {
-      const m = /^([0-9a-f]{64})\.pack$/.exec(name);
-      if (!m) continue;
-      const st = await fs.stat(path.join(store.packsDir, name));
-      packs.set(m[1], { pack: m[1], size: st.size, mtimeMs: st.mtimeMs, indexes: [] });
-    }
-    for (const name of await listDir(store.indexDir)) {
-      const m = /^([0-9a-f]{64})\.idx$/.exec(name);
-      if (!m) continue;
-      const where = path.join(store.indexDir, name);
-      const bytes = await readFileOrUndefined(where);
+    for (const p of await store.listPacks()) packs.set(p.id, { pack: p.id, size: p.size, mtimeMs: p.mtimeMs, indexes: [] });
+    for (const id of await store.listIndexFiles()) {
+      const where = store.indexFileLocation(id);
+      const bytes = await store.readIndexFile(id);
       if (!bytes) continue;
-      if (objectId('index', bytes) !== m[1]) throw new CkptError('E_CORRUPT', `${where} does not match its name; run \`ckpt fsck\``, { where });
+      if (objectId('index', bytes) !== id) throw new CkptError('E_CORRUPT', `${where} does not match its name; run \`ckpt fsck\``, { where });
       const { pack, records } = decodeIndexFile(bytes, where);
-      packs.get(pack)?.indexes.push({ id: m[1], records, size: bytes.length });
+      packs.get(pack)?.indexes.push({ id, records, size: bytes.length });
     }
 
     // the newest version of each branch whole, older ones as deltas against newer ones, and no
@@ -206,14 +180,12 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
           fresh.add(fin.index);
           written++;
           bytesAfter += fin.size;
-          const idxSize = (await fs.stat(path.join(store.indexDir, `${fin.index}.idx`))).size;
-          bytesAfter += idxSize;
+          bytesAfter += await store.indexFileSize(fin.index);
         }
         writer = store.newPackWriter();
       };
       try {
         for (const { info, live } of toRepack) {
-          const file = path.join(store.packsDir, `${info.pack}.pack`);
           for (const r of live) {
             if (plan.changed.has(r.id)) {
               // re-coded from the raw bytes, which decoding has verified against the chunk id
@@ -229,7 +201,7 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
             }
             // decoding proves the copy is sound before it becomes the only one
             await reader.read(r.id);
-            const stored = await readPackRange(file, r.offset, r.stored);
+            const stored = await readPackRange(store, info.pack, r.offset, r.stored);
             await writer.add({ id: r.id, raw: r.raw, codec: r.codec, planes: r.planes, ...(r.base ? { base: r.base } : {}) }, stored);
             if (writer.bytes >= PACK_LIMIT) await finish();
           }
@@ -250,28 +222,22 @@ export async function gc(repo: Repository, opts: GcOptions = {}): Promise<GcResu
       // pack files go only when no index file names them.
       const gone = [...toRepack.map((x) => x.info), ...toDelete];
       for (const phase of [toRepack.map((x) => x.info), toDelete]) {
-        for (const p of phase) for (const i of p.indexes) if (!fresh.has(i.id)) await fs.rm(path.join(store.indexDir, `${i.id}.idx`), { force: true });
-        if (phase.length) await fsyncDir(store.indexDir);
+        await store.deleteIndexFiles(phase.flatMap((p) => p.indexes.map((i) => i.id)).filter((id) => !fresh.has(id)));
       }
-      for (const p of gone) if (!fresh.has(p.pack)) await fs.rm(path.join(store.packsDir, `${p.pack}.pack`), { force: true });
-      if (gone.length) await fsyncDir(store.packsDir);
+      await store.deletePacks(gone.map((p) => p.pack).filter((id) => !fresh.has(id)));
     }
 
     let metaDeleted = 0;
     for await (const id of store.meta.all()) {
       if (reach.meta.has(id)) continue;
-      const st = await store.backend.stat(metaKey(id));
-      if (!st || (st.mtimeMs ?? started) >= started) continue;
+      const written = await store.metaTime(id);
+      if (written === undefined || written >= started) continue;
       metaDeleted++;
-      if (!opts.dryRun) await store.backend.delete(metaKey(id));
+      if (!opts.dryRun) await store.deleteMeta(id);
     }
     if (!opts.dryRun) {
-      for (const id of reach.pruned.keys()) if (!reach.commits.has(id) && !opts.assumePruned?.has(id)) await removePrunedMark(repo, id);
-      for (const name of await listDir(store.tmpDir)) {
-        const f = path.join(store.tmpDir, name);
-        const st = await fs.stat(f).catch(() => undefined);
-        if (st && st.isFile() && started - st.mtimeMs > TMP_MAX_AGE_MS) await fs.rm(f, { force: true });
-      }
+      for (const id of reach.pruned.keys()) if (!reach.commits.has(id) && !opts.assumePruned?.has(id)) await store.pruned.remove(id);
+      await store.sweepScratch(started, TMP_MAX_AGE_MS);
       await store.reloadIndex();
     }
 

@@ -8,10 +8,8 @@
  * still race, which costs a line of a note, never checkpoint data.
  */
 import fs from 'node:fs';
-import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import { withLock } from '../backend/lockFile.js';
 
 /** isomorphic-git is loaded when a note is read or written, not by every command importing this. */
 const isoGit = async () => (await import('isomorphic-git')).default;
@@ -46,15 +44,18 @@ async function author(gitRoot: string): Promise<{ name: string; email: string }>
   return { name: name || 'ckpt', email: email || 'ckpt@localhost' };
 }
 
-/** Appends `line` to the note on `oid` (no-op when the checkpoint is already listed). */
-export async function appendNote(gitRoot: string, oid: string, line: string, locksDir: string): Promise<void> {
-  await withLock(path.join(locksDir, 'git-notes.lock'), async () => {
+/**
+ * Appends `line` to the note on `oid` (no-op when the checkpoint is already listed), one writer
+ * at a time: `exclusive` runs the write under the store's lock of Git notes.
+ */
+export async function appendNote(gitRoot: string, oid: string, line: string, exclusive: (write: () => Promise<void>) => Promise<void>): Promise<void> {
+  await exclusive(async () => {
     const old = (await readNote(gitRoot, oid)) ?? '';
     const id = LINE_RE.exec(line)?.[1];
     if (id && old.split('\n').some((l) => LINE_RE.exec(l)?.[1] === id)) return;
     const note = `${old}${old && !old.endsWith('\n') ? '\n' : ''}${line}\n`;
     await (await isoGit()).addNote({ fs, dir: gitRoot, ref: NOTES_REF, oid, note, force: true, author: await author(gitRoot) });
-  }, 60_000);
+  });
 }
 
 /** A Git revision (HEAD, a branch, a tag, a full or abbreviated id) as a commit id. */

@@ -7,13 +7,14 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { createHasher } from '../core/blake3.js';
-import { decodedElementBytes } from '../core/elementDecoder.js';
 import { CkptError, FormatError, UnsafePickleError } from '../core/errors.js';
 import type { Layout } from '../core/layout.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { ChunkRef, Manifest, ManifestSegment } from '../core/objects.js';
-import { chunkSumSquares } from '../core/tensorDeltaStats.js';
+import { fixedChunks } from '../chunking/fixedChunks.js';
 import { nextCut, CDC_MAX } from '../chunking/gearChunker.js';
+import { decodedElementBytes } from '../diff/elementDecoder.js';
+import { chunkSumSquares } from '../diff/tensorDeltaStats.js';
 import type { DeltaBaseFinder } from './deltaBase.js';
 import type { ParseOptions } from '../formats/checkpointFormat.js';
 import { parseCheckpoint } from '../formats/formatRegistry.js';
@@ -210,11 +211,11 @@ export class Ingestor {
           // while the chunk is in memory: diff takes unchanged chunks' norms from here, unread
           const elSize = decodedElementBytes(s.dtype);
           const sumsq = elSize !== undefined && s.length % elSize === 0 ? ([] as number[]) : undefined;
-          for (let o = 0, i = 0; o < s.length; o += chunkSize, i++) {
-            const bytes = await reader.take(Math.min(chunkSize, s.length - o));
+          for (const c of fixedChunks(s.offset, s.length, chunkSize)) {
+            const bytes = await reader.take(c.length);
             tensorHash.update(bytes);
             sumsq?.push(chunkSumSquares(bytes, s.dtype));
-            chunks.push(await addChunk(bytes, s.dtype, this.deltaBase?.(s.name, s.dtype, s.shape, i)));
+            chunks.push(await addChunk(bytes, s.dtype, this.deltaBase?.(s.name, s.dtype, s.shape, c.index)));
           }
           segments.push({ t: 'tensor', name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, hash: tensorHash.hex(), chunks, ...(sumsq ? { sumsq } : {}) });
         } else {

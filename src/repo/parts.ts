@@ -11,8 +11,6 @@
  * The combine is written against PartsBackend, so it runs the same on the local store (a shared
  * folder every rank opens) and on a remote (each rank pushes its part, remoteParts.ts).
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { CkptError, RefConflictError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, CommitMeta, MetaObject, Tree, TreeEntry } from '../core/objects.js';
@@ -153,7 +151,7 @@ export function localParts(repo: Repository): PartsBackend {
     casRef: (ref, expected, next, reason) => repo.store.refs.cas(ref, expected, next, reason),
     startOf: async () => repo.headCommit(),
     // nor may the parts' reflog keep them: retention of the combined commit must free the data
-    forgetParts: (group) => fs.rm(path.join(repo.store.dir, 'logs', 'refs', 'parts', group), { recursive: true, force: true }),
+    forgetParts: (group) => repo.store.deleteReflogs(`${PARTS_PREFIX}${group}`),
     author: repo.author,
     clock: repo.clock,
   };

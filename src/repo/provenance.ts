@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import type { CodeProvenance, Manifest, Tree, TreeEntry } from '../core/objects.js';
 import type { Ingestor } from './ingestFile.js';
 import { readLayout } from './ingestFile.js';
+import { isInStore } from '../store/storeLocation.js';
 import type { Repository } from './repository.js';
 
 export const MAX_CODE_FILE = 16 * 1024 * 1024;
@@ -56,8 +57,6 @@ export async function readGitState(dir: string, exclude: string[] = []): Promise
 }
 
 const skipSet = (root: string, exclude: string[]) => new Set(exclude.map((f) => path.relative(root, path.resolve(f)).split(path.sep).join('/')));
-/** The store's own folder is never code. */
-const inStore = (file: string) => file.startsWith('.ckpt/');
 
 function runGit(root: string, args: string[]): Promise<Buffer | undefined> {
   return new Promise((resolve) => {
@@ -100,7 +99,7 @@ export async function gitStateFromProgram(root: string, exclude: string[] = []):
       // 1 XY sub mH mI mW hH hI path; u XY sub m1 m2 m3 mW h1 h2 h3 path
       const parts = f.split(' ');
       const file = parts.slice(f.startsWith('1 ') ? 8 : 10).join(' ');
-      if (inStore(file)) continue;
+      if (isInStore(file)) continue;
       changed.push(file);
       const xy = parts[1];
       if (xy[1] === 'D' || (xy[0] === 'D' && !(await exists(path.join(root, file))))) deleted.push(file);
@@ -108,14 +107,14 @@ export async function gitStateFromProgram(root: string, exclude: string[] = []):
       // renames are off, but a config could still produce one: path then its origin
       const file = f.split(' ').slice(9).join(' ');
       const orig = fields[++i];
-      if (!inStore(file)) changed.push(file);
-      if (orig !== undefined && !inStore(orig)) {
+      if (!isInStore(file)) changed.push(file);
+      if (orig !== undefined && !isInStore(orig)) {
         changed.push(orig);
         deleted.push(orig);
       }
     } else if (f.startsWith('? ')) {
       const file = f.slice(2);
-      if (!inStore(file) && !skip.has(file)) untracked.push(file);
+      if (!isInStore(file) && !skip.has(file)) untracked.push(file);
     }
   }
   // a file removed from the index but left on disk is both a change and untracked to git;
@@ -161,7 +160,7 @@ export async function gitStateFromIsomorphicGit(root: string, exclude: string[] 
   const deleted: string[] = [];
   const untracked: string[] = [];
   // refresh:false: ckpt reads the index and never rewrites it under the user's git
-  const rows = await git.statusMatrix({ fs, dir: root, refresh: false, filter: (f) => !inStore(f) });
+  const rows = await git.statusMatrix({ fs, dir: root, refresh: false, filter: (f) => !isInStore(f) });
   for (const [file, head, workdir, stage] of rows) {
     if (head === 1 && workdir === 1 && stage === 1) continue;
     if (head === 0 && stage === 0) {

@@ -1,16 +1,15 @@
 /**
  * `ckpt prune`: retention that keeps the history and drops the data. Rules are applied to the
  * first-parent history of every branch; a commit is kept if any rule keeps it, and the commit a
- * ref points to is always kept. The others are marked pruned (prunedMarks.ts) and gc frees the
+ * ref points to is always kept. The others are marked pruned (src/store/prunedMarks.ts) and gc frees the
  * chunks no kept commit shares. A mark is never taken back: once gc ran, the data is gone.
  */
 import { UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit } from '../core/objects.js';
-import { acquireExclusive } from '../backend/storeLocks.js';
 import { assertPacksIntact, gc, type GcResult } from './gc.js';
 import { defaultMode, firstParentHistory, type MetricMode } from './metricSearch.js';
-import { readPrunedMarks, writePrunedMark, type PrunedMark } from './prunedMarks.js';
+import type { PrunedMark } from '../store/prunedMarks.js';
 import { findRoots } from './reachability.js';
 import type { Repository } from './repository.js';
 
@@ -107,11 +106,11 @@ function applyRules(line: { id: ObjectId; commit: Commit }[], p: RetentionPolicy
 
 export async function prune(repo: Repository, policy: RetentionPolicy, opts: PruneOptions = {}): Promise<PruneResult> {
   validate(policy);
-  const lock = await acquireExclusive(repo.store.locksDir, { timeoutMs: opts.lockTimeoutMs });
+  const lock = await repo.store.lockExclusive({ timeoutMs: opts.lockTimeoutMs });
   try {
     const now = repo.clock();
     const roots = await findRoots(repo, { reflogWindowMs: 0 });
-    const marks = await readPrunedMarks(repo);
+    const marks = await repo.store.pruned.all();
     const reasons = new Map<ObjectId, string[]>();
     const commits = new Map<ObjectId, Commit>();
     const keep = (id: ObjectId, why: string) => reasons.set(id, [...(reasons.get(id) ?? []), why]);
@@ -147,7 +146,7 @@ export async function prune(repo: Repository, policy: RetentionPolicy, opts: Pru
     const newMarks = new Map<ObjectId, PrunedMark>(fresh.map((d) => [d.id, { time: now, reason: reasonText }]));
 
     if (!opts.dryRun && !opts.noGc) await assertPacksIntact(repo.store); // damage found before a mark is written
-    if (!opts.dryRun) for (const [id, mark] of newMarks) await writePrunedMark(repo, id, mark);
+    if (!opts.dryRun) for (const [id, mark] of newMarks) await repo.store.pruned.put(id, mark);
     const result: PruneResult = { dryRun: Boolean(opts.dryRun), kept, pruned: fresh, alreadyPruned: drop.length - fresh.length };
     if (!opts.noGc) {
       result.gc = await gc(repo, { lockHeld: true, dryRun: opts.dryRun, ...(opts.dryRun ? { assumePruned: newMarks } : {}) });

@@ -9,14 +9,12 @@
  * every code tree (small, and the record of how a checkpoint was made), then closed over delta
  * bases, since a kept chunk cannot be decoded without its base.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import { createLimiter } from '../core/limiter.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { Commit, Manifest, Tree } from '../core/objects.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
-import { readPrunedMarks, type PrunedMark } from './prunedMarks.js';
+import type { PrunedMark } from '../store/prunedMarks.js';
 import type { Repository } from './repository.js';
 
 export const DEFAULT_REFLOG_WINDOW_MS = 30 * 24 * 3600_000;
@@ -35,26 +33,6 @@ export interface Roots {
   reflog: Set<ObjectId>;
 }
 
-async function reflogRefs(repo: Repository): Promise<string[]> {
-  const out: string[] = [];
-  const base = path.join(repo.store.dir, 'logs');
-  const walk = async (rel: string): Promise<void> => {
-    let ents;
-    try {
-      ents = await fs.readdir(path.join(base, rel), { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const e of ents) {
-      const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) await walk(r);
-      else if (r.startsWith('refs/')) out.push(r);
-    }
-  };
-  await walk('');
-  return out;
-}
-
 export async function findRoots(repo: Repository, opts: RootOptions = {}): Promise<Roots> {
   const refs = new Map<string, ObjectId>();
   // refs/parts/: the parts of a many-rank commit still waiting for their last rank
@@ -65,7 +43,7 @@ export async function findRoots(repo: Repository, opts: RootOptions = {}): Promi
   if (head.kind === 'detached') refs.set('HEAD', head.id);
   const since = repo.clock() - (opts.reflogWindowMs ?? DEFAULT_REFLOG_WINDOW_MS);
   const reflog = new Set<ObjectId>();
-  for (const ref of await reflogRefs(repo)) {
+  for (const ref of await repo.store.reflogRefs()) {
     for (const e of await repo.store.refs.log(ref)) {
       if (e.time < since) continue;
       if (e.old) reflog.add(e.old);
@@ -108,7 +86,7 @@ export async function markReachable(
   index: ChunkIndex,
   assumePruned: Map<ObjectId, PrunedMark> = new Map(),
 ): Promise<Reachable> {
-  const pruned = new Map([...(await readPrunedMarks(repo)), ...assumePruned]);
+  const pruned = new Map([...(await repo.store.pruned.all()), ...assumePruned]);
   const r: Reachable = {
     commits: new Map(),
     live: new Set(),

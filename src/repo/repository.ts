@@ -11,6 +11,7 @@ import type { Commit, Manifest, Tree } from '../core/objects.js';
 import { validateTree } from '../core/treePath.js';
 import { Store, type StoreOptions } from '../store/store.js';
 import { defaultConfig, validateChunkSize } from '../store/storeConfig.js';
+import { findUp, findWorkTree, STORE_GITIGNORE_LINES, storeDirOf } from '../store/storeLocation.js';
 
 export interface RepositoryOptions extends StoreOptions {
   author?: string;
@@ -24,19 +25,6 @@ async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
-
-/** The nearest directory at or above `start` holding `name`. */
-export async function findUp(start: string, name: string): Promise<string | undefined> {
-  let dir = path.resolve(start);
-  for (;;) {
-    if (await exists(path.join(dir, name))) return dir;
-    const up = path.dirname(dir);
-    if (up === dir) return undefined;
-    dir = up;
-  }
-}
-
-const GITIGNORE_LINES = ['# ckpt: the store stays out of Git; its shared config does not', '/.ckpt/*', '!/.ckpt/config'];
 
 export class Repository {
   readonly author: string;
@@ -61,10 +49,10 @@ export class Repository {
   static async init(cwd: string, opts: RepositoryOptions & { chunkSize?: number } = {}): Promise<Repository> {
     const root = (await findUp(cwd, '.git')) ?? path.resolve(cwd);
     const chunkSize = validateChunkSize(opts.chunkSize ?? defaultConfig().chunkSize);
-    const store = await Store.create(path.join(root, '.ckpt'), defaultConfig(chunkSize), opts);
+    const store = await Store.create(storeDirOf(root), defaultConfig(chunkSize), opts);
     const gi = path.join(root, '.gitignore');
     const current = (await exists(gi)) ? await fs.readFile(gi, 'utf8') : '';
-    const missing = GITIGNORE_LINES.filter((l) => !current.split('\n').includes(l));
+    const missing = STORE_GITIGNORE_LINES.filter((l) => !current.split('\n').includes(l));
     // the comment alone is not worth a write; any missing rule is
     if (missing.some((l) => !l.startsWith('#'))) {
       await fs.writeFile(gi, `${current}${current && !current.endsWith('\n') ? '\n' : ''}${missing.join('\n')}\n`);
@@ -73,9 +61,9 @@ export class Repository {
   }
 
   static async open(cwd: string, opts: RepositoryOptions = {}): Promise<Repository> {
-    const root = await findUp(cwd, path.join('.ckpt', 'config'));
+    const root = await findWorkTree(cwd);
     if (!root) throw new CkptError('E_NOT_A_REPO', `not in a ckpt repository (no .ckpt/ at or above ${cwd}); run \`ckpt init\``);
-    return new Repository(root, await Store.open(path.join(root, '.ckpt'), opts), opts);
+    return new Repository(root, await Store.open(storeDirOf(root), opts), opts);
   }
 
   readCommit(id: ObjectId): Promise<Commit> {

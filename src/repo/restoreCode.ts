@@ -8,8 +8,6 @@ import * as path from 'node:path';
 import { CkptError, UsageError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance } from '../core/objects.js';
-import { ChunkReader } from '../store/chunkReader.js';
-import { acquireShared } from '../backend/storeLocks.js';
 import { writeManifestFile } from './checkout.js';
 import { findGitRoot } from './provenance.js';
 import type { Repository } from './repository.js';
@@ -55,8 +53,8 @@ export async function restoreCode(repo: Repository, rev: string, dir?: string): 
     return { commit: id, code, dir: target, written: [], notRestored: [], ...(gitHead ? { gitHead } : {}), warnings };
   }
   const tree = await repo.readTree(code.files);
-  const lock = await acquireShared(repo.store.locksDir, 'restore-code');
-  const reader = new ChunkReader(repo.store.backend, await repo.store.reloadIndex());
+  const lock = await repo.store.lockShared('restore-code');
+  const reader = await repo.store.reader(await repo.store.reloadIndex());
   const written: RestoreCodeResult['written'] = [];
   try {
     for (const p of Object.keys(tree.files).sort()) {
@@ -64,7 +62,7 @@ export async function restoreCode(repo: Repository, rev: string, dir?: string): 
       const dest = path.resolve(target, ...p.split('/'));
       if (!dest.startsWith(target + path.sep)) throw new UsageError(`refusing to write ${p}: outside ${target}`);
       const e = tree.files[p];
-      await writeManifestFile(reader, await repo.readManifest(e.manifest), e.manifest, dest, repo.store.tmpDir);
+      await writeManifestFile(reader, await repo.readManifest(e.manifest), e.manifest, dest, await repo.store.scratchFile('checkout'));
       written.push({ path: p, size: e.size, hash: e.hash });
     }
   } finally {

@@ -9,7 +9,6 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
 import type { Manifest } from '../core/objects.js';
-import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
 import type { ChunkIndex } from '../store/chunkIndex.js';
 import type { Store } from '../store/store.js';
 
@@ -31,14 +30,14 @@ export class StatCache {
   private entries: Record<string, Entry> = {};
   private dirty = false;
 
-  private constructor(private readonly file: string) {}
+  private constructor(private readonly store: Store) {}
 
   static async load(store: Store): Promise<StatCache> {
-    const c = new StatCache(path.join(store.dir, 'stat-cache.json'));
-    const b = await readFileOrUndefined(c.file);
-    if (b) {
+    const c = new StatCache(store);
+    const text = await store.readStatCache();
+    if (text !== undefined) {
       try {
-        c.entries = JSON.parse(b.toString('utf8')) as Record<string, Entry>;
+        c.entries = JSON.parse(text) as Record<string, Entry>;
       } catch {
         c.entries = {}; // a torn or foreign cache is only a lost optimisation
       }
@@ -81,8 +80,8 @@ export class StatCache {
     this.dirty = true;
   }
 
-  async save(tmpDir: string): Promise<void> {
-    if (this.dirty) await writeFileAtomic(this.file, JSON.stringify(this.entries), tmpDir);
+  async save(): Promise<void> {
+    if (this.dirty) await this.store.writeStatCache(JSON.stringify(this.entries));
     this.dirty = false;
   }
 }

@@ -5,22 +5,40 @@
  * filesystem call, so no request reaches outside the root.
  *
  *   GET|HEAD /<repo>/<key>            object or ref; `Range: bytes=a-b` answers 206
- *   GET      /<repo>/?list=<prefix>   JSON [{key, size}]
+ *   GET|HEAD /<repo>/config|HEAD|logs/<ref>|pruned/<id>   a store file; 404 when missing
+ *   GET      /<repo>/?list=<prefix>   JSON [{key, size}]: objects, refs and store files
  *   PUT      /<repo>/<object key>     201 stored, 200 already there, 422 bytes do not match the key
  *   PUT      /<repo>/refs/...         body "<id>\n" with If-Match: "<old>" or If-None-Match: *;
- *                                    412 with {actual} when the ref holds something else
- *   DELETE   /<repo>/<object key>     204; needs the admin token when the server has tokens
- *   DELETE   /<repo>/refs/...         If-Match: "<old>"
+ *                                    412 with {actual} when the ref holds something else; a
+ *                                    `ckpt-reflog: <time ms> <percent-encoded reason>` header is
+ *                                    appended to logs/<ref> under the ref's lock
+ *   DELETE   /<repo>/refs/...         If-Match: "<old>" (and ckpt-reflog, as for PUT)
+ *   PUT      /<repo>/config|HEAD      204: the file replaced whole, atomically
+ *   PUT      /<repo>/pruned/<id>      204: a retention mark written
+ *   DELETE   /<repo>/<object key>     204
+ *   DELETE   /<repo>/pruned/<id>      204
  *   GET      /<repo>/view             the `ckpt view` page of the store (HTML)
- *   POST     /<repo>/?lock=<purpose>  201 {lease, ttlMs}: the store's shared lock, held for a push
- *   POST     /<repo>/?renew=<lease>   200, or 404 when the lease expired
+ *   POST     /<repo>/?lock=<purpose>  201 {lease, ttlMs, granted}: the store's shared lock, held
+ *                                    for a commit, push or checkout; 503 E_LOCKED while gc runs
+ *   POST     /<repo>/?lock=<purpose>&mode=exclusive   201 {lease, ttlMs, granted}: gc.lock, taken
+ *                                    at once or 503 E_LOCKED; granted once no shared lock is live
+ *   POST     /<repo>/?renew=<lease>   200 {granted, waitingFor?}, or 404 when the lease lapsed
+ *                                    or its lock was broken
  *   DELETE   /<repo>/?lease=<lease>   204
  *
  * <repo> is one path segment; it maps to <root>/<repo>, or <root>/<repo>/.ckpt when that exists.
- * Auth: with a readToken, reads need it (or a write or admin token); with a writeToken, writes
+ *
+ * Tokens. With a readToken, reads need it (or a write or admin token); with a writeToken, writes
  * need it (or the admin token) and a read token on a write gets 403; a server with only a
- * readToken is read-only. Deleting an object needs the adminToken: a pusher can add objects and
- * move refs but cannot destroy history (restic rest-server's --append-only).
+ * readToken is read-only. What needs which token:
+ *   read   every GET and HEAD, listings;
+ *   write  uploading objects; creating, moving and deleting refs (a ref delete needs exactly what
+ *          a ref move needs: a forced move loses as much history as a delete); config and HEAD;
+ *          shared leases, renewing and releasing any lease;
+ *   admin  deleting objects; writing or deleting a retention mark (a mark tells gc to drop a
+ *          commit's chunks, and only gc removes marks); the exclusive lease (gc, prune).
+ * So a pusher can add objects and move refs but cannot destroy stored bytes (restic rest-server's
+ * --append-only); a server with tokens but no adminToken deletes nothing.
  *
  * Nothing a client sends is trusted: no path component under the root may be a symlink (every
  * one is checked with lstat, files are opened with O_NOFOLLOW); bodies stream to tmp/ under a
@@ -29,19 +47,20 @@
  * commit whose every object the store holds (commitComplete.ts).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { constants as fsConstants, promises as fs } from 'node:fs';
+import { promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { CkptError, CorruptObjectError, RefConflictError } from '../core/errors.js';
 import { isObjectId } from '../core/objectId.js';
-import { parseKey } from '../backend/objectKeys.js';
+import { parseKey, parseStoreFileKey } from '../backend/objectKeys.js';
 import { assertCommitComplete } from '../sync/commitComplete.js';
-import { LocalBackend, resolveStoreDir } from '../backend/localBackend.js';
+import { ServedStore } from '../store/servedStore.js';
 import { guardStream, StallError, TooLargeError } from '../backend/stallGuard.js';
-import { StoreLeases } from './storeLeases.js';
-import { listPrefix } from '../backend/backend.js';
+import { StoreLeases, type LeaseMode } from './storeLeases.js';
+import { listPrefix, STORE_FILE_MAX, type RefLogEntry } from '../backend/backend.js';
+import { REFLOG_HEADER } from '../backend/httpBackend.js';
 import { serveView } from '../view/serveView.js';
 
 export interface RequestLogEntry {
@@ -59,7 +78,7 @@ export interface StoreServerOptions {
   port?: number;
   readToken?: string;
   writeToken?: string;
-  /** Needed to delete objects; without it a server with tokens deletes nothing. */
+  /** Needed to delete objects, write or delete marks and take the exclusive lease; without it a server with tokens deletes nothing. */
   adminToken?: string;
   /** Largest request body accepted (packs); default 1 GiB. */
   maxBodyBytes?: number;
@@ -73,7 +92,7 @@ export interface StoreServerOptions {
   requestTimeoutMs?: number;
   /** A connection or body without progress this long is cut; default 60 s. */
   idleTimeoutMs?: number;
-  /** How long a push's lease on the store lock lives unless renewed; default 60 s. */
+  /** How long a lease on the store lock lives unless renewed; default 60 s. */
   leaseMs?: number;
   /** Refuse a ref update to a commit the store does not wholly hold; default true. */
   verifyRefTargets?: boolean;
@@ -150,30 +169,8 @@ function statusOf(e: unknown): number {
   return 500;
 }
 
-/** realpath of the deepest part of `p` that exists, with the rest appended. */
-async function realpathOfExisting(p: string): Promise<string> {
-  try {
-    return await fs.realpath(p);
-  } catch (e) {
-    const parent = path.dirname(p);
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || parent === p) throw e;
-    return path.join(await realpathOfExisting(parent), path.basename(p));
-  }
-}
-
 function printable(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 300);
-}
-
-/** lstat of each existing component of `rel` under `base`: a symlink anywhere is refused. */
-async function assertNoSymlinks(base: string, rel: string[]): Promise<void> {
-  let p = base;
-  for (const c of rel) {
-    p = path.join(p, c);
-    const st = await fs.lstat(p).catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' || e.code === 'ENOTDIR' ? undefined : Promise.reject(e)));
-    if (!st) return;
-    if (st.isSymbolicLink()) throw new HttpError(400, `refusing to follow a symlink under the served root: ${printable(rel.join('/'))}`);
-  }
 }
 
 export async function startStoreServer(options: StoreServerOptions): Promise<StoreServer> {
@@ -199,7 +196,18 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
 
   const open = readToken === undefined && writeToken === undefined && adminToken === undefined;
 
-  function authorize(req: http.IncomingMessage, level: 'read' | 'write' | 'admin'): void {
+  /** The token a request needs (see the table at the top), and what it does, for a refusal. */
+  function requiredLevel(method: string, key: string, query: URLSearchParams): { level: 'read' | 'write' | 'admin'; what: string } {
+    if (method === 'GET' || method === 'HEAD') return { level: 'read', what: 'reading' };
+    if (method === 'POST') return query.has('lock') && query.get('mode') === 'exclusive' ? { level: 'admin', what: 'the exclusive lock (gc, prune)' } : { level: 'write', what: 'a lease' };
+    const mark = parseStoreFileKey(key)?.kind === 'mark';
+    if (method === 'PUT') return mark ? { level: 'admin', what: 'writing a retention mark' } : { level: 'write', what: 'writing' };
+    // DELETE: a lease, a ref (as a ref move), or stored bytes
+    if (key === '' || parseKey(key)?.kind === 'ref') return { level: 'write', what: 'writing' };
+    return { level: 'admin', what: mark ? 'deleting a retention mark' : 'deleting objects' };
+  }
+
+  function authorize(req: http.IncomingMessage, level: 'read' | 'write' | 'admin', what: string): void {
     const token = bearer(req);
     const challenge = { 'WWW-Authenticate': 'Bearer realm="ckpt"' };
     if (open) return;
@@ -207,7 +215,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     if (level === 'admin') {
       if (admin) return;
       if (tokenMatches(token, writeToken) || tokenMatches(token, readToken)) {
-        throw new HttpError(403, adminToken === undefined ? 'this server deletes nothing (start it with --admin-token)' : 'deleting objects needs the admin token');
+        throw new HttpError(403, adminToken === undefined ? `this server deletes nothing: ${what} needs the admin token (start it with --admin-token)` : `${what} needs the admin token`);
       }
       throw new HttpError(401, token === undefined ? 'the admin token is required' : 'invalid token', {}, challenge);
     }
@@ -222,24 +230,16 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
   }
 
   /** Splits a raw request path into the repo's store and the key, refusing anything odd. */
-  async function locate(rawPath: string): Promise<{ store: LocalBackend; key: string }> {
+  async function locate(rawPath: string): Promise<{ store: ServedStore; key: string }> {
     if (!RAW_PATH_RE.test(rawPath)) throw new HttpError(400, 'bad path');
     const slash = rawPath.indexOf('/', 1);
     if (slash < 0) throw new HttpError(400, 'expected /<repo>/<key>');
     const repo = rawPath.slice(1, slash);
     const key = rawPath.slice(slash + 1);
     if (!SEGMENT_RE.test(repo)) throw new HttpError(400, 'bad repository name');
-    const repoDir = path.resolve(root, repo);
-    if (path.dirname(repoDir) !== root) throw new HttpError(400, 'bad repository name');
-    // no symlink under the root: not the repo, not its .ckpt, not anything on the way to a key
-    await assertNoSymlinks(root, [repo, '.ckpt']);
-    const storeDir = await resolveStoreDir(repoDir);
-    const real = await realpathOfExisting(storeDir);
-    if (!real.startsWith(root + path.sep)) throw new HttpError(400, 'bad repository name');
-    const rel = key.split('/').filter(Boolean);
-    await assertNoSymlinks(storeDir, rel);
-    for (const d of ['tmp', 'locks', 'objects', 'refs']) await assertNoSymlinks(storeDir, [d]);
-    return { store: new LocalBackend(storeDir), key };
+    if (path.dirname(path.resolve(root, repo)) !== root) throw new HttpError(400, 'bad repository name');
+    // no symlink under the root: not the repo, not its store, not anything on the way to a key
+    return { store: await ServedStore.open(root, repo, key, (message) => new HttpError(400, message)), key };
   }
 
   /** The request body under the size bound and the stall guard (progress every idle window). */
@@ -251,14 +251,27 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     }
   }
 
-  async function readSmallBody(req: http.IncomingMessage, counter: { bytes: number }): Promise<Buffer> {
+  async function readSmallBody(req: http.IncomingMessage, counter: { bytes: number }, max = MAX_REF_BODY, what = 'ref body'): Promise<Buffer> {
+    const declared = Number(req.headers['content-length'] ?? 0);
+    if (declared > max) throw new HttpError(413, `${what} larger than ${max} bytes`);
     const parts: Buffer[] = [];
-    for await (const chunk of req as AsyncIterable<Buffer>) {
-      counter.bytes += chunk.byteLength;
-      if (counter.bytes > MAX_REF_BODY) throw new HttpError(413, 'ref body too large');
-      parts.push(chunk);
-    }
+    for await (const chunk of limited(req, counter, max, undefined)) parts.push(Buffer.from(chunk));
     return Buffer.concat(parts);
+  }
+
+  /** The reflog entry a ref update carries, if any. */
+  function reflogEntry(req: http.IncomingMessage): RefLogEntry | undefined {
+    const h = req.headers[REFLOG_HEADER];
+    if (h === undefined) return undefined;
+    const m = /^(\d{1,15}) ([A-Za-z0-9%._~!*'()-]{0,12000})$/.exec(String(h));
+    let reason: string | undefined;
+    try {
+      reason = m ? decodeURIComponent(m[2]) : undefined;
+    } catch {
+      reason = undefined;
+    }
+    if (!m || reason === undefined) throw new HttpError(400, `${REFLOG_HEADER} must be "<time ms> <percent-encoded reason>"`);
+    return { time: Number(m[1]), reason };
   }
 
   function sendJson(res: http.ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}) {
@@ -277,28 +290,29 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     const write = method === 'PUT' || method === 'DELETE' || method === 'POST';
     if (!write && method !== 'GET' && method !== 'HEAD') throw new HttpError(405, `method ${method} not allowed`);
     const slash = rawPath.indexOf('/', 1);
-    const deletesObject = method === 'DELETE' && slash >= 0 && parseKey(rawPath.slice(slash + 1))?.kind !== 'ref' && rawPath.length > slash + 1;
-    authorize(req, deletesObject ? 'admin' : write ? 'write' : 'read');
-    const { store, key } = await locate(rawPath);
+    const required = requiredLevel(method, slash < 0 ? '' : rawPath.slice(slash + 1), query);
+    authorize(req, required.level, required.what);
+    const { store: served, key } = await locate(rawPath);
+    const store = served.backend;
     // GET /<repo>/view: the `ckpt view` page, drawn live (src/view/serveView.ts)
-    if (key === 'view' && !write) return void (counter.bytes = await serveView(store.storeDir, rawPath.split('/')[1], res, method === 'HEAD'));
+    if (key === 'view' && !write) return void (counter.bytes = await serveView(served, rawPath.split('/')[1], res, method === 'HEAD'));
 
     if (key === '' && (method === 'POST' || (method === 'DELETE' && query.has('lease')))) {
-      const locksDir = path.join(store.storeDir, 'locks');
       if (method === 'POST' && query.has('lock')) {
-        await fs.mkdir(store.storeDir, { recursive: true });
-        await assertNoSymlinks(store.storeDir, ['locks', 'shared']);
-        const granted = await leases.acquire(locksDir, `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`);
+        const mode = query.get('mode') ?? 'shared';
+        if (mode !== 'shared' && mode !== 'exclusive') throw new HttpError(400, 'mode must be shared or exclusive');
+        const granted = await leases.acquire(await served.locksDir(), `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`, mode as LeaseMode);
         sendJson(res, 201, granted);
         return;
       }
       if (method === 'POST' && query.has('renew')) {
-        if (!leases.renew(query.get('renew') ?? '', locksDir)) throw new HttpError(404, 'no such lease (expired?)');
-        res.writeHead(200, { 'Content-Length': 0 }).end();
+        const renewed = await leases.renew(query.get('renew') ?? '', await served.locksDir());
+        if (!renewed) throw new HttpError(404, 'no such lease (it lapsed, or its lock was broken)');
+        counter.bytes = sendJson(res, 200, renewed);
         return;
       }
       if (method === 'DELETE') {
-        await leases.release(query.get('lease') ?? '', locksDir);
+        await leases.release(query.get('lease') ?? '', await served.locksDir());
         res.writeHead(204).end();
         return;
       }
@@ -316,16 +330,50 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       counter.bytes = body.byteLength;
       return;
     }
+    const fileKind = parseStoreFileKey(key)?.kind;
+    if (fileKind) {
+      if (method === 'HEAD') {
+        const info = await store.stat(key);
+        if (!info) throw new HttpError(404, `no ${key}`);
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': info.size }).end();
+        return;
+      }
+      if (method === 'GET') {
+        const bytes = await store.readFile(key);
+        if (!bytes) throw new HttpError(404, `no ${key}`);
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Content-Length': bytes.byteLength });
+        res.end(bytes);
+        counter.bytes = bytes.byteLength;
+        return;
+      }
+      if (method === 'PUT') {
+        if (fileKind === 'log') throw new HttpError(405, 'a reflog grows only by ref updates');
+        await store.writeFile(key, await readSmallBody(req, counter, STORE_FILE_MAX, key));
+        res.writeHead(204).end();
+        return;
+      }
+      if (fileKind !== 'mark') throw new HttpError(405, `${key} cannot be deleted`);
+      await store.delete(key);
+      res.writeHead(204).end();
+      return;
+    }
     const parsed = parseKey(key);
     if (!parsed) throw new HttpError(400, 'not a store key');
 
     if (parsed.kind === 'ref') {
-      if (method === 'GET' || method === 'HEAD') {
+      if (method === 'HEAD') {
+        // the size of what is stored, as for any key: a stat of a damaged ref still answers
+        const info = await store.stat(key);
+        if (!info) throw new HttpError(404, `no ref ${key}`);
+        res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': info.size }).end();
+        return;
+      }
+      if (method === 'GET') {
         const id = await store.readRef(key);
         if (id === null) throw new HttpError(404, `no ref ${key}`);
         const body = Buffer.from(`${id}\n`);
         res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': body.byteLength, ETag: `"${id}"` });
-        res.end(method === 'HEAD' ? undefined : body);
+        res.end(body);
         counter.bytes = body.byteLength;
         return;
       }
@@ -342,7 +390,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         if (!isObjectId(next)) throw new HttpError(400, 'a ref body is one commit id');
         if (verifyRefTargets) {
           try {
-            await assertCommitComplete(store, next);
+            await assertCommitComplete(served, next);
           } catch (e) {
             if (e instanceof CkptError && (e.code === 'E_NOT_FOUND' || e.code === 'E_CORRUPT')) throw new HttpError(424, e.message, { code: e.code });
             throw e;
@@ -351,8 +399,9 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       } else if (expected === null) {
         throw new HttpError(428, 'deleting a ref needs If-Match');
       }
+      const log = reflogEntry(req);
       try {
-        await store.casRef(key, expected, next);
+        await store.casRef(key, expected, next, log);
       } catch (e) {
         if (e instanceof RefConflictError) {
           const actual = e.data.actual as string | null;
@@ -393,9 +442,7 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
         res.writeHead(status, headers).end();
         return;
       }
-      const file = path.join(store.storeDir, ...key.split('/'));
-      // O_NOFOLLOW: a symlink put in place since the checks above is still not followed
-      const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW);
+      const fh = await served.openKey(key);
       res.writeHead(status, headers);
       const body = fh.createReadStream({ start, end, highWaterMark: 1 << 20 });
       body.on('data', (c) => (counter.bytes += c.length));

@@ -13,6 +13,7 @@ import { checkout, type CheckoutResult } from '../repo/checkout.js';
 import { Repository } from '../repo/repository.js';
 import { Store } from '../store/store.js';
 import { defaultConfig } from '../store/storeConfig.js';
+import { storeDirOf } from '../store/storeLocation.js';
 import { fetchRemote, type FetchResult } from './fetch.js';
 import { addRemote, openRemoteTransport, type LocalRemoteSettings } from './remoteConfig.js';
 import type { Backend } from '../backend/backend.js';
@@ -89,7 +90,7 @@ export async function clone(url: string, dir: string, opts: CloneOptions = {}): 
   await fs.mkdir(work);
   let t: Backend | undefined;
   try {
-    await Store.create(path.join(work, '.ckpt'), defaultConfig());
+    await Store.create(storeDirOf(work), defaultConfig());
     const repo = await Repository.open(work);
     // a relative path names a folder relative to where clone ran, not inside the new clone
     const remoteUrl = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(url) ? url : path.resolve(url);

@@ -4,14 +4,11 @@
  * parents. `ckpt serve` refuses to point a ref at a commit that fails this, so a push whose
  * uploads were lost (to gc, a crash, a bug) cannot report success over a broken remote.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
 import { decodeCommit, decodeManifest, decodeTree } from '../core/validateMeta.js';
-import { ChunkIndex } from '../store/chunkIndex.js';
 import { metaKey } from '../backend/objectKeys.js';
-import type { LocalBackend } from '../backend/localBackend.js';
+import type { ServedStore } from '../store/servedStore.js';
 
 export class IncompleteCommitError extends CkptError {
   constructor(commit: ObjectId, missing: string) {
@@ -20,7 +17,8 @@ export class IncompleteCommitError extends CkptError {
   }
 }
 
-export async function assertCommitComplete(store: LocalBackend, commit: ObjectId): Promise<void> {
+export async function assertCommitComplete(served: ServedStore, commit: ObjectId): Promise<void> {
+  const store = served.backend;
   const read = async (id: ObjectId, what: string) => {
     try {
       return await store.get(metaKey(id));
@@ -31,11 +29,11 @@ export async function assertCommitComplete(store: LocalBackend, commit: ObjectId
   };
   const c = decodeCommit(commit, await read(commit, 'commit'), 'the ref update');
   for (const p of c.parents) if (!(await store.stat(metaKey(p)))) throw new IncompleteCommitError(commit, `parent commit ${p}`);
-  const index = await ChunkIndex.load(store);
+  const index = await served.chunkIndex();
   const packsSeen = new Map<ObjectId, boolean>();
   const packExists = async (pack: ObjectId) => {
     if (!packsSeen.has(pack)) {
-      packsSeen.set(pack, await fs.stat(path.join(store.storeDir, 'objects', 'packs', `${pack}.pack`)).then((s) => s.isFile(), () => false));
+      packsSeen.set(pack, await served.hasPack(pack));
     }
     return packsSeen.get(pack)!;
   };

@@ -22,10 +22,8 @@
 import { promises as fs } from 'node:fs';
 import { CkptError, NotFoundError, RefConflictError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
-import { tmpName } from '../backend/atomicFile.js';
 import type { PutBody, RemoteLock } from '../backend/backend.js';
-import { LocalBackend } from '../backend/localBackend.js';
-import { indexKey, markKey, packKey } from '../backend/objectKeys.js';
+import { indexKey, packKey } from '../backend/objectKeys.js';
 import { ChunkReader } from '../store/chunkReader.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 import { PackWriter } from '../store/packWriter.js';
@@ -102,15 +100,15 @@ export interface CopyResult {
 export async function copyStore(src: Store, dst: Store, opts: CopyOptions): Promise<CopyResult> {
   const held: RemoteLock[] = [];
   try {
-    if (opts.home === 'src' && src.backend.lockShared) held.push(await src.backend.lockShared(opts.purpose));
-    const dstLock = opts.dstLocked ? undefined : await dst.backend.lockShared?.(opts.purpose);
+    if (opts.home === 'src') held.push(await src.backend.lockShared(opts.purpose));
+    const dstLock = opts.dstLocked ? undefined : await dst.backend.lockShared(opts.purpose);
     if (dstLock) held.push(dstLock);
     const plan = await opts.plan();
     const result: CopyResult = { commits: 0, meta: 0, chunks: 0, packs: { whole: 0, built: 0, reused: 0, bytes: 0 }, read: { requests: 0, bytes: 0 }, refs: [] };
     await new Copy(src, dst, opts, result).run(plan);
     for (const move of plan.refs ?? []) {
       // a lease lost while copying (the client stalled past it) no longer keeps gc out
-      dstLock?.check?.();
+      dstLock?.check();
       const old = await moveRef(dst.refs, move);
       if (old !== false) result.refs.push({ ref: move.ref, old, next: move.next });
     }
@@ -192,7 +190,7 @@ class Copy {
         // what the receiving home store has already is read there, not carried across
         read: async (id) => (this.home === dst && (await dst.meta.has(id)) ? dst.meta.getRaw(id) : src.meta.getRaw(id)),
         // the source's pruned commits have no chunks left to copy
-        skipChunks: this.home === src ? async (id) => (await src.backend.readFile?.(markKey(id))) !== undefined : undefined,
+        skipChunks: this.home === src ? async (id) => (await src.pruned.get(id)) !== undefined : undefined,
       },
       jobs,
     );
@@ -333,7 +331,7 @@ class Copy {
             result.read.requests++;
             result.read.bytes += bytes.byteLength;
             for (const rec of r.recs) {
-              writer ??= new PackWriter(into, dst.tmpDir);
+              writer ??= new PackWriter(into, await dst.scratchFolder());
               const stored = bytes.subarray(rec.offset - r.offset, rec.offset - r.offset + rec.stored);
               await writer.add({ id: rec.id, raw: rec.raw, codec: rec.codec, planes: rec.planes, ...(rec.base ? { base: rec.base } : {}) }, stored);
               if (writer.bytes >= PACK_BYTES) await finish();
@@ -352,20 +350,23 @@ class Copy {
   }
 
   /**
-   * A source pack, whole: streamed from its file when the source is a folder on this machine,
-   * else downloaded (verified against its name as it streams) beside the destination's packs.
+   * A source pack, whole: streamed from its file when the source is this machine's store, else
+   * downloaded, verified against its name as it streams (and cut off at the size its index file
+   * gives), straight into this store's packs or through a scratch file to another backend.
    */
   private async sendWholePack(p: PackListing): Promise<void> {
     const { src, dst } = this;
     const key = packKey(p.pack);
-    if (src.backend instanceof LocalBackend) {
-      await dst.backend.put(key, { file: src.backend.pathOf(key) });
+    if (src.isLocal) {
+      await dst.backend.put(key, src.packBody(p.pack));
       return;
     }
-    await fs.mkdir(dst.tmpDir, { recursive: true });
-    const tmp = tmpName(dst.tmpDir, 'pack');
+    if (dst.isLocal) {
+      await dst.receivePack(p.pack, (dest) => src.backend.getToFile(key, dest, { size: p.size }));
+      return;
+    }
+    const tmp = await dst.scratchFile('pack');
     try {
-      // the index file says how big the pack is: a longer answer is cut off there
       await src.backend.getToFile(key, tmp, { size: p.size });
       await dst.backend.put(key, { file: tmp, writtenAs: p.pack });
     } finally {

@@ -4,10 +4,8 @@
  * and are never written to the shared file. Without stored credentials, HTTP uses $CKPT_TOKEN and
  * S3 the SDK's standard chain (environment, profile, SSO, instance role).
  */
-import * as path from 'node:path';
 import { CkptError, NotFoundError, UsageError } from '../core/errors.js';
 import type { Repository } from '../repo/repository.js';
-import { readFileOrUndefined, writeFileAtomic } from '../backend/atomicFile.js';
 import type { RemoteConfig } from '../store/storeConfig.js';
 import { openBackend } from '../backend/openBackend.js';
 import type { Backend } from '../backend/backend.js';
@@ -35,16 +33,8 @@ export function checkRemoteName(name: string): string {
   return name;
 }
 
-const localFile = (repo: Repository) => path.join(repo.store.dir, 'config.local');
-
 export async function readLocalConfig(repo: Repository): Promise<LocalConfig> {
-  const b = await readFileOrUndefined(localFile(repo));
-  if (!b) return {};
-  try {
-    return JSON.parse(b.toString('utf8')) as LocalConfig;
-  } catch {
-    throw new CkptError('E_CORRUPT', `${localFile(repo)} is not valid JSON`, { where: localFile(repo) });
-  }
+  return (await repo.store.readLocalConfig()) as LocalConfig;
 }
 
 async function updateLocalSettings(repo: Repository, name: string, settings: LocalRemoteSettings | undefined): Promise<void> {
@@ -53,7 +43,7 @@ async function updateLocalSettings(repo: Repository, name: string, settings: Loc
   if (settings && Object.keys(settings).length > 0) remotes[name] = { ...(remotes[name] ?? {}), ...settings };
   else delete remotes[name];
   // it holds credentials: created readable by the owner only, in the same step that creates it
-  await writeFileAtomic(localFile(repo), `${JSON.stringify({ ...cfg, remotes }, null, 2)}\n`, repo.store.tmpDir, 0o600);
+  await repo.store.writeLocalConfig({ ...cfg, remotes });
 }
 
 export async function addRemote(

@@ -6,18 +6,12 @@
  */
 import { CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import { whereIs, type Backend, type RangeReader } from '../backend/backend.js';
+import { whereIs, type Backend } from '../backend/backend.js';
 import { packKey } from '../backend/objectKeys.js';
 import { decodeChunk } from '../store/chunkCodec.js';
 import type { ChunkRecord } from '../store/packFormat.js';
 
 const RUN_BYTES = 16 * 1024 * 1024;
-
-/** Ranged reads of one object: one open handle where the backend has it, else ranged gets. */
-export async function openRanges(backend: Backend, key: string): Promise<RangeReader> {
-  if (backend.openRanges) return backend.openRanges(key);
-  return { read: (offset, length) => backend.get(key, { offset, length }), close: async () => undefined };
-}
 
 export async function verifyPackChunks(
   backend: Backend,
@@ -28,7 +22,7 @@ export async function verifyPackChunks(
 ): Promise<void> {
   const where = whereIs(backend, packKey(pack));
   const recs = [...records].sort((a, b) => a.offset - b.offset);
-  const reader = await openRanges(backend, packKey(pack));
+  const reader = await backend.openRanges(packKey(pack));
   try {
     for (let i = 0; i < recs.length; ) {
       const start = recs[i].offset;

@@ -12,7 +12,6 @@ import type { ChunkIndex, IndexedChunk } from '../store/chunkIndex.js';
 import type { ChunkReader } from '../store/chunkReader.js';
 import { diff } from '../repo/diff.js';
 import { refsByCommit } from '../repo/history.js';
-import { readPrunedMarks } from '../repo/prunedMarks.js';
 import type { Repository } from '../repo/repository.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import type { CommitUsage, StoreUsage, ViewChangedTensor, ViewCommit, ViewData, ViewPair } from './viewTypes.js';
@@ -191,7 +190,7 @@ export async function buildViewData(repo: Repository, opts: ViewOptions = {}): P
   const tags = [...(await refs.list('refs/tags/'))].map(([ref, id]) => ({ name: ref.slice('refs/tags/'.length), id })).filter((t) => indexOf.has(t.id));
   const shownBranches = branches.filter((b) => indexOf.has(b.id));
   const names = await refsByCommit(repo);
-  const pruned = await readPrunedMarks(repo);
+  const pruned = await repo.store.pruned.all();
   const index = await repo.store.reloadIndex();
 
   // parent→child comparisons, and the REVs pairwise

@@ -7,7 +7,7 @@
  * Pure types only: the browser page imports this file too.
  */
 import type { CodeProvenance, CommitMeta } from '../core/objects.js';
-import type { TensorStats } from '../core/tensorDeltaStats.js';
+import type { TensorStats } from '../diff/tensorDeltaStats.js';
 import type { UsageFigures } from '../repo/diskUsage.js';
 
 /** What one commit takes, as `du` counts it for a set of one commit, and what it adds to the commits before it. */

@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
+import { isStoreFolderName } from '../store/storeLocation.js';
 import { folderConvention, isCheckpointFileName, isTemporaryName, type FolderConvention } from './checkpointNames.js';
 
 export interface FileStat {
@@ -101,7 +102,7 @@ export async function discoverCheckpoints(root: string): Promise<Scan> {
       const p = path.join(dir, e.name);
       if (isTemporaryName(e.name)) {
         // remembered by inode: rename keeps it
-        if (e.name !== '.ckpt' && e.name !== '.git') {
+        if (!isStoreFolderName(e.name) && e.name !== '.git') {
           const st = await fs.stat(p, { bigint: true }).catch(() => undefined);
           if (st) temporary.add(String(st.ino));
         }

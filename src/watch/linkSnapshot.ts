@@ -23,8 +23,9 @@ const PREFIX = 'watch-';
 /** This host's name as it appears in a snapshot's directory name. */
 const HOST = os.hostname().replace(/[^A-Za-z0-9._-]/g, '_') || 'localhost';
 
-export async function linkSnapshot(c: Candidate, tmpDir: string): Promise<Snapshot | undefined> {
-  const base = path.join(tmpDir, `${PREFIX}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`);
+/** Links `c` into a snapshot folder of its own under `scratch` (the store's scratch folder). */
+export async function linkSnapshot(c: Candidate, scratch: string): Promise<Snapshot | undefined> {
+  const base = path.join(scratch, `${PREFIX}${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const dest = path.join(base, path.basename(c.path));
   const files = c.files.map((f) => (c.folder ? path.join(dest, path.relative(c.path, f.path)) : dest));
   const dispose = () => fs.rm(base, { recursive: true, force: true });
@@ -41,10 +42,10 @@ export async function linkSnapshot(c: Candidate, tmpDir: string): Promise<Snapsh
 }
 
 /** Snapshots left by this host's watchers that died (their pid is gone); other hosts' stay. */
-export async function removeStaleSnapshots(tmpDir: string): Promise<void> {
+export async function removeStaleSnapshots(scratch: string): Promise<void> {
   let names: string[];
   try {
-    names = await fs.readdir(tmpDir);
+    names = await fs.readdir(scratch);
   } catch {
     return;
   }
@@ -57,6 +58,6 @@ export async function removeStaleSnapshots(tmpDir: string): Promise<void> {
     } catch (e) {
       alive = (e as NodeJS.ErrnoException).code === 'EPERM';
     }
-    if (!alive) await fs.rm(path.join(tmpDir, n), { recursive: true, force: true });
+    if (!alive) await fs.rm(path.join(scratch, n), { recursive: true, force: true });
   }
 }

@@ -90,7 +90,7 @@ export class Watcher {
   ) {}
 
   static async open(repo: Repository, opts: WatchOptions): Promise<Watcher> {
-    await removeStaleSnapshots(repo.store.tmpDir);
+    await removeStaleSnapshots(await repo.store.scratchFolder());
     return new Watcher(repo, opts, await WatchRecord.load(repo, opts.branch));
   }
 
@@ -185,7 +185,7 @@ export class Watcher {
       const linked = await candidateOf(e.snap.path, c.folder, c.convention);
       if (linked?.fingerprint === c.fingerprint) return;
     }
-    const snap = await linkSnapshot(c, this.repo.store.tmpDir);
+    const snap = await linkSnapshot(c, await this.repo.store.scratchFolder());
     if (!snap) return;
     this.early.delete(c.path);
     await e?.snap.dispose();
@@ -201,7 +201,7 @@ export class Watcher {
       if (linked?.fingerprint === c.fingerprint) return e.snap;
       await e.snap.dispose();
     }
-    return linkSnapshot(c, this.repo.store.tmpDir);
+    return linkSnapshot(c, await this.repo.store.scratchFolder());
   }
 
   private async dropEarly(p: string): Promise<void> {

@@ -1,6 +1,6 @@
 /**
  * The layering of docs/architecture.md, checked: a folder of src/ imports only from the folders
- * before it (core <- chunking <- formats; core <- backend <- store <- repo <- merge, view, watch <- sync <- serve <- cli).
+ * before it (core <- chunking <- diff, formats; core <- backend <- store <- repo <- merge, view, watch <- sync <- serve <- cli).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -10,16 +10,17 @@ import { ROOT } from '../e2e/helpers.js';
 const MAY_IMPORT: Record<string, string[]> = {
   core: [],
   chunking: ['core'],
+  diff: ['core', 'chunking'],
   formats: ['core', 'chunking'],
   backend: ['core'],
   store: ['core', 'chunking', 'backend'],
-  repo: ['core', 'chunking', 'formats', 'backend', 'store'],
-  merge: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
-  view: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
-  watch: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
-  sync: ['core', 'chunking', 'formats', 'backend', 'store', 'repo'],
-  serve: ['core', 'chunking', 'formats', 'backend', 'store', 'repo', 'view', 'sync'],
-  cli: ['core', 'chunking', 'formats', 'backend', 'store', 'repo', 'merge', 'view', 'watch', 'sync', 'serve'],
+  repo: ['core', 'chunking', 'diff', 'formats', 'backend', 'store'],
+  merge: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  view: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  watch: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  sync: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo'],
+  serve: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo', 'view', 'sync'],
+  cli: ['core', 'chunking', 'diff', 'formats', 'backend', 'store', 'repo', 'merge', 'view', 'watch', 'sync', 'serve'],
 };
 
 describe('layers', () => {

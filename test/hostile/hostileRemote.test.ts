@@ -217,7 +217,7 @@ describe('a peer that floods or stalls', () => {
     const s = await source();
     const hostile = await startHostileServer(s.storeDir, { kind: 'pack', how: 'endless' });
     try {
-      const t = new HttpBackend(hostile.url, { stallMs: 400, retries: 0 });
+      const t = new HttpBackend(hostile.url, { stallMs: 400 });
       const [packKey] = (await t.list('objects/packs/')).map((k) => k.key);
       await expect(t.get(packKey, { offset: 0, length: 100 })).rejects.toMatchObject({ code: 'E_REMOTE' });
       await expect(t.getToFile(packKey, path.join(scratch, `p-${++n}`), { size: 30_000 })).rejects.toMatchObject({ code: 'E_REMOTE' });

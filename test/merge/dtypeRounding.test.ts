@@ -4,7 +4,7 @@
  * and exactly halfway between neighbours, on overflow and on NaN.
  */
 import { describe, expect, it } from 'vitest';
-import { decodeTable } from '../../src/core/elementDecoder.js';
+import { decodeTable } from '../../src/diff/elementDecoder.js';
 import { encodeFloats } from '../../src/merge/dtypeRounding.js';
 import { prng } from '../e2e/helpers.js';
 

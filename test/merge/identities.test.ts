@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeElements, decodeTable } from '../../src/core/elementDecoder.js';
+import { decodeElements, decodeTable } from '../../src/diff/elementDecoder.js';
 import { arithmeticMerge, type ArithmeticMergeOptions } from '../../src/merge/arithmeticMerge.js';
 import { encodeFloats } from '../../src/merge/dtypeRounding.js';
 import { linearBlock } from '../../src/merge/mergeMethods.js';

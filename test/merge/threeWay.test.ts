@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Manifest, ManifestTensorSegment } from '../../src/core/objects.js';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
-import { decodeElements } from '../../src/core/elementDecoder.js';
+import { decodeElements } from '../../src/diff/elementDecoder.js';
 import { threeWayMerge } from '../../src/merge/threeWayMerge.js';
 import { createRef } from '../../src/repo/branches.js';
 import type { Repository } from '../../src/repo/repository.js';

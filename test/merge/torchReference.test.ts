@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { writeSafetensors } from '../../src/formats/safetensors.js';
 import { prng } from '../e2e/helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeElements } from '../../src/core/elementDecoder.js';
+import { decodeElements } from '../../src/diff/elementDecoder.js';
 import { arithmeticMerge, type ArithmeticMergeOptions } from '../../src/merge/arithmeticMerge.js';
 import { encodeFloats } from '../../src/merge/dtypeRounding.js';
 import { cleanupTempDirs, tempDir } from '../e2e/helpers.js';

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Chromium, chromiumPath, type Tab } from '../../bench/chromium.js';
 import { main } from '../../src/cli/main.js';
-import { groupPrefix } from '../../src/core/diffSummary.js';
+import { groupPrefix } from '../../src/diff/diffSummary.js';
 import { startStoreServer, type StoreServer } from '../../src/serve/storeServer.js';
 import { cleanupTempDirs, tempDir } from '../e2e/helpers.js';
 import { HOSTILE, makeHostileStore } from './hostileStore.js';

@@ -2,9 +2,9 @@
  * The page's pure functions: everything it draws is computed here from the ViewData document,
  * with no DOM, so tests run them in Node.
  */
-import { groupPrefix } from '../../core/diffSummary.js';
+import { groupPrefix } from '../../diff/diffSummary.js';
 export { humanBytes as bytes } from '../../core/humanBytes.js';
-import type { NumericTensorStats } from '../../core/tensorDeltaStats.js';
+import type { NumericTensorStats } from '../../diff/tensorDeltaStats.js';
 import type { ViewData, ViewPair } from '../viewTypes.js';
 
 export function decodeFloat32(b64: string): Float32Array {

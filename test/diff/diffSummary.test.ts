@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { groupPrefix, summarizeDiff } from '../../src/core/diffSummary.js';
 import type { ChunkRef } from '../../src/core/objects.js';
-import { diffStates, type StateDiff, type StateView, type TensorInfo } from '../../src/core/stateDiff.js';
-import type { NumericTensorStats, TensorStats } from '../../src/core/tensorDeltaStats.js';
+import { groupPrefix, summarizeDiff } from '../../src/diff/diffSummary.js';
+import { diffStates, type StateDiff, type StateView, type TensorInfo } from '../../src/diff/stateDiff.js';
+import type { NumericTensorStats, TensorStats } from '../../src/diff/tensorDeltaStats.js';
 
 function tensor(name: string, id: string, shape: number[], dtype = 'F32'): TensorInfo {
   const elements = shape.reduce((n, d) => n * d, 1);

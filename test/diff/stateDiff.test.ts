@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { fixedChunks } from '../../src/chunking/fixedChunks.js';
 import type { ChunkRef } from '../../src/core/objects.js';
-import { diffStates, type FileView, type StateView, type TensorInfo } from '../../src/core/stateDiff.js';
-import { chunkSumSquares, TensorDeltaStats, type NumericTensorStats } from '../../src/core/tensorDeltaStats.js';
+import { diffStates, type FileView, type StateView, type TensorInfo } from '../../src/diff/stateDiff.js';
+import { chunkSumSquares, TensorDeltaStats, type NumericTensorStats } from '../../src/diff/tensorDeltaStats.js';
 
 /** A tensor whose chunks are named by the given ids, each `chunkLen` bytes (F32 unless said). */
 function tensor(name: string, ids: string[], opts: { dtype?: string; shape?: number[]; chunkLen?: number[] } = {}): TensorInfo {
@@ -240,8 +241,8 @@ describe('diff of a training run, reading only the differing chunks', () => {
     const tensors = mlp.tensors.map((t) => {
       const data = bytes.subarray(t.offset, t.offset + t.len);
       const chunks: ChunkRef[] = [];
-      for (let off = 0; off < data.byteLength; off += CHUNK) {
-        const c = data.subarray(off, off + CHUNK);
+      for (const span of fixedChunks(0, data.byteLength, CHUNK)) {
+        const c = data.subarray(span.offset, span.offset + span.length);
         const id = createHash('sha256').update(c).digest('hex');
         store.set(id, c);
         sums.set(id, chunkSumSquares(c, t.dtype));

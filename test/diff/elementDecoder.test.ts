@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decodeElements, decodeTable, decodedElementBytes, isDecodableDType } from '../../src/core/elementDecoder.js';
+import { decodeElements, decodeTable, decodedElementBytes, isDecodableDType } from '../../src/diff/elementDecoder.js';
 
 const fixture = (name: string) => {
   const b = readFileSync(new URL(`../../fixtures/diff/decode/${name}.f64`, import.meta.url));

@@ -6,7 +6,7 @@
  * same as PyTorch's `.double()`. Sub-byte floats (F4, F6_*), complex and GGML block types have no
  * element decoding here: diff compares their bytes only.
  */
-import { CkptError } from './errors.js';
+import { CkptError } from '../core/errors.js';
 
 // Typed-array views read in platform order; ckpt's formats are little-endian on disk, and every
 // platform Node 20 ships for is little-endian, so a view is a correct and fast decoder.

@@ -16,7 +16,7 @@
  * - nanAppeared counts positions where B is NaN and A is not; infAppeared where B is ±Inf and A
  *   is not ±Inf.
  */
-import { CkptError } from './errors.js';
+import { CkptError } from '../core/errors.js';
 import { alignedBytes, decodeElements, decodedElementBytes, decodeTable } from './elementDecoder.js';
 
 export interface NumericTensorStats {

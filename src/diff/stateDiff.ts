@@ -4,7 +4,7 @@
  * only those and feeds them to TensorDeltaStats; equal chunks are known equal by id.
  */
 import picomatch from 'picomatch';
-import type { ChunkRef, CodeProvenance, CommitMeta } from './objects.js';
+import type { ChunkRef, CodeProvenance, CommitMeta } from '../core/objects.js';
 
 export interface TensorInfo {
   name: string;

@@ -1,12 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { decodedElementBytes } from '../../src/core/elementDecoder.js';
+import { decodedElementBytes } from '../../src/diff/elementDecoder.js';
 import {
   chunkSumSquares,
   TensorDeltaStats,
   type NumericTensorStats,
   type TensorStats,
-} from '../../src/core/tensorDeltaStats.js';
+} from '../../src/diff/tensorDeltaStats.js';
 
 const dir = new URL('../../fixtures/diff/', import.meta.url);
 const read = (p: string) => new Uint8Array(readFileSync(new URL(p, dir)));
