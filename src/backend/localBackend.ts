@@ -168,13 +168,6 @@ export class LocalBackend implements Backend {
         // dot-files are partial downloads and the like; symlinks could point anywhere
         if (ent.name.startsWith('.') || ent.isSymbolicLink()) continue;
         const key = rel + ent.name;
-        const kind = parseKey(key)?.kind;
-        if (key.startsWith(prefix) && kind && (ent.isDirectory() ? kind !== 'ref' : !ent.isFile())) {
-          // an object that is a folder, or any key that is a pipe or a device: store damage
-          const file = path.join(this.storeDir, ...key.split('/'));
-          const st = await fs.lstat(file);
-          throw new CkptError('E_CORRUPT', `${file} is ${kindOfEntry(st)}, not a file`, { file });
-        }
         if (ent.isDirectory()) {
           if (key.startsWith(prefix) || prefix.startsWith(key + '/')) await walk(key + '/');
         } else if (ent.isFile() && key.startsWith(prefix) && isListableKey(key)) {
@@ -347,7 +340,11 @@ export class LocalBackend implements Backend {
   async readFile(key: string): Promise<Uint8Array | undefined> {
     storeFileKey(key);
     const max = maxStoreFileBytes(key);
-    return readBounded(this.fileFor(key), max, () => new TooLargeError(`${this.url}: ${key}`, max));
+    const file = this.fileFor(key);
+    // config, HEAD, a reflog or a mark that is a folder stands where a file must be: damage
+    const st = await fs.lstat(file).catch(() => undefined);
+    if (st?.isDirectory()) throw new CkptError('E_CORRUPT', `${file} is a folder, not a file`, { file });
+    return readBounded(file, max, () => new TooLargeError(`${this.url}: ${key}`, max));
   }
 
   async writeFile(key: string, bytes: Uint8Array): Promise<void> {

@@ -16,8 +16,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { CkptError } from '../core/errors.js';
-import { acquireLock, type Lock } from '../backend/lockFile.js';
-import { acquireShared, gcLockFile, liveSharers } from '../backend/storeLocks.js';
+import type { Lock } from '../backend/lockFile.js';
+import type { ServedStore } from '../store/servedStore.js';
 
 export type LeaseMode = 'shared' | 'exclusive';
 
@@ -25,7 +25,8 @@ interface Lease {
   lock: Lock;
   timer: NodeJS.Timeout;
   ttlMs: number;
-  locksDir: string;
+  /** The store the lease locks (ServedStore.id). */
+  store: string;
   mode: LeaseMode;
   granted: boolean;
 }
@@ -51,21 +52,21 @@ export class StoreLeases {
     private readonly maxLeases = 256,
   ) {}
 
-  async acquire(locksDir: string, purpose: string, mode: LeaseMode = 'shared'): Promise<LeaseGrant> {
+  async acquire(store: ServedStore, purpose: string, mode: LeaseMode = 'shared'): Promise<LeaseGrant> {
     if (this.leases.size >= this.maxLeases) throw new CkptError('E_LOCKED', `too many leases held (${this.maxLeases}); try again later`);
     const held = `${purpose} (lease held by ckpt serve)`;
-    const lock = mode === 'shared' ? await acquireShared(locksDir, held, { timeoutMs: 0 }) : await acquireLock(gcLockFile(locksDir), 0, { purpose: held });
+    const lock = mode === 'shared' ? await store.lockShared(held) : await store.lockGc(held);
     let granted = true;
     if (mode === 'exclusive') {
       try {
-        granted = (await liveSharers(locksDir)).length === 0;
+        granted = (await store.liveSharers()).length === 0;
       } catch (e) {
         await lock.release();
         throw e;
       }
     }
     const lease = randomBytes(16).toString('hex');
-    this.leases.set(lease, { lock, ttlMs: this.ttlMs, locksDir, mode, granted, timer: this.expireLater(lease) });
+    this.leases.set(lease, { lock, ttlMs: this.ttlMs, store: store.id, mode, granted, timer: this.expireLater(lease) });
     return { lease, ttlMs: this.ttlMs, granted };
   }
 
@@ -79,9 +80,9 @@ export class StoreLeases {
    * Extends a lease of this store; undefined when it is unknown, has expired, or its lock was
    * broken meanwhile. An exclusive lease not yet granted looks again for live shared locks.
    */
-  async renew(lease: string, locksDir: string): Promise<LeaseRenewal | undefined> {
+  async renew(lease: string, store: ServedStore): Promise<LeaseRenewal | undefined> {
     const l = this.leases.get(lease);
-    if (!l || l.locksDir !== locksDir) return undefined;
+    if (!l || l.store !== store.id) return undefined;
     try {
       l.lock.check();
     } catch {
@@ -91,14 +92,14 @@ export class StoreLeases {
     clearTimeout(l.timer);
     l.timer = this.expireLater(lease);
     if (l.granted) return { granted: true };
-    const live = await liveSharers(locksDir);
+    const live = await store.liveSharers();
     l.granted = live.length === 0;
     return l.granted ? { granted: true } : { granted: false, waitingFor: live };
   }
 
-  async release(lease: string, locksDir?: string): Promise<boolean> {
+  async release(lease: string, store?: ServedStore): Promise<boolean> {
     const l = this.leases.get(lease);
-    if (!l || (locksDir !== undefined && l.locksDir !== locksDir)) return false;
+    if (!l || (store !== undefined && l.store !== store.id)) return false;
     this.leases.delete(lease);
     clearTimeout(l.timer);
     await l.lock.release();

@@ -301,18 +301,18 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       if (method === 'POST' && query.has('lock')) {
         const mode = query.get('mode') ?? 'shared';
         if (mode !== 'shared' && mode !== 'exclusive') throw new HttpError(400, 'mode must be shared or exclusive');
-        const granted = await leases.acquire(await served.locksDir(), `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`, mode as LeaseMode);
+        const granted = await leases.acquire(served, `${printable(query.get('lock') ?? 'push')} from ${req.socket.remoteAddress ?? '?'}`, mode as LeaseMode);
         sendJson(res, 201, granted);
         return;
       }
       if (method === 'POST' && query.has('renew')) {
-        const renewed = await leases.renew(query.get('renew') ?? '', await served.locksDir());
+        const renewed = await leases.renew(query.get('renew') ?? '', served);
         if (!renewed) throw new HttpError(404, 'no such lease (it lapsed, or its lock was broken)');
         counter.bytes = sendJson(res, 200, renewed);
         return;
       }
       if (method === 'DELETE') {
-        await leases.release(query.get('lease') ?? '', await served.locksDir());
+        await leases.release(query.get('lease') ?? '', served);
         res.writeHead(204).end();
         return;
       }

@@ -11,8 +11,8 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { ObjectId } from '../core/objectId.js';
 import { LocalBackend, resolveStoreDir } from '../backend/localBackend.js';
-import type { Lock } from '../backend/lockFile.js';
-import { acquireShared } from '../backend/storeLocks.js';
+import { acquireLock, type Lock } from '../backend/lockFile.js';
+import { acquireShared, gcLockFile, liveSharers } from '../backend/storeLocks.js';
 import { ChunkIndex } from './chunkIndex.js';
 import { storeDirOf, workTreeOf } from './storeLocation.js';
 
@@ -78,21 +78,32 @@ export class ServedStore {
     return workTreeOf(this.dir);
   }
 
+  /** The store's lock folder (storeLocks.ts), made if missing and checked for symlinks. */
+  private async locks(): Promise<string> {
+    await fs.mkdir(path.join(this.dir, 'locks', 'shared'), { recursive: true });
+    await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
+    return path.join(this.dir, 'locks');
+  }
+
   /**
    * The store's shared lock (storeLocks.ts), the very file a local commit holds, taken for a
    * client's lease: refused at once (E_LOCKED) while gc holds the store.
    */
   async lockShared(purpose: string): Promise<Lock> {
-    await fs.mkdir(this.dir, { recursive: true });
-    await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
-    return acquireShared(path.join(this.dir, 'locks'), purpose, { timeoutMs: 0 });
+    return acquireShared(await this.locks(), purpose, { timeoutMs: 0 });
   }
 
-  /** The store's lock folder, for a lease `ckpt serve` keeps (storeLocks.ts), checked for symlinks. */
-  async locksDir(): Promise<string> {
-    await fs.mkdir(path.join(this.dir, 'locks', 'shared'), { recursive: true });
-    await assertNoSymlinks(this.dir, ['locks', 'shared'], this.refuse);
-    return path.join(this.dir, 'locks');
+  /**
+   * gc.lock, the first half of the store's exclusive lock, taken at once or refused (E_LOCKED);
+   * the lock is the caller's once liveSharers() comes back empty.
+   */
+  async lockGc(purpose: string): Promise<Lock> {
+    return acquireLock(gcLockFile(await this.locks()), 0, { purpose });
+  }
+
+  /** The live shared locks of the store (stale ones are broken on the way). */
+  async liveSharers(): Promise<string[]> {
+    return liveSharers(await this.locks());
   }
 
   /** The file of a key (checked by the caller) for streaming a range of it; a symlink put in place since the checks is still not followed. */

@@ -63,6 +63,22 @@ async function checkLayout(dir: string): Promise<void> {
     const ok = want === 'folder' ? st.isDirectory() : st.isFile();
     if (!ok) throw new CkptError('E_CORRUPT', `${p} is ${st.isFile() ? 'a file' : kindOfEntry(st)}, not a ${want}; the store is damaged (see \`ckpt fsck\`)`, { file: p });
   }
+  // a pack or index file that is a folder or a pipe: listings skip it, so name it here
+  for (const [folder, name] of [['objects/index', INDEX_NAME], ['objects/packs', PACK_NAME]] as const) {
+    const d = path.join(dir, ...folder.split('/'));
+    let ents;
+    try {
+      ents = await fs.readdir(d, { withFileTypes: true });
+    } catch {
+      continue;
+    }
+    for (const e of ents) {
+      if (!name.test(e.name) || e.isFile()) continue;
+      const p = path.join(d, e.name);
+      const st = await fs.lstat(p);
+      if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file; the store is damaged (see \`ckpt fsck\`)`, { file: p });
+    }
+  }
 }
 
 export interface StoreOptions {

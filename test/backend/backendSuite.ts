@@ -421,7 +421,7 @@ export function backendSuite(name: string, makeRemote: () => Promise<BackendFixt
           await expect(t.casRef(ref, null, commitId()), what).rejects.toMatchObject({ code: 'E_CORRUPT' });
           await expect(t.casRef(ref, id, commitId()), what).rejects.toMatchObject({ code: 'E_CORRUPT' });
           await expect(t.get(ref), what).rejects.toMatchObject({ code: expect.stringMatching(/^E_(CORRUPT|REMOTE)$/) });
-          expect(await t.stat(ref), what).toEqual({ key: ref, size: bytes.byteLength });
+          expect(await t.stat(ref), what).toMatchObject({ key: ref, size: bytes.byteLength });
         }
         expect(await t.readFile('logs/refs/heads/junk-text')).toBeUndefined();
       });
@@ -452,8 +452,8 @@ export function backendSuite(name: string, makeRemote: () => Promise<BackendFixt
         ]) {
           await fixture.plant(junk, Buffer.from('junk'));
         }
-        expect(await t.list('')).toEqual([{ key: p.key, size: 1000 }]);
-        expect(await t.list('objects/packs/')).toEqual([{ key: p.key, size: 1000 }]);
+        expect((await t.list('')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: p.key, size: 1000 }]);
+        expect((await t.list('objects/packs/')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: p.key, size: 1000 }]);
         for (const prefix of ['refs/', 'objects/meta/', 'objects/index/', 'pruned/', 'logs/', 'tmp/', 'locks/']) {
           expect(await t.list(prefix), prefix).toEqual([]);
         }
@@ -486,9 +486,9 @@ export function backendSuite(name: string, makeRemote: () => Promise<BackendFixt
         expect(Buffer.from((await u.readFile('config'))!).equals(config)).toBe(true);
         await t.writeFile('HEAD', Buffer.from(`${id}\n`));
         expect(Buffer.from((await u.readFile('HEAD'))!).toString()).toBe(`${id}\n`);
-        expect(await u.stat('config')).toEqual({ key: 'config', size: config.byteLength });
+        expect(await u.stat('config')).toMatchObject({ key: 'config', size: config.byteLength });
         expect(await u.stat(markKey(commitId()))).toBeUndefined();
-        expect(await u.list('pruned/')).toEqual([{ key: markKey(id), size: 34 }]);
+        expect((await u.list('pruned/')).map(({ key, size }) => ({ key, size }))).toEqual([{ key: markKey(id), size: 34 }]);
         expect((await u.list('')).map((k) => k.key)).toEqual(['HEAD', 'config', markKey(id)]);
         // an empty file is a file
         await t.writeFile('config', new Uint8Array(0));
@@ -693,7 +693,7 @@ export function backendSuite(name: string, makeRemote: () => Promise<BackendFixt
         const dir = path.join(scratch, randomBytes(4).toString('hex'));
         const steps: [Parameters<FaultyBackend['fail']>[0], () => Promise<unknown>][] = [
           ['put', () => r.put(p.key, { bytes: p.bytes })],
-          ['stat', async () => expect(await r.stat(p.key)).toEqual({ key: p.key, size: 3000 })],
+          ['stat', async () => expect(await r.stat(p.key)).toMatchObject({ key: p.key, size: 3000 })],
           ['list', async () => expect((await r.list('objects/')).map((k) => k.key)).toEqual([p.key])],
           ['get', async () => expect(Buffer.from(await r.get(p.key)).equals(Buffer.from(p.bytes))).toBe(true)],
           ['getToFile', () => r.getToFile(p.key, path.join(dir, 'p.pack'))],
