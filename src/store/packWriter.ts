@@ -19,6 +19,8 @@ export interface FinishedPack {
   index: ObjectId;
   size: number;
   records: ChunkRecord[];
+  /** The index file's bytes (written by finish unless asked not to). */
+  indexBytes: Uint8Array;
 }
 
 /** Bytes queued for writing before `add` waits: bounds memory whatever the file size. */
@@ -35,7 +37,8 @@ export class PackWriter {
   private failed: unknown;
 
   constructor(
-    private readonly backend: Backend,
+    /** Where the finished pack goes: only its put is used. */
+    private readonly backend: Pick<Backend, 'put'>,
     /** A local folder for the pack while it is written (on the store's disk when it is local). */
     private readonly tmpDir: string,
   ) {
@@ -83,8 +86,12 @@ export class PackWriter {
     if (this.failed) throw this.failed;
   }
 
-  /** Closes the pack and makes it durable; returns undefined when no chunk was added. */
-  async finish(): Promise<FinishedPack | undefined> {
+  /**
+   * Closes the pack and makes it durable; returns undefined when no chunk was added. With
+   * `withIndex: false` the index file is left to the caller (a copy between stores verifies a
+   * received pack's chunks before its index file makes them visible).
+   */
+  async finish(opts: { withIndex?: boolean } = {}): Promise<FinishedPack | undefined> {
     if (this.records.length === 0) return undefined;
     this.write(packTrailer(this.records));
     await this.chain;
@@ -103,8 +110,8 @@ export class PackWriter {
       await fs.rm(this.tmp, { force: true });
     }
     const idx = encodeIndexFile(pack, this.offset, this.records);
-    await this.backend.put(indexKey(idx.id), { bytes: idx.bytes });
-    return { pack, index: idx.id, size: this.offset, records: this.records };
+    if (opts.withIndex !== false) await this.backend.put(indexKey(idx.id), { bytes: idx.bytes });
+    return { pack, index: idx.id, size: this.offset, records: this.records, indexBytes: idx.bytes };
   }
 
   async abort(): Promise<void> {

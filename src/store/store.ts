@@ -22,7 +22,6 @@ import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
 import { PrunedMarks } from './prunedMarks.js';
 import { RefStore } from './refStore.js';
-import { StagingPacks } from './stagingPacks.js';
 import { defaultConfig, parseConfig, type StoreConfig } from './storeConfig.js';
 import { storeDiskUsage, type StoreDiskUsage } from './storeDiskUsage.js';
 
@@ -135,7 +134,8 @@ export class Store {
 
   /** True when the store is a folder on this machine (its backend is the local folder's). */
   get isLocal(): boolean {
-    return this.backend instanceof LocalBackend;
+    // a folder opened over its backend from elsewhere (a push to it) keeps its scratch apart
+    return this.backend instanceof LocalBackend && this.backend.storeDir === this.dir;
   }
 
   // The folders below are the store's own; code outside src/store/ asks the methods further
@@ -218,6 +218,28 @@ export class Store {
     await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
     await store.saveConfig();
     return store;
+  }
+
+  /**
+   * The store at the other end of a copy (push, fetch, clone: src/sync/), with `scratchDir` a
+   * local folder for packs being written. A store without a config is no error here: one that an
+   * older ckpt pushed to holds objects and refs only, and the default config stands in. With
+   * `create` (a push), such a store is given `create` as its config and a HEAD naming main
+   * (createOn).
+   */
+  static async openRemote(backend: Backend, scratchDir: string, options: StoreOptions & { create?: StoreConfig } = {}): Promise<Store> {
+    const bytes = await readConfigBytes(backend);
+    if (bytes) return Store.over(scratchDir, backend, parseConfigBytes(backend, bytes), options);
+    if (options.create) {
+      try {
+        return await Store.createOn(backend, scratchDir, options.create, options);
+      } catch (e) {
+        // another push created it meanwhile
+        if ((e as CkptError).code === 'E_EXISTS') return Store.openBackend(backend, scratchDir, options);
+        throw e;
+      }
+    }
+    return Store.over(scratchDir, backend, defaultConfig(), options);
   }
 
   private static async over(dir: string, backend: Backend, config: StoreConfig, options: StoreOptions): Promise<Store> {
@@ -303,11 +325,6 @@ export class Store {
     }
   }
 
-  /** Packs written aside (push, partial fetch) in a scratch folder of their own, named after `hint`. */
-  stagingPacks(hint: string): StagingPacks {
-    return new StagingPacks(this.tmpDir, hint, this.packsDir, this.indexDir);
-  }
-
   // --- packs and index files ---
 
   /** Where a pack lives, for messages. */
@@ -374,11 +391,6 @@ export class Store {
   /** A pack as a body to upload (a local store's file). */
   packBody(id: ObjectId): PutBody {
     return { file: path.join(this.packsDir, `${id}.pack`) };
-  }
-
-  /** An index file as a body to upload (a local store's file). */
-  indexFileBody(id: ObjectId): PutBody {
-    return { file: path.join(this.indexDir, `${id}.idx`) };
   }
 
   /**
@@ -550,14 +562,21 @@ export class Store {
 
 /** The store's config, parsed; `missing` makes the error when there is none. */
 async function readConfig(backend: Backend, missing: () => Error): Promise<StoreConfig> {
-  const where = whereIs(backend, 'config');
-  let bytes: Uint8Array | undefined;
-  try {
-    bytes = await backend.readFile('config');
-  } catch (e) {
-    throw ioError(e, where);
-  }
+  const bytes = await readConfigBytes(backend);
   if (!bytes) throw missing();
+  return parseConfigBytes(backend, bytes);
+}
+
+async function readConfigBytes(backend: Backend): Promise<Uint8Array | undefined> {
+  try {
+    return await backend.readFile('config');
+  } catch (e) {
+    throw ioError(e, whereIs(backend, 'config'));
+  }
+}
+
+function parseConfigBytes(backend: Backend, bytes: Uint8Array): StoreConfig {
+  const where = whereIs(backend, 'config');
   if (bytes.length > MAX_CONFIG_BYTES) throw new CkptError('E_CORRUPT', `${where} is larger than ${MAX_CONFIG_BYTES} bytes`, { file: where });
   return parseConfig(Buffer.from(bytes).toString('utf8'), where);
 }

@@ -24,3 +24,26 @@ export function checkJobs(jobs: number | undefined): number {
   if (!Number.isSafeInteger(n) || n < 1 || n > 64) throw new RangeError(`--jobs must be 1..64, got ${n}`);
   return n;
 }
+
+/**
+ * Runs `load` on up to `limit` items ahead, and `use` on each result in input order: transfers
+ * overlap, while what is built from them (a pack) comes out the same whatever finished first.
+ */
+export async function mapOrdered<T, R>(items: readonly T[], limit: number, load: (item: T) => Promise<R>, use: (item: T, r: R) => Promise<void>): Promise<void> {
+  const ahead: Promise<R>[] = [];
+  let next = 0;
+  const fill = () => {
+    while (next < items.length && ahead.length < Math.max(1, limit)) {
+      const p = load(items[next++]);
+      // a failure is reported when its turn comes; the ones after it are dropped
+      p.catch(() => undefined);
+      ahead.push(p);
+    }
+  };
+  fill();
+  for (const item of items) {
+    const r = await ahead.shift()!;
+    await use(item, r);
+    fill();
+  }
+}

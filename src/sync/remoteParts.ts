@@ -2,9 +2,9 @@
  * Many-rank commits on a remote: each rank commits its part locally and pushes it
  * (`ckpt push REMOTE refs/parts/GROUP/RANK`); the push then runs the same combine as a shared
  * folder does (repo/parts.ts), against the remote: part refs listed and read there, the tree and
- * commit written there, the branch moved by the transport's compare-and-swap (conditional writes
- * on S3), so ranks pushing at once make exactly one commit. The pushed part's local ref is
- * dropped afterwards: the remote holds the part now.
+ * commit written there, the branch moved by the backend's compare-and-swap (conditional writes
+ * on S3) with a reflog entry, so ranks pushing at once make exactly one commit. The pushed part's
+ * local ref is dropped afterwards: the remote holds the part now.
  */
 import { CorruptObjectError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
@@ -41,7 +41,8 @@ export function remoteParts(t: Backend, author: string, clock: () => number): Pa
       return id;
     },
     readRef: (ref) => t.readRef(ref),
-    casRef: (ref, expected, next) => t.casRef(ref, expected, next),
+    // the remote keeps the reflog of its refs, as a local store does of its own
+    casRef: (ref, expected, next, reason) => t.casRef(ref, expected, next, { time: clock(), reason }),
     // a branch the remote lacks starts empty there
     startOf: async () => null,
     author,
