@@ -131,8 +131,8 @@ const ABANDONED_MS = 7 * 24 * 3600 * 1000;
  * A fresh scratch folder for this run under the store's cache folder; scratch folders of runs
  * of this host that no longer run (killed mid-command) go first.
  */
-async function newScratch(storeDir: string): Promise<string> {
-  const base = path.join(storeDir, 'scratch');
+async function newScratch(cacheDir: string): Promise<string> {
+  const base = path.join(cacheDir, 'scratch');
   for (const name of await fs.readdir(base).catch(() => [] as string[])) {
     const m = /^(.+)\.(\d+)\.[0-9a-f]+$/.exec(name);
     const p = path.join(base, name);
@@ -151,18 +151,18 @@ async function openElsewhere(run: StoreRun, settings: TransportSettings, cwd: st
     await inner.close?.();
   });
   const root = cacheRootOf(run.io.env, cwd);
-  const storeDir = storeCacheDir(root, inner.url, settings.endpoint);
+  const cacheDir = storeCacheDir(root, inner.url, settings.endpoint);
   const maxBytes = cacheBytesOf(run.io.env);
   let scratch: string;
   try {
-    scratch = await newScratch(storeDir);
+    scratch = await newScratch(cacheDir);
     // which store a cache folder belongs to, for a person looking at the cache
-    await fs.writeFile(path.join(storeDir, 'store-url'), `${inner.url}\n`, { flag: 'wx' }).catch(() => undefined);
+    await fs.writeFile(path.join(cacheDir, 'store-url'), `${inner.url}\n`, { flag: 'wx' }).catch(() => undefined);
   } catch (e) {
-    throw new CkptError('E_IO', `cannot create the cache folder ${storeDir} for ${inner.url}: ${(e as Error).message} (set $CKPT_CACHE_DIR)`, { dir: storeDir });
+    throw new CkptError('E_IO', `cannot create the cache folder ${cacheDir} for ${inner.url}: ${(e as Error).message} (set $CKPT_CACHE_DIR)`, { dir: cacheDir });
   }
   run.atEnd(() => fs.rm(scratch, { recursive: true, force: true }));
-  const backend = uncached ? inner : new CachingBackend(inner, new ObjectCache({ root, dir: storeDir, maxBytes }));
+  const backend = uncached ? inner : new CachingBackend(inner, new ObjectCache({ root, dir: cacheDir, maxBytes }));
   return { backend, scratch };
 }
 

@@ -72,7 +72,7 @@ export class Repository {
    * the one around `cwd`: the top of a ckpt work tree, else of a Git work tree, else `cwd`.
    */
   static async withStore(cwd: string, store: Store, opts: RepositoryOptions = {}): Promise<Repository> {
-    const root = (await findUp(cwd, path.join('.ckpt', 'config'))) ?? (await findUp(cwd, '.git')) ?? path.resolve(cwd);
+    const root = (await findWorkTree(cwd)) ?? (await findUp(cwd, '.git')) ?? path.resolve(cwd);
     return new Repository(root, store, opts);
   }
 
