@@ -11,7 +11,7 @@ export const duCommand: CommandModule<object, Args<object>> = {
   builder: (y) => y as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { folderOnly: 'du' });
+    const repo = await openRepo(argv);
     const u = await diskUsage(repo);
     out.result(u);
     out.line(`checkpoints   ${humanBytes(u.logical)} in ${u.commits} commit(s)${u.prunedCommits ? ` (+${u.prunedCommits} pruned, were ${humanBytes(u.prunedLogical)})` : ''}`);

@@ -10,7 +10,7 @@ export const fsckCommand: CommandModule<object, Args<{ 'read-data'?: boolean }>>
   builder: (y) => y.option('read-data', { type: 'boolean', describe: 're-hash every pack and decode every chunk' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { folderOnly: 'fsck', uncached: true });
+    const repo = await openRepo(argv, { uncached: true });
     const r = await fsck(repo, { readData: argv['read-data'] });
     for (const n of r.notes) out.info(`note: ${n}`);
     const c = r.checked;

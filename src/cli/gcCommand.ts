@@ -13,7 +13,7 @@ export const gcCommand: CommandModule<object, Args<{ 'dry-run'?: boolean; 'reflo
       .option('reflog-expire', { type: 'string', default: '30d', describe: 'reflog entries younger than this keep their commits' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { folderOnly: 'gc' });
+    const repo = await openRepo(argv);
     const r = await gc(repo, { dryRun: argv['dry-run'], reflogWindowMs: parseDuration(argv['reflog-expire'] ?? '30d') });
     out.result(r);
     const would = r.dryRun ? 'would be ' : '';

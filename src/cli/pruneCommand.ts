@@ -29,7 +29,7 @@ export const pruneCommand: CommandModule<object, Args<PruneArgs>> = {
       .option('gc', { type: 'boolean', default: true, describe: 'free the data now (--no-gc: only mark, free at the next ckpt gc)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { folderOnly: 'prune' });
+    const repo = await openRepo(argv);
     const r = await prune(
       repo,
       {
