@@ -54,18 +54,12 @@ export function output(argv: GlobalFlags & RunArgs): Output {
 
 export interface OpenRepoOptions {
   /**
-   * The command still reads and writes the store's folders itself (gc, prune, fsck, du, remotes):
-   * `--store` may name a folder, and a store elsewhere is refused, naming this command.
+   * The command works on a folder store's remotes (push, fetch, pull, remote): `--store` may name
+   * a folder, and a store elsewhere is refused, naming this command.
    */
   folderOnly?: string;
   /** Index and metadata reads of a store elsewhere skip the local cache (fsck checks what the store holds). */
   uncached?: boolean;
-  /**
-   * The command writes chunks that may deduplicate against stored ones (commit, merge, watch): on
-   * a store elsewhere it holds the store's shared lock for the whole run, named by this purpose,
-   * so a gc of that store waits for it.
-   */
-  writes?: string;
 }
 
 export function openRepo(argv: RunArgs, opts: OpenRepoOptions = {}): Promise<Repository> {

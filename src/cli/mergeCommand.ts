@@ -62,7 +62,7 @@ export const mergeCommand: CommandModule<object, MergeArgs> = {
       .option('format', { type: 'string', describe: 'write the result as safetensors whatever the input format' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { writes: 'merge' });
+    const repo = await openRepo(argv);
     const revs = argv.revs ?? [];
     const arithmetic = argv.method !== undefined || argv.window !== undefined;
     if (!arithmetic) {

@@ -43,9 +43,7 @@ export interface StoreRun {
 export interface StoreOpenOptions extends RepositoryOptions {
   /** Index and metadata reads go to the store itself, not the cache (fsck checks what the store holds). */
   uncached?: boolean;
-  /** Hold the store's shared lock for the run, with this purpose (a writer: gc of the store waits for it). */
-  writes?: string;
-  /** The command still reads a store's folders itself: a store elsewhere is refused, naming it. */
+  /** The command works on a folder store's remotes (push, fetch, pull, remote): a store elsewhere is refused, naming it. */
   folderOnly?: string;
 }
 
@@ -172,19 +170,11 @@ export async function openStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, o
   if (isFolderSpec(settings.url)) return Repository.withStore(cwd, await Store.open(await folderOf(settings.url, base), opts), opts);
   if (opts.folderOnly) {
     throw new UsageError(
-      `ckpt ${opts.folderOnly} does not run against a store elsewhere yet (${arg.from} ${arg.spec}): it still reads the store's folders directly; run it where the store is a folder`,
+      `ckpt ${opts.folderOnly} does not run against a store elsewhere (${arg.from} ${arg.spec}): it copies between a store in a folder and that store's remotes; run it where the store is a folder`,
     );
   }
   const { backend, scratch } = await openElsewhere(run, settings, cwd, opts.uncached ?? false);
-  const repo = await Repository.withStore(cwd, await Store.openBackend(backend, scratch, opts), opts);
-  if (opts.writes && backend.lockShared) {
-    // A local commit holds the shared lock of its store while it deduplicates against stored
-    // chunks and publishes; over a backend that lock is a lease or a lock object (lockShared),
-    // taken here for the whole run, since the commit itself still locks a folder (its scratch).
-    const lock = await backend.lockShared(opts.writes);
-    run.atEnd(() => lock.release());
-  }
-  return repo;
+  return Repository.withStore(cwd, await Store.openBackend(backend, scratch, opts), opts);
 }
 
 /** `ckpt --store URL init`: a new, empty store at `arg` (a folder is created; elsewhere, config and HEAD are written). */

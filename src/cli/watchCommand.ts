@@ -36,7 +36,7 @@ export const watchCommand: CommandModule<object, Args<WatchArgs>> = {
       .option('nice', { type: 'number', default: 10, describe: 'CPU priority, 0-19 (higher yields more to training; 19 can starve the watcher on a full machine)' }) as never,
   handler: async (argv) => {
     const out = output(argv);
-    const repo = await openRepo(argv, { writes: 'watch' });
+    const repo = await openRepo(argv);
     for (const [flag, v] of [['--interval', argv.interval], ['--settle', argv.settle]] as const) {
       if (!Number.isFinite(v) || v < 0) throw new UsageError(`${flag} needs a number of seconds, got ${v}`);
     }

@@ -119,6 +119,8 @@ export class Store {
   /** Retention marks: which commits had their data dropped. */
   readonly pruned: PrunedMarks;
   private chunkIndex: ChunkIndex | undefined;
+  /** The shared lock this Store holds, and how many of its callers hold it (lockShared). */
+  private shared: { lock: Promise<Lock>; holders: number } | undefined;
 
   private constructor(
     /** The `.ckpt` directory of a local store; for a store elsewhere, its local scratch folder. */
@@ -282,9 +284,42 @@ export class Store {
 
   // --- locks: the gc protocol (storeLocks.ts for a folder; the backend's own elsewhere) ---
 
-  /** The shared lock: commits, checkouts, fsck, fetch and push; gc waits for every holder. */
+  /**
+   * The shared lock: commits, checkouts, fsck, fetch and push; gc waits for every holder. Taken
+   * again while this Store already holds it (a command that locks, then calls an operation that
+   * locks too), it joins the lock held: a second shared lock would wait behind a gc that is itself
+   * waiting for the first, and neither would ever go on.
+   */
   lockShared(purpose: string, opts?: StoreLockOptions): Promise<Lock> {
-    return this.isLocal ? acquireShared(this.locksDir, purpose, opts) : this.backend.lockShared(purpose);
+    if (!this.shared) {
+      const acquiring = this.isLocal ? acquireShared(this.locksDir, purpose, opts) : this.backend.lockShared(purpose);
+      const held = { lock: acquiring, holders: 0 };
+      this.shared = held;
+      acquiring.catch(() => {
+        if (this.shared === held) this.shared = undefined;
+      });
+    }
+    const held = this.shared;
+    held.holders++;
+    return held.lock.then(
+      (lock) => {
+        let released = false;
+        return {
+          check: () => lock.check(),
+          release: async () => {
+            if (released) return;
+            released = true;
+            if (--held.holders > 0) return;
+            if (this.shared === held) this.shared = undefined;
+            await lock.release();
+          },
+        };
+      },
+      (e: unknown) => {
+        held.holders--;
+        throw e;
+      },
+    );
   }
 
   /** The exclusive lock of gc and prune, held once no shared holder remains. */

@@ -92,6 +92,7 @@ describe.skipIf(!motoAvailable())('four writers committing to one branch of an S
       over = true;
     }
     const sideRuns = (await side) ?? [];
+    console.log(`${name}: ${made.length} commits made, ${failures.length} refused with E_REF_CONFLICT, ${sideRuns.length} gc runs beside them`);
     return { url, env, admin, made, failures, sideRuns };
   }
 
