@@ -183,5 +183,5 @@ export async function initStoreRepo(run: StoreRun, arg: StoreArg, cwd: string, o
   const { settings, base } = await resolveSpec(arg.spec, cwd, run.io.env);
   if (isFolderSpec(settings.url)) return Repository.withStore(cwd, await Store.create(await folderOf(settings.url, base), config, opts), opts);
   const { backend, scratch } = await openElsewhere(run, settings, cwd, false);
-  return Repository.withStore(cwd, await Store.createOnBackend(backend, scratch, config, opts), opts);
+  return Repository.withStore(cwd, await Store.createOn(backend, scratch, config, opts), opts);
 }

@@ -176,18 +176,6 @@ export class Store {
     return store;
   }
 
-  /**
-   * Creates an empty store on a backend that holds none (`ckpt --store URL init`, a push to a new
-   * remote): its config and HEAD. `scratchDir` is a local folder for temporary files.
-   */
-  static async createOn(backend: Backend, scratchDir: string, config: StoreConfig = defaultConfig(), options: StoreOptions = {}): Promise<Store> {
-    if (await backend.readFile('config')) throw new CkptError('E_EXISTS', `a ckpt store already exists at ${backend.url}`, { url: backend.url });
-    const store = new Store(scratchDir, backend, config, options.clock ?? Date.now);
-    await store.refs.writeHead({ kind: 'branch', ref: 'refs/heads/main' });
-    await store.saveConfig();
-    return store;
-  }
-
   static async open(dir: string, options: StoreOptions = {}): Promise<Store> {
     const backend = new LocalBackend(dir);
     const config = await readConfig(backend, () => new CkptError('E_NOT_A_REPO', `no ckpt store at ${dir} (run \`ckpt init\`)`, { dir }));
@@ -205,13 +193,14 @@ export class Store {
   }
 
   /**
-   * Creates an empty store on a backend that holds none (`ckpt --store URL init`): HEAD, then
-   * config, through the backend, as `create` does in a folder.
+   * Creates a store on a backend that holds none (`ckpt --store URL init`): its config and HEAD.
+   * `scratchDir` is a local folder for temporary files. Refs or index files without a config are
+   * a damaged store, not an empty place to start one, and are refused, unless `adopt` says they
+   * are objects an older ckpt pushed there without a config (a push, openRemote).
    */
-  static async createOnBackend(backend: Backend, scratchDir: string, config: StoreConfig = defaultConfig(), options: StoreOptions = {}): Promise<Store> {
-    if (await backend.readFile!('config')) throw new CkptError('E_EXISTS', `a ckpt store already exists at ${backend.url}`, { url: backend.url });
-    // refs or index files without a config are a damaged store, not an empty place to start one
-    for (const prefix of ['refs/', 'objects/index/']) {
+  static async createOn(backend: Backend, scratchDir: string, config: StoreConfig = defaultConfig(), options: StoreOptions & { adopt?: boolean } = {}): Promise<Store> {
+    if (await backend.readFile('config')) throw new CkptError('E_EXISTS', `a ckpt store already exists at ${backend.url}`, { url: backend.url });
+    for (const prefix of options.adopt ? [] : ['refs/', 'objects/index/']) {
       if ((await backend.list(prefix)).length > 0) {
         throw new CkptError('E_EXISTS', `${backend.url} is not empty (it holds ${prefix} but no config); refusing to create a store over it`, { url: backend.url });
       }
@@ -234,7 +223,7 @@ export class Store {
     if (bytes) return Store.over(scratchDir, backend, parseConfigBytes(backend, bytes), options);
     if (options.create) {
       try {
-        return await Store.createOn(backend, scratchDir, options.create, options);
+        return await Store.createOn(backend, scratchDir, options.create, { ...options, adopt: true });
       } catch (e) {
         // another push created it meanwhile
         if ((e as CkptError).code === 'E_EXISTS') return Store.openBackend(backend, scratchDir, options);
