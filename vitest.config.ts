@@ -9,6 +9,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
  * end, so then these start first. A file missing from this list only loses that head start.
  */
 const SLOW_FILES = [
+  'test/e2e/manyWritersS3.test.ts',
   'test/e2e/crash.test.ts',
   'test/e2e/remoteKill.test.ts',
   'test/hostile/pushRacingGc.test.ts',
@@ -20,6 +21,9 @@ const SLOW_FILES = [
   'test/watch/trainLoops.test.ts',
   'test/hostile/hostileRemote.test.ts',
   'test/view/viewBrowser.test.ts',
+  'test/e2e/storeResume.test.ts',
+  'test/hostile/storeDamage.test.ts',
+  'test/e2e/anyStore.test.ts',
 ];
 
 class SlowFirstSequencer extends BaseSequencer {
