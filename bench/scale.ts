@@ -184,10 +184,13 @@ async function provenance(work: string): Promise<void> {
 export async function scaleSection(): Promise<void> {
   const work = await fs.mkdtemp(path.join(process.env.CKPT_BENCH_DIR ?? os.tmpdir(), 'ckpt-scale-'));
   say(`\nscale (${ROUNDS} interleaved rounds, medians; ratios to a peer in the same run):`);
+  // CKPT_SCALE_ONLY=restore (or a comma list of restore, startup, provenance) runs only those parts
+  const only = process.env.CKPT_SCALE_ONLY?.split(',');
+  const want = (part: string) => !only || only.includes(part);
   try {
-    await restore(work);
-    await startupAndHistory(work);
-    await provenance(work);
+    if (want('restore')) await restore(work);
+    if (want('startup')) await startupAndHistory(work);
+    if (want('provenance')) await provenance(work);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }

@@ -10,14 +10,53 @@
  * platform Node ships on uses; a big-endian host takes the byte loop.
  */
 
+import { simdJoin, simdMemory } from './planesSimd.js';
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Below this many bytes the copies in and out of WebAssembly memory cost more than they save. */
+const SIMD_MIN_BYTES = 4096;
+
+/**
+ * joinPlanes (and with a base, joinUndoZigzag) in WebAssembly SIMD for 2- and 4-byte elements:
+ * whole groups of 16 elements there, the few elements after them and the tail bytes here.
+ * Undefined when SIMD is not available or does not apply.
+ */
+function joinSimd(src: Uint8Array, planes: number, base?: Uint8Array): Uint8Array | undefined {
+  if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
+  const s = simdJoin();
+  if (!s) return undefined;
+  const len = src.length;
+  const n = Math.floor(len / planes);
+  const groups = n >>> 4;
+  const span = (len + 15) & ~15;
+  const mem = simdMemory(s, 3 * span);
+  mem.set(src, 0);
+  if (base) {
+    mem.set(base, span);
+    (planes === 4 ? s.join4z : s.join2z)(0, span, 2 * span, n, groups);
+  } else (planes === 4 ? s.join4 : s.join2)(0, 2 * span, n, groups);
+  const out = uninitialized(len);
+  const done = groups * 16;
+  out.set(mem.subarray(2 * span, 2 * span + done * planes));
+  const m = n - done;
+  if (m > 0) {
+    // the last elements: their plane bytes gathered into planes of their own, joined the slow way
+    const rest = new Uint8Array(m * planes);
+    for (let k = 0; k < planes; k++) rest.set(src.subarray(k * n + done, k * n + n), k * m);
+    const joined = transpose(rest, planes, false);
+    out.set(base ? elementDelta(joined, base.subarray(done * planes, n * planes), planes, false) : joined, done * planes);
+  }
+  for (let i = n * planes; i < len; i++) out[i] = base ? src[i] ^ base[i] : src[i];
+  return out;
+}
 
 export function splitPlanes(src: Uint8Array, planes: number): Uint8Array {
   return transpose(src, planes, true);
 }
 
 export function joinPlanes(src: Uint8Array, planes: number): Uint8Array {
-  return transpose(src, planes, false);
+  return joinSimd(src, planes) ?? transpose(src, planes, false);
 }
 
 function transpose(src: Uint8Array, planes: number, split: boolean): Uint8Array {
@@ -173,6 +212,66 @@ export function zigzagDelta(cur: Uint8Array, base: Uint8Array, width: number): U
 /** Inverse of zigzagDelta: the chunk back from its delta and the same base. */
 export function undoZigzagDelta(delta: Uint8Array, base: Uint8Array, width: number): Uint8Array {
   return elementDelta(delta, base, width, false);
+}
+
+/**
+ * joinPlanes then undoZigzagDelta in one pass, for what a zigzag chunk decodes through: the
+ * element is rebuilt from its plane bytes and its base added back without the joined delta ever
+ * being written out. Same result as the two calls (test/store/bytePlanes.test.ts).
+ */
+export function joinUndoZigzag(src: Uint8Array, base: Uint8Array, width: number): Uint8Array {
+  if (width !== 2 && width !== 4 && width !== 8) throw new RangeError(`bad element width ${width}`);
+  if (base.length !== src.length) throw new RangeError(`base of ${base.length} bytes for ${src.length}`);
+  const fast = joinSimd(src, width, base);
+  if (fast) return fast;
+  const n = Math.floor(src.length / width);
+  const body = n * width;
+  const aligned = (b: Uint8Array) => b.byteOffset % 4 === 0;
+  if (!LITTLE_ENDIAN || n % 4 !== 0 || width === 8 || !aligned(src) || !aligned(base)) {
+    return undoZigzagDelta(joinPlanes(src, width), base, width);
+  }
+  const out = uninitialized(src.length);
+  const groups = n >>> 2;
+  const inW = new Uint32Array(src.buffer, src.byteOffset, body >>> 2);
+  const bW = new Uint32Array(base.buffer, base.byteOffset, body >>> 2);
+  const outW = new Uint32Array(out.buffer, 0, body >>> 2);
+  if (width === 4) {
+    for (let g = 0, e = 0; g < groups; g++, e += 4) {
+      const a = inW[g];
+      const b = inW[groups + g];
+      const c = inW[2 * groups + g];
+      const d = inW[3 * groups + g];
+      const z0 = (a & 0xff) | ((b & 0xff) << 8) | ((c & 0xff) << 16) | (d << 24);
+      const z1 = ((a >>> 8) & 0xff) | (b & 0xff00) | ((c & 0xff00) << 8) | ((d & 0xff00) << 16);
+      const z2 = ((a >>> 16) & 0xff) | ((b >>> 8) & 0xff00) | (c & 0xff0000) | ((d & 0xff0000) << 8);
+      const z3 = (a >>> 24) | ((b >>> 16) & 0xff00) | ((c >>> 8) & 0xff0000) | (d & 0xff000000);
+      // a Uint32Array store wraps the sum modulo 2^32, as the element arithmetic wants
+      outW[e] = ((z0 >>> 1) ^ -(z0 & 1)) + bW[e];
+      outW[e + 1] = ((z1 >>> 1) ^ -(z1 & 1)) + bW[e + 1];
+      outW[e + 2] = ((z2 >>> 1) ^ -(z2 & 1)) + bW[e + 2];
+      outW[e + 3] = ((z3 >>> 1) ^ -(z3 & 1)) + bW[e + 3];
+    }
+  } else {
+    // two 2-byte elements per word: plane words p0, p1 hold the low and high bytes of 4 elements
+    for (let g = 0, e = 0; g < groups; g++, e += 2) {
+      const p0 = inW[g];
+      const p1 = inW[groups + g];
+      const z0 = (p0 & 0xff) | ((p1 & 0xff) << 8);
+      const z1 = ((p0 >>> 8) & 0xff) | (p1 & 0xff00);
+      const z2 = ((p0 >>> 16) & 0xff) | ((p1 >>> 8) & 0xff00);
+      const z3 = (p0 >>> 24) | ((p1 >>> 16) & 0xff00);
+      const b0 = bW[e];
+      const b1 = bW[e + 1];
+      const v0 = (((z0 >>> 1) ^ -(z0 & 1)) + b0) & 0xffff;
+      const v1 = (((z1 >>> 1) ^ -(z1 & 1)) + (b0 >>> 16)) & 0xffff;
+      const v2 = (((z2 >>> 1) ^ -(z2 & 1)) + b1) & 0xffff;
+      const v3 = (((z3 >>> 1) ^ -(z3 & 1)) + (b1 >>> 16)) & 0xffff;
+      outW[e] = v0 | (v1 << 16);
+      outW[e + 1] = v2 | (v3 << 16);
+    }
+  }
+  for (let i = body; i < src.length; i++) out[i] = src[i] ^ base[i];
+  return out;
 }
 
 function elementDelta(src: Uint8Array, base: Uint8Array, width: number, forward: boolean): Uint8Array {

@@ -18,7 +18,7 @@
 import { createRequire } from 'node:module';
 import { CkptError } from '../core/errors.js';
 import { planesOf } from '../core/dtypes.js';
-import { joinPlanes, splitPlanes, undoZigzagDelta, xorInto, zigzagDelta } from './bytePlanes.js';
+import { joinPlanes, joinUndoZigzag, splitPlanes, xorInto, zigzagDelta } from './bytePlanes.js';
 
 export const CODEC_NONE = 0;
 export const CODEC_ZSTD = 1;
@@ -171,9 +171,9 @@ export async function decodeChunk(
     throw new ChunkDecodeError(`decompressed to ${out.length} bytes, record says ${rawLength}`, { codec, rawLength });
   }
   if (codec === CODEC_ZSTD) return out;
+  if (codec === CODEC_ZIGZAG) return joinUndoZigzag(out, base as Uint8Array, planes);
   out = joinPlanes(out, planes);
-  if (codec === CODEC_DELTA) return xorInto(out, out, base as Uint8Array);
-  return codec === CODEC_ZIGZAG ? undoZigzagDelta(out, base as Uint8Array, planes) : out;
+  return codec === CODEC_DELTA ? xorInto(out, out, base as Uint8Array) : out;
 }
 
 const ELEMENT_WIDTHS = new Set([2, 4, 8]);
