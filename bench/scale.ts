@@ -2,9 +2,12 @@
  * The scale section of `npm run bench` (also `node dist/bench/scale.js` alone): what users wait
  * on, each as a ratio to its peer measured in the same run, interleaved, medians of ROUNDS.
  *
- * - restore: checkout of HEAD and HEAD~12 of a model with 24 commits where 4 of 16 tensors change
- *   per step, start-up taken off (checkout time less `ckpt --version` time), against `dd bs=16M`
- *   of the same file; before and after `ckpt gc` lays the chains out newest-first.
+ * - restore: checkout, start-up taken off (checkout time less `ckpt --version` time), against
+ *   `dd bs=16M` of the same file, as committed and after `ckpt gc` lays the chains out
+ *   newest-first: HEAD and HEAD~12 of a model with 24 commits where 4 of 16 tensors change per
+ *   step; HEAD and HEAD~100 of a 64 MiB model after 200 commits; the newest and oldest
+ *   checkpoint of the real pretraining run of bench/storage.ts (CKPT_SCALE_RUN=folder of its .pt
+ *   files, else made by train_run.py). CKPT_SCALE_RESTORE=24,200,real picks among them.
  * - start-up: `ckpt --version`, `log`, `status`, `show` against `node -e 0`.
  * - history: `log`, `status`, `du` and a commit at 1,000 commits against the same at 10.
  * - provenance: a commit inside a Git work tree of many committed files against
@@ -67,36 +70,83 @@ function model(mb: number) {
   };
 }
 
-async function restore(work: string): Promise<void> {
-  const mb = Number(process.env.CKPT_SCALE_MB ?? 64);
-  const dir = path.join(work, 'restore');
-  await fs.mkdir(dir, { recursive: true });
-  const repo = await Repository.init(dir);
-  const m = model(mb);
-  const file = path.join(dir, 'model.safetensors');
-  for (let s = 0; s < 24; s++) {
-    if (s > 0) m.step(s);
-    await fs.writeFile(file, m.bytes());
-    await commitFiles(repo, [file], { message: `step ${s}`, meta: { step: s } });
-  }
-  const out = path.join(work, 'restore-out.bin');
+/**
+ * Checkout of two commits of the store in `dir` against dd of `file`, start-up taken off, as
+ * committed and after `ckpt gc`, interleaved.
+ */
+async function restoreCase(title: string, dir: string, file: string, revs: [string, string][]): Promise<void> {
+  const out = path.join(path.dirname(dir), 'restore-out.bin');
   const measure = () =>
     interleaved({
       dd: () => seconds('dd', [`if=${file}`, `of=${out}`, 'bs=16M', 'status=none'], dir),
       version: () => ckpt(dir, '--version'),
-      head: () => ckpt(dir, 'checkout', '-q', 'HEAD', '-o', out),
-      old: () => ckpt(dir, 'checkout', '-q', 'HEAD~12', '-o', out),
+      ...Object.fromEntries(revs.map(([label, rev]) => [label, () => ckpt(dir, 'checkout', '-q', rev, '-o', out)])),
     });
   const ratio = (t: Record<string, number>, k: string) => x(t.dd / Math.max(1e-3, t[k] - t.version));
   const before = await measure();
   ckpt(dir, 'gc', '-q');
   const after = await measure();
-  say(`restore, ${mb} MiB model, 24 commits, 4 of 16 tensors changing per step (load ${load()}):`);
+  say(`restore, ${title} (load ${load()}):`);
   say(`  dd bs=16M ${before.dd.toFixed(2)} s; ckpt --version ${before.version.toFixed(2)} s`);
-  say(`  checkout HEAD vs dd, start-up off        as committed ${ratio(before, 'head')}   after gc ${ratio(after, 'head')}  (target >= 0.7)`);
-  say(`  checkout HEAD~12 vs dd, start-up off     as committed ${ratio(before, 'old')}   after gc ${ratio(after, 'old')}  (target >= 0.7)`);
-  await fs.rm(dir, { recursive: true, force: true });
+  for (const [label] of revs) {
+    say(`  checkout ${label.padEnd(9)} vs dd, start-up off   as committed ${ratio(before, label)}   after gc ${ratio(after, label)}  (target >= 0.7)`);
+  }
   await fs.rm(out, { force: true });
+}
+
+/** The synthetic model committed `commits` times. */
+async function syntheticRestore(work: string, mb: number, commits: number, old: number): Promise<void> {
+  const dir = path.join(work, `restore${mb}x${commits}`);
+  await fs.mkdir(dir, { recursive: true });
+  const repo = await Repository.init(dir);
+  const m = model(mb);
+  const file = path.join(dir, 'model.safetensors');
+  for (let s = 0; s < commits; s++) {
+    if (s > 0) m.step(s);
+    await fs.writeFile(file, m.bytes());
+    await commitFiles(repo, [file], { message: `step ${s}`, meta: { step: s } });
+  }
+  await restoreCase(`${mb} MiB model, ${commits} commits, 4 of 16 tensors changing per step`, dir, file, [
+    ['HEAD', 'HEAD'],
+    [`HEAD~${old}`, `HEAD~${old}`],
+  ]);
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * The real pretraining run of bench/storage.ts (fp32 + AdamW, 10 checkpoints): its .pt files from
+ * CKPT_SCALE_RUN, or made here by fixtures/torch_runs/train_run.py with /usr/bin/python3.
+ */
+async function pretrainRestore(work: string): Promise<void> {
+  let runDir = process.env.CKPT_SCALE_RUN;
+  if (!runDir) {
+    runDir = path.join(work, 'pretrain-run');
+    const train = path.resolve(path.dirname(ckptBin), '..', 'fixtures', 'torch_runs', 'train_run.py');
+    const args = [train, '--out', runDir, '--mode', 'pretrain', '--dtype', 'float32', '--steps', '100', '--every', '10', '--seed', '0'];
+    const r = spawnSync('/usr/bin/python3', args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    if (r.status !== 0) {
+      say(`restore, real pretraining run: skipped (train_run.py failed: ${r.stderr.trim().split('\n').pop()})`);
+      return;
+    }
+  }
+  const files = (await fs.readdir(runDir)).filter((f) => f.endsWith('.pt')).sort().map((f) => path.join(runDir, f));
+  const dir = path.join(work, 'restore-pretrain');
+  await fs.mkdir(dir, { recursive: true });
+  const repo = await Repository.init(dir);
+  for (const [i, f] of files.entries()) await commitFiles(repo, [f], { message: `checkpoint ${i}`, meta: { step: i } });
+  await restoreCase(`real pretraining run (fp32 + AdamW), ${files.length} checkpoints of ${((await fs.stat(files[0])).size / 2 ** 20).toFixed(1)} MiB`, dir, files[files.length - 1], [
+    ['newest', 'HEAD'],
+    ['oldest', `HEAD~${files.length - 1}`],
+  ]);
+  await fs.rm(dir, { recursive: true, force: true });
+}
+
+/** CKPT_SCALE_RESTORE picks the cases (default `24,200,real`). */
+async function restore(work: string): Promise<void> {
+  const cases = (process.env.CKPT_SCALE_RESTORE ?? '24,200,real').split(',');
+  if (cases.includes('24')) await syntheticRestore(work, Number(process.env.CKPT_SCALE_MB ?? 64), 24, 12);
+  if (cases.includes('200')) await syntheticRestore(work, 64, 200, 100);
+  if (cases.includes('real')) await pretrainRestore(work);
 }
 
 /** A store with `n` commits of a small checkpoint whose one tensor changes each step. */
