@@ -164,4 +164,23 @@ export class ChunkIndex {
     idx.preferDecodableCopies();
     return idx;
   }
+
+  /**
+   * The index of these index files' bytes, verified already (read through a backend, or from the
+   * index cache, indexCache.ts), in id order; `where` names a file for a message.
+   */
+  static fromFiles(files: Iterable<{ id: ObjectId; bytes: Uint8Array }>, where: (id: ObjectId) => string): ChunkIndex {
+    const idx = new ChunkIndex();
+    for (const { id, bytes } of files) {
+      let file;
+      try {
+        file = decodeIndexFile(bytes, '');
+      } catch {
+        file = decodeIndexFile(bytes, where(id)); // the same failure, with the file named
+      }
+      idx.addPack(file.pack, id, file.packSize, file.records);
+    }
+    idx.preferDecodableCopies();
+    return idx;
+  }
 }

@@ -5,7 +5,7 @@
  * this is the one place (with the backend drivers) that knows the store's layout. A local folder
  * adds only its layout check, its scratch folder tmp/ beside the packs, and per-machine files.
  */
-import { promises as fs, type Stats } from 'node:fs';
+import { promises as fs, type Dirent, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
@@ -17,6 +17,7 @@ import { LocalBackend } from '../backend/localBackend.js';
 import { indexKey, isSafeRefName, logKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import { acquireExclusive, acquireShared, type StoreLockOptions } from '../backend/storeLocks.js';
 import { ChunkIndex } from './chunkIndex.js';
+import { readIndexCache, writeIndexCache } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
 import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
@@ -256,8 +257,46 @@ export class Store {
   }
 
   async index(): Promise<ChunkIndex> {
-    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.backend);
+    if (!this.chunkIndex) this.chunkIndex = this.isLocal ? await this.loadLocalIndex() : await ChunkIndex.load(this.backend);
     return this.chunkIndex;
+  }
+
+  /**
+   * A local store's index: the index files listed in objects/index/, each from the index cache
+   * (indexCache.ts) when it has it, else read and verified; the cache is rewritten when it lacked
+   * a file or held one no longer listed.
+   */
+  private async loadLocalIndex(): Promise<ChunkIndex> {
+    let ents: Dirent[];
+    try {
+      ents = await fs.readdir(this.indexDir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      ents = [];
+    }
+    // what the backend would list: regular files named like index files
+    const ids = ents.flatMap((e) => (e.isFile() ? (INDEX_NAME.exec(e.name)?.[1] ?? []) : [])).sort();
+    const cacheFile = path.join(this.dir, 'index-cache');
+    const cached = readIndexCache(cacheFile);
+    const files: Array<[ObjectId, Uint8Array]> = [];
+    let stale = cached.size !== ids.length;
+    for (const id of ids) {
+      let bytes = cached.get(id);
+      if (!bytes) {
+        stale = true;
+        bytes = await this.backend.get(indexKey(id)).catch((e: unknown) => {
+          if (e instanceof NotFoundError) return undefined; // removed by a gc since the listing
+          throw e;
+        });
+      }
+      if (bytes) files.push([id, bytes]);
+    }
+    const index = ChunkIndex.fromFiles(
+      files.map(([id, bytes]) => ({ id, bytes })),
+      (id) => whereIs(this.backend, indexKey(id)),
+    );
+    if (stale) await writeIndexCache(cacheFile, this.tmpDir, files);
+    return index;
   }
 
   /** Drops the cached index so packs written by other processes become visible. */
