@@ -19,8 +19,20 @@ interface Backend {
 
 const require = createRequire(import.meta.url);
 
+/** The package, or on Linux its glibc build directly (the package's loader first probes for musl). */
+function loadNative(): typeof import('@napi-rs/blake-hash') {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require(`@napi-rs/blake-hash-linux-${process.arch}-gnu`) as typeof import('@napi-rs/blake-hash');
+    } catch {
+      // musl, or not installed beside us: the package's loader decides
+    }
+  }
+  return require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+}
+
 function nativeBackend(): Backend {
-  const mod = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+  const mod = loadNative();
   const H = mod.Blake3Hasher;
   const wrap = (h: InstanceType<typeof H>): Hasher => {
     const w: Hasher = {

@@ -165,21 +165,10 @@ export class ChunkIndex {
     return idx;
   }
 
-  /**
-   * The index of these index files' bytes, verified already (read through a backend, or from the
-   * index cache, indexCache.ts), in id order; `where` names a file for a message.
-   */
-  static fromFiles(files: Iterable<{ id: ObjectId; bytes: Uint8Array }>, where: (id: ObjectId) => string): ChunkIndex {
+  /** The index of these index files (read and verified already), in id order. */
+  static fromFiles(files: Iterable<{ id: ObjectId; pack: ObjectId; packSize: number; records: ChunkRecord[] }>): ChunkIndex {
     const idx = new ChunkIndex();
-    for (const { id, bytes } of files) {
-      let file;
-      try {
-        file = decodeIndexFile(bytes, '');
-      } catch {
-        file = decodeIndexFile(bytes, where(id)); // the same failure, with the file named
-      }
-      idx.addPack(file.pack, id, file.packSize, file.records);
-    }
+    for (const f of files) idx.addPack(f.pack, f.id, f.packSize, f.records);
     idx.preferDecodableCopies();
     return idx;
   }

@@ -1,64 +1,120 @@
 /**
- * `index-cache`: every index file of a local store in one file, so that loading the chunk index
- * reads one file instead of one per pack (a store not yet gc'd has one per commit). A cache only:
- * entries are keyed by index file id (the hash of the file's bytes, so an entry never goes stale),
- * the files listed in objects/index/ are what counts, a file the cache lacks is read and verified
- * as before, and a cache that is missing, damaged or of another version is ignored and rewritten.
+ * `index-cache`: the records of every index file of a local store, in one file (cacheFile.ts), so
+ * loading the chunk index reads one file instead of one per pack (a store not yet gc'd has one
+ * per commit), and decodes fixed-width binary instead of msgpack. A cache only: entries are keyed
+ * by index file id (the hash of the file's bytes, so an entry never goes stale), the files listed
+ * in objects/index/ are what counts, and a file the cache lacks is read and verified as before.
  *
- *   "CKIC"  u32 version (1)  32-byte BLAKE3 of the body  body
- *   body:   canonical msgpack [[index file id, index file bytes], ...] in id order
+ * Payload: entries back to back, each
+ *   32 B index file id, 32 B pack id, f64 pack size, u32 record count, then per record:
+ *   32 B chunk id, f64 offset, f64 stored, f64 raw, u32 codec, u32 planes, u8 has base, [32 B base]
  */
-import { promises as fs, readFileSync } from 'node:fs';
-import * as path from 'node:path';
-import { blake3Hex } from '../core/blake3.js';
-import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import type { ObjectId } from '../core/objectId.js';
-import { tmpName } from '../backend/atomicFile.js';
+import type { ChunkRecord } from './packFormat.js';
+import { appendCacheSegment, readCacheFile, rewriteCacheFile } from './cacheFile.js';
 
-const MAGIC = Buffer.from('CKIC');
-const VERSION = 1;
-const HEAD = 8 + 32;
+const MAGIC = 'CKIC';
+const VERSION = 2;
 
-/** The cached index files by id; empty when the cache is missing or not intact. */
-export function readIndexCache(file: string): Map<ObjectId, Uint8Array> {
-  const out = new Map<ObjectId, Uint8Array>();
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch {
-    return out;
+export interface CachedIndexFile {
+  id: ObjectId;
+  pack: ObjectId;
+  packSize: number;
+  records: ChunkRecord[];
+}
+
+function encode(files: CachedIndexFile[]): Buffer {
+  let size = 0;
+  for (const f of files) {
+    size += 32 + 32 + 8 + 4;
+    for (const r of f.records) size += 32 + 24 + 8 + 1 + (r.base ? 32 : 0);
   }
-  if (bytes.length < HEAD || !bytes.subarray(0, 4).equals(MAGIC) || bytes.readUInt32LE(4) !== VERSION) return out;
-  const body = bytes.subarray(HEAD);
-  if (blake3Hex(body) !== bytes.subarray(8, HEAD).toString('hex')) return out;
-  try {
-    const entries = decodeCanonical<unknown>(body);
-    if (!Array.isArray(entries)) return out;
-    for (const e of entries) {
-      if (Array.isArray(e) && typeof e[0] === 'string' && e[1] instanceof Uint8Array) out.set(e[0], e[1]);
+  const b = Buffer.alloc(size);
+  let at = 0;
+  const id = (hex: string) => (at += b.write(hex, at, 32, 'hex'));
+  for (const f of files) {
+    id(f.id);
+    id(f.pack);
+    at = b.writeDoubleLE(f.packSize, at);
+    at = b.writeUInt32LE(f.records.length, at);
+    for (const r of f.records) {
+      id(r.id);
+      at = b.writeDoubleLE(r.offset, at);
+      at = b.writeDoubleLE(r.stored, at);
+      at = b.writeDoubleLE(r.raw, at);
+      at = b.writeUInt32LE(r.codec, at);
+      at = b.writeUInt32LE(r.planes, at);
+      at = b.writeUInt8(r.base ? 1 : 0, at);
+      if (r.base) id(r.base);
     }
-  } catch {
-    out.clear();
   }
-  return out;
+  return b;
+}
+
+function decode(b: Buffer, out: Map<ObjectId, CachedIndexFile>): void {
+  let at = 0;
+  const id = () => b.toString('hex', at, (at += 32));
+  while (at < b.length) {
+    const f: CachedIndexFile = { id: id(), pack: id(), packSize: b.readDoubleLE(at), records: [] };
+    const n = b.readUInt32LE(at + 8);
+    at += 12;
+    for (let i = 0; i < n; i++) {
+      const r: ChunkRecord = { id: id(), offset: b.readDoubleLE(at), stored: b.readDoubleLE(at + 8), raw: b.readDoubleLE(at + 16), codec: b.readUInt32LE(at + 24), planes: b.readUInt32LE(at + 28) };
+      const hasBase = b.readUInt8(at + 32);
+      at += 33;
+      if (hasBase) r.base = id();
+      f.records.push(r);
+    }
+    out.set(f.id, f);
+  }
+}
+
+const HEX_ID = /^[0-9a-f]{64}$/;
+const U32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+
+function cacheable(f: CachedIndexFile): boolean {
+  return (
+    HEX_ID.test(f.id) &&
+    HEX_ID.test(f.pack) &&
+    typeof f.packSize === 'number' &&
+    f.records.every(
+      (r) =>
+        HEX_ID.test(r.id) &&
+        [r.offset, r.stored, r.raw].every((n) => typeof n === 'number') &&
+        U32(r.codec) &&
+        U32(r.planes) &&
+        (r.base === undefined || HEX_ID.test(r.base)),
+    )
+  );
+}
+
+export interface IndexCache {
+  files: Map<ObjectId, CachedIndexFile>;
+  intact: boolean;
+}
+
+/** The cached index files by id (empty when the cache is missing or of another version). */
+export function readIndexCache(file: string): IndexCache {
+  const c = readCacheFile(file, MAGIC, VERSION);
+  const files = new Map<ObjectId, CachedIndexFile>();
+  try {
+    for (const p of c.payloads) decode(p, files);
+  } catch {
+    return { files: new Map(), intact: false };
+  }
+  return { files, intact: c.intact };
 }
 
 /**
- * Replaces the cache with `files`, through a temporary file in `tmpDir` renamed into place (not
- * synced: a cache torn by a crash fails its hash and is rebuilt). Failures are ignored: a store
- * that cannot take the cache (read-only) only loses the speed.
+ * Brings the cache up to date with `listed` (every index file there is, in order) after a load
+ * that read `added` itself: appends those, or rewrites the cache when it was not intact or holds
+ * many files no longer listed (removed by gc).
  */
-export async function writeIndexCache(file: string, tmpDir: string, files: Array<[ObjectId, Uint8Array]>): Promise<void> {
-  const body = encodeCanonical([...files].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  const head = Buffer.alloc(HEAD);
-  MAGIC.copy(head, 0);
-  head.writeUInt32LE(VERSION, 4);
-  Buffer.from(blake3Hex(body), 'hex').copy(head, 8);
-  const tmp = tmpName(tmpDir, path.basename(file));
-  try {
-    await fs.writeFile(tmp, Buffer.concat([head, body]), { flag: 'wx' });
-    await fs.rename(tmp, file);
-  } catch {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-  }
+export async function updateIndexCache(file: string, tmpDir: string, cache: IndexCache, listed: CachedIndexFile[], added: CachedIndexFile[]): Promise<void> {
+  // a file this layout cannot hold exactly (damage that still decodes) is simply read each time
+  listed = listed.filter(cacheable);
+  added = added.filter(cacheable);
+  const gone = cache.files.size + added.length - listed.length;
+  if (!cache.intact || gone > listed.length / 2 + 16) await rewriteCacheFile(file, MAGIC, VERSION, tmpDir, encode(listed));
+  else if (added.length) await appendCacheSegment(file, encode(added));
 }

@@ -6,13 +6,17 @@
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import type { MetaObject } from '../core/objects.js';
+import type { Commit, MetaObject } from '../core/objects.js';
+import type { CommitCache } from './commitCache.js';
 import { whereIs, type Backend } from '../backend/backend.js';
 import { META_KINDS, metaKey } from '../backend/objectKeys.js';
 
 const META_PREFIX = 'objects/meta/';
 
 export class MetaStore {
+  /** A local store's cache of commits for history display (commitCache.ts). */
+  commitCache: CommitCache | undefined;
+
   constructor(private readonly backend: Backend) {}
 
   /** Where the object lives, for messages: the backend's URL and its key. */
@@ -53,7 +57,28 @@ export class MetaStore {
 
   /** The object, verified (by getRaw), and of the type asked for. */
   async get<T extends MetaObject>(id: ObjectId, type: T['type']): Promise<T> {
+    return this.decode<T>(id, type, await this.getRaw(id));
+  }
+
+  /**
+   * A commit for showing history (log): from the commit cache when it holds it, else as get()
+   * reads it, and then cached. Not for fsck, gc or anything that must see the object files.
+   */
+  async getCommitForHistory(id: ObjectId): Promise<Commit> {
+    const cached = this.commitCache?.get(id);
+    if (cached) return this.decode<Commit>(id, 'commit', cached);
     const bytes = await this.getRaw(id);
+    const commit = this.decode<Commit>(id, 'commit', bytes);
+    this.commitCache?.add(id, bytes);
+    return commit;
+  }
+
+  /** Writes what the commit cache learnt (history display calls this when done). */
+  async flushCommitCache(): Promise<void> {
+    await this.commitCache?.flush();
+  }
+
+  private decode<T extends MetaObject>(id: ObjectId, type: T['type'], bytes: Uint8Array): T {
     let obj: T | undefined;
     try {
       obj = decodeCanonical<T>(bytes);

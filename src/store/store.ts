@@ -16,9 +16,10 @@ import { withLock, type Lock } from '../backend/lockFile.js';
 import { LocalBackend } from '../backend/localBackend.js';
 import { indexKey, isSafeRefName, logKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import { acquireExclusive, acquireShared, type StoreLockOptions } from '../backend/storeLocks.js';
-import { ChunkIndex } from './chunkIndex.js';
-import { readIndexCache, writeIndexCache } from './indexCache.js';
+import { ChunkIndex, decodeIndexFile } from './chunkIndex.js';
+import { readIndexCache, updateIndexCache, type CachedIndexFile } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
+import { CommitCache } from './commitCache.js';
 import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
 import { PrunedMarks } from './prunedMarks.js';
@@ -131,6 +132,7 @@ export class Store {
     this.meta = new MetaStore(backend);
     this.refs = new RefStore(backend, clock);
     this.pruned = new PrunedMarks(backend);
+    if (this.isLocal) this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'), this.tmpDir);
   }
 
   /** True when the store is a folder on this machine (its backend is the local folder's). */
@@ -277,25 +279,25 @@ export class Store {
     // what the backend would list: regular files named like index files
     const ids = ents.flatMap((e) => (e.isFile() ? (INDEX_NAME.exec(e.name)?.[1] ?? []) : [])).sort();
     const cacheFile = path.join(this.dir, 'index-cache');
-    const cached = readIndexCache(cacheFile);
-    const files: Array<[ObjectId, Uint8Array]> = [];
-    let stale = cached.size !== ids.length;
+    const cache = readIndexCache(cacheFile);
+    const listed: CachedIndexFile[] = [];
+    const added: CachedIndexFile[] = [];
     for (const id of ids) {
-      let bytes = cached.get(id);
-      if (!bytes) {
-        stale = true;
-        bytes = await this.backend.get(indexKey(id)).catch((e: unknown) => {
+      let f = cache.files.get(id);
+      if (!f) {
+        const key = indexKey(id);
+        const bytes = await this.backend.get(key).catch((e: unknown) => {
           if (e instanceof NotFoundError) return undefined; // removed by a gc since the listing
           throw e;
         });
+        if (!bytes) continue;
+        f = { id, ...decodeIndexFile(bytes, whereIs(this.backend, key)) };
+        added.push(f);
       }
-      if (bytes) files.push([id, bytes]);
+      listed.push(f);
     }
-    const index = ChunkIndex.fromFiles(
-      files.map(([id, bytes]) => ({ id, bytes })),
-      (id) => whereIs(this.backend, indexKey(id)),
-    );
-    if (stale) await writeIndexCache(cacheFile, this.tmpDir, files);
+    const index = ChunkIndex.fromFiles(listed);
+    await updateIndexCache(cacheFile, this.tmpDir, cache, listed, added);
     return index;
   }
 
