@@ -33,6 +33,5 @@ export async function log(repo: Repository, rev = 'HEAD', limit = Infinity): Pro
     if (out.length >= limit) break;
     out.push({ id, commit, refs: names.get(id) ?? [] });
   }
-  await repo.store.meta.flushCommitCache();
   return out;
 }

@@ -66,6 +66,20 @@ export async function appendCacheSegment(file: string, payload: Buffer): Promise
 }
 
 /**
+ * Adds a segment at the end of a cache file, creating the file (its header) when there is none.
+ * A segment after a damaged one is never read (nor harmful). Failures are ignored.
+ */
+export async function appendCacheFile(file: string, magic: string, version: number, payload: Buffer): Promise<void> {
+  try {
+    await fs.writeFile(file, Buffer.concat([header(magic, version), segment(payload)]), { flag: 'wx' });
+    return;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') return;
+  }
+  await appendCacheSegment(file, payload);
+}
+
+/**
  * Replaces the cache with one segment, through a temporary file in `tmpDir` renamed into place
  * (not synced: a cache torn by a crash fails its hash). Failures only cost speed and are ignored.
  */

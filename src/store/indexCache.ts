@@ -106,15 +106,22 @@ export function readIndexCache(file: string): IndexCache {
 }
 
 /**
- * Brings the cache up to date with `listed` (every index file there is, in order) after a load
- * that read `added` itself: appends those, or rewrites the cache when it was not intact or holds
- * many files no longer listed (removed by gc).
+ * Brings the cache (as read into `cache`, which is updated to match) up to date with `listed`
+ * (every index file there is, in order) after this process read or wrote `added` itself: appends
+ * those, or rewrites the cache when it was not intact or holds many files no longer listed
+ * (removed by gc). Called by a process that writes a pack: a read never writes the store.
  */
 export async function updateIndexCache(file: string, tmpDir: string, cache: IndexCache, listed: CachedIndexFile[], added: CachedIndexFile[]): Promise<void> {
   // a file this layout cannot hold exactly (damage that still decodes) is simply read each time
-  listed = listed.filter(cacheable);
-  added = added.filter(cacheable);
-  const gone = cache.files.size + added.length - listed.length;
-  if (!cache.intact || gone > listed.length / 2 + 16) await rewriteCacheFile(file, MAGIC, VERSION, tmpDir, encode(listed));
-  else if (added.length) await appendCacheSegment(file, encode(added));
+  const keep = listed.filter(cacheable);
+  const fresh = added.filter(cacheable);
+  const gone = cache.files.size + fresh.length - keep.length;
+  if (!cache.intact || gone > keep.length / 2 + 16) {
+    await rewriteCacheFile(file, MAGIC, VERSION, tmpDir, encode(keep));
+    cache.files = new Map(keep.map((f) => [f.id, f]));
+    cache.intact = true;
+  } else if (fresh.length) {
+    await appendCacheSegment(file, encode(fresh));
+    for (const f of fresh) cache.files.set(f.id, f);
+  }
 }

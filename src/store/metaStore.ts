@@ -32,6 +32,7 @@ export class MetaStore {
   async put(obj: MetaObject): Promise<ObjectId> {
     const { id, bytes } = MetaStore.encode(obj);
     await this.putRaw(id, bytes);
+    if (obj.type === 'commit') await this.commitCache?.append(id, bytes);
     return id;
   }
 
@@ -62,20 +63,11 @@ export class MetaStore {
 
   /**
    * A commit for showing history (log): from the commit cache when it holds it, else as get()
-   * reads it, and then cached. Not for fsck, gc or anything that must see the object files.
+   * reads it. Not for fsck, gc or anything that must see the object files themselves.
    */
   async getCommitForHistory(id: ObjectId): Promise<Commit> {
     const cached = this.commitCache?.get(id);
-    if (cached) return this.decode<Commit>(id, 'commit', cached);
-    const bytes = await this.getRaw(id);
-    const commit = this.decode<Commit>(id, 'commit', bytes);
-    this.commitCache?.add(id, bytes);
-    return commit;
-  }
-
-  /** Writes what the commit cache learnt (history display calls this when done). */
-  async flushCommitCache(): Promise<void> {
-    await this.commitCache?.flush();
+    return cached ? this.decode<Commit>(id, 'commit', cached) : this.get<Commit>(id, 'commit');
   }
 
   private decode<T extends MetaObject>(id: ObjectId, type: T['type'], bytes: Uint8Array): T {

@@ -17,7 +17,7 @@ import { LocalBackend } from '../backend/localBackend.js';
 import { indexKey, isSafeRefName, logKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import { acquireExclusive, acquireShared, type StoreLockOptions } from '../backend/storeLocks.js';
 import { ChunkIndex, decodeIndexFile } from './chunkIndex.js';
-import { readIndexCache, updateIndexCache, type CachedIndexFile } from './indexCache.js';
+import { readIndexCache, updateIndexCache, type CachedIndexFile, type IndexCache } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
 import { CommitCache } from './commitCache.js';
 import { MetaStore } from './metaStore.js';
@@ -132,7 +132,7 @@ export class Store {
     this.meta = new MetaStore(backend);
     this.refs = new RefStore(backend, clock);
     this.pruned = new PrunedMarks(backend);
-    if (this.isLocal) this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'), this.tmpDir);
+    if (this.isLocal) this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'));
   }
 
   /** True when the store is a folder on this machine (its backend is the local folder's). */
@@ -296,14 +296,25 @@ export class Store {
       }
       listed.push(f);
     }
-    const index = ChunkIndex.fromFiles(listed);
-    await updateIndexCache(cacheFile, this.tmpDir, cache, listed, added);
-    return index;
+    // a read never writes the store: the cache catches up when this process writes a pack
+    this.indexCacheView = { file: cacheFile, cache, listed, added };
+    return ChunkIndex.fromFiles(listed);
   }
 
-  /** Drops the cached index so packs written by other processes become visible. */
-  async reloadIndex(): Promise<ChunkIndex> {
+  /** What the last load of a local index found in the index cache, for registerPack to update it. */
+  private indexCacheView: { file: string; cache: IndexCache; listed: CachedIndexFile[]; added: CachedIndexFile[] } | undefined;
+
+  /**
+   * Drops the cached index so packs written by other processes become visible. `verified` reads
+   * every index file itself, verified, and not the index cache: what gc and prune check the
+   * store with before changing anything.
+   */
+  async reloadIndex(opts: { verified?: boolean } = {}): Promise<ChunkIndex> {
     this.chunkIndex = undefined;
+    if (opts.verified) {
+      this.indexCacheView = undefined; // the cache catches up at a later write
+      this.chunkIndex = await ChunkIndex.load(this.backend);
+    }
     return this.index();
   }
 
@@ -314,6 +325,15 @@ export class Store {
   /** Makes a finished pack's chunks visible to this process. */
   async registerPack(p: FinishedPack): Promise<void> {
     (await this.index()).addPack(p.pack, p.index, p.size, p.records);
+    // this process wrote an index file: the index cache takes it (and what the load read itself)
+    const view = this.indexCacheView;
+    if (view) {
+      const f: CachedIndexFile = { id: p.index, pack: p.pack, packSize: p.size, records: p.records };
+      view.listed.push(f);
+      view.added.push(f);
+      await updateIndexCache(view.file, this.tmpDir, view.cache, view.listed, view.added);
+      view.added = [];
+    }
   }
 
   /** A chunk reader over the store's index, or over `index` (one being checked or extended). */
