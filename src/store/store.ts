@@ -5,7 +5,7 @@
  * this is the one place (with the backend drivers) that knows the store's layout. A local folder
  * adds only its layout check, its scratch folder tmp/ beside the packs, and per-machine files.
  */
-import { promises as fs, type Dirent, type Stats } from 'node:fs';
+import { lstatSync, promises as fs, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
@@ -48,36 +48,43 @@ const LAYOUT: Array<[string, 'folder' | 'file']> = [
 
 /**
  * A folder that is a file or a file that is a folder (or a pipe, or a device) is damage every
- * command would trip over differently; found on open, it is one E_CORRUPT naming the path.
+ * command would trip over differently; found on open, it is one E_CORRUPT naming the path. Blocking
+ * calls: this runs at every command's start, over folders of a file per pack.
  */
 async function checkLayout(dir: string): Promise<void> {
   for (const [rel, want] of LAYOUT) {
     const p = path.join(dir, ...rel.split('/'));
     let st: Stats;
     try {
-      st = await fs.lstat(p);
+      st = lstatSync(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
       if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') continue; // its parent is reported
       throw ioError(e, p);
     }
-    if (st.isSymbolicLink()) st = await fs.stat(p).catch(() => st);
+    if (st.isSymbolicLink()) {
+      try {
+        st = statSync(p);
+      } catch {
+        // a dangling link: reported as what it is
+      }
+    }
     const ok = want === 'folder' ? st.isDirectory() : st.isFile();
     if (!ok) throw new CkptError('E_CORRUPT', `${p} is ${st.isFile() ? 'a file' : kindOfEntry(st)}, not a ${want}; the store is damaged (see \`ckpt fsck\`)`, { file: p });
   }
   // a pack or index file that is a folder or a pipe: listings skip it, so name it here
   for (const [folder, name] of [['objects/index', INDEX_NAME], ['objects/packs', PACK_NAME]] as const) {
     const d = path.join(dir, ...folder.split('/'));
-    let ents;
+    let ents: Dirent[];
     try {
-      ents = await fs.readdir(d, { withFileTypes: true });
+      ents = readdirSync(d, { withFileTypes: true });
     } catch {
       continue;
     }
     for (const e of ents) {
       if (!name.test(e.name) || e.isFile()) continue;
       const p = path.join(d, e.name);
-      const st = await fs.lstat(p);
+      const st = lstatSync(p);
       if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file; the store is damaged (see \`ckpt fsck\`)`, { file: p });
     }
   }
