@@ -17,6 +17,8 @@ interface Backend {
   deriveKey(context: string): Uint8Array;
   /** Keyed BLAKE3 of `data` at once, as hex. */
   keyedHex(key: Uint8Array, data: Uint8Array): string;
+  /** Plain BLAKE3 of `data` at once, as hex. */
+  hex(data: Uint8Array): string;
 }
 
 const require = createRequire(import.meta.url);
@@ -62,6 +64,7 @@ function nativeBackend(): Backend {
       h.reset();
       return hex;
     },
+    hex: (data) => mod.blake3(data).toString('hex'),
   };
 }
 
@@ -86,6 +89,7 @@ function wasmBackend(): Backend {
     create: (key) => wrap(key ? mod.createKeyed(Buffer.from(key)) : mod.createHash()),
     deriveKey: (context) => new Uint8Array(mod.deriveKey(context, new Uint8Array(0))),
     keyedHex: (key, data) => wrap(mod.createKeyed(Buffer.from(key))).update(data).hex(),
+    hex: (data) => wrap(mod.createHash()).update(data).hex(),
   };
 }
 
@@ -111,7 +115,7 @@ export function createHasher(key?: Uint8Array): Hasher {
 
 /** Plain BLAKE3-256 of bytes, as `b3sum` prints it. */
 export function blake3Hex(data: Uint8Array): string {
-  return backend.create().update(data).hex();
+  return backend.hex(data);
 }
 
 /** Keyed BLAKE3-256 of bytes at once (`key` the same array each time for the same key). */

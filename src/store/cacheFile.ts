@@ -20,6 +20,8 @@ export interface CacheContents {
   payloads: Buffer[];
   /** False when the file is missing, of another kind or version, or a segment failed its hash. */
   intact: boolean;
+  /** Segments read (a writer compacts a cache of many into one). */
+  segments: number;
   /** The file's bytes (0 when missing). */
   size: number;
 }
@@ -43,21 +45,21 @@ export function readCacheFile(file: string, magic: string, version: number): Cac
   try {
     bytes = readFileSync(file);
   } catch {
-    return { payloads: [], intact: false, size: 0 };
+    return { payloads: [], intact: false, size: 0, segments: 0 };
   }
-  if (bytes.length < HEADER || !bytes.subarray(0, HEADER).equals(header(magic, version))) return { payloads: [], intact: false, size: bytes.length };
+  if (bytes.length < HEADER || !bytes.subarray(0, HEADER).equals(header(magic, version))) return { payloads: [], intact: false, size: bytes.length, segments: 0 };
   const payloads: Buffer[] = [];
   for (let at = HEADER; at < bytes.length; ) {
-    if (at + SEGMENT_HEAD > bytes.length) return { payloads, intact: false, size: bytes.length };
+    if (at + SEGMENT_HEAD > bytes.length) return { payloads, intact: false, size: bytes.length, segments: payloads.length };
     const len = bytes.readUInt32LE(at);
     const end = at + SEGMENT_HEAD + len;
-    if (end > bytes.length) return { payloads, intact: false, size: bytes.length };
+    if (end > bytes.length) return { payloads, intact: false, size: bytes.length, segments: payloads.length };
     const payload = bytes.subarray(at + SEGMENT_HEAD, end);
-    if (blake3Hex(payload) !== bytes.subarray(at + 4, at + SEGMENT_HEAD).toString('hex')) return { payloads, intact: false, size: bytes.length };
+    if (blake3Hex(payload) !== bytes.subarray(at + 4, at + SEGMENT_HEAD).toString('hex')) return { payloads, intact: false, size: bytes.length, segments: payloads.length };
     payloads.push(payload);
     at = end;
   }
-  return { payloads, intact: true, size: bytes.length };
+  return { payloads, intact: true, size: bytes.length, segments: payloads.length };
 }
 
 /** Adds a segment at the end of an intact cache file. Failures only cost speed and are ignored. */

@@ -91,7 +91,12 @@ function cacheable(f: CachedIndexFile): boolean {
 export interface IndexCache {
   files: Map<ObjectId, CachedIndexFile>;
   intact: boolean;
+  /** Segments in the file: one per pack appended since it was last written whole. */
+  segments: number;
 }
+
+/** Appended segments beyond this are compacted into one by the next write. */
+const MAX_SEGMENTS = 64;
 
 /** The cached index files by id (empty when the cache is missing or of another version). */
 export function readIndexCache(file: string): IndexCache {
@@ -100,28 +105,30 @@ export function readIndexCache(file: string): IndexCache {
   try {
     for (const p of c.payloads) decode(p, files);
   } catch {
-    return { files: new Map(), intact: false };
+    return { files: new Map(), intact: false, segments: 0 };
   }
-  return { files, intact: c.intact };
+  return { files, intact: c.intact, segments: c.segments };
 }
 
 /**
  * Brings the cache (as read into `cache`, which is updated to match) up to date with `listed`
  * (every index file there is, in order) after this process read or wrote `added` itself: appends
- * those, or rewrites the cache when it was not intact or holds many files no longer listed
- * (removed by gc). Called by a process that writes a pack: a read never writes the store.
+ * those, or rewrites the cache when it was not intact, holds many files no longer listed (removed
+ * by gc) or many appended segments. Called by a process that writes a pack: a read never writes the store.
  */
 export async function updateIndexCache(file: string, tmpDir: string, cache: IndexCache, listed: CachedIndexFile[], added: CachedIndexFile[]): Promise<void> {
   // a file this layout cannot hold exactly (damage that still decodes) is simply read each time
   const keep = listed.filter(cacheable);
   const fresh = added.filter(cacheable);
   const gone = cache.files.size + fresh.length - keep.length;
-  if (!cache.intact || gone > keep.length / 2 + 16) {
+  if (!cache.intact || gone > keep.length / 2 + 16 || (fresh.length && cache.segments >= MAX_SEGMENTS)) {
     await rewriteCacheFile(file, MAGIC, VERSION, tmpDir, encode(keep));
     cache.files = new Map(keep.map((f) => [f.id, f]));
     cache.intact = true;
+    cache.segments = 1;
   } else if (fresh.length) {
     await appendCacheSegment(file, encode(fresh));
     for (const f of fresh) cache.files.set(f.id, f);
+    cache.segments++;
   }
 }
