@@ -13,6 +13,7 @@
  * - provenance: a commit inside a Git work tree of many committed files against
  *   `git status` + the same commit outside Git.
  *
+ * CKPT_SCALE_ONLY (e.g. startup,history) runs only the named sections.
  * CKPT_SCALE_MB (default 64) sets the restore model's size (the issue's figure is 256),
  * CKPT_SCALE_COMMITS (default 1000) the long history, CKPT_SCALE_GIT_FILES (default 5000) the Git
  * work tree, CKPT_BENCH_ROUNDS (default 5) the rounds.
@@ -184,6 +185,7 @@ async function startupAndHistory(work: string): Promise<void> {
     'status 10': () => ckpt(small, 'status'),
     'status N': () => ckpt(big, 'status'),
     'show 10': () => ckpt(small, 'show', 'HEAD'),
+    'show N': () => ckpt(big, 'show', 'HEAD'),
     'du 10': () => ckpt(small, 'du'),
     'du N': () => ckpt(big, 'du'),
     'commit 10': commitIn(small),
@@ -192,7 +194,7 @@ async function startupAndHistory(work: string): Promise<void> {
   say(`start-up, against node -e 0 = ${t.node.toFixed(3)} s (load ${load()}):`);
   say(`  ckpt --version ${x(t.version / t.node)}   log ${x(t['log 10'] / t.node)}   status ${x(t['status 10'] / t.node)}   show ${x(t['show 10'] / t.node)}  (target <= 2)`);
   say(`history, ${long} commits against 10:`);
-  say(`  log at ${long}: ${x(t['log N'] / t.node)} node -e 0 (target <= 2); status at ${long}: ${x(t['status N'] / t.node)} (target <= 2)`);
+  say(`  log at ${long}: ${x(t['log N'] / t.node)} node -e 0 (target <= 2); status at ${long}: ${x(t['status N'] / t.node)}; show at ${long}: ${x(t['show N'] / t.node)} (target <= 2)`);
   for (const k of ['commit', 'log', 'status', 'du']) say(`  ${k.padEnd(7)} ${long} vs 10 commits: ${x(t[`${k} N`] / t[`${k} 10`])}  (target <= 1.25)`);
   await fs.rm(small, { recursive: true, force: true });
   await fs.rm(big, { recursive: true, force: true });
@@ -234,12 +236,13 @@ async function provenance(work: string): Promise<void> {
 export async function scaleSection(): Promise<void> {
   const work = await fs.mkdtemp(path.join(process.env.CKPT_BENCH_DIR ?? os.tmpdir(), 'ckpt-scale-'));
   say(`\nscale (${ROUNDS} interleaved rounds, medians; ratios to a peer in the same run):`);
-  // CKPT_SCALE_ONLY=restore (or a comma list of restore, startup, provenance) runs only those parts
+  // CKPT_SCALE_ONLY=restore (or a comma list of restore, startup, history, provenance) runs only those parts
   const only = process.env.CKPT_SCALE_ONLY?.split(',');
   const want = (part: string) => !only || only.includes(part);
   try {
     if (want('restore')) await restore(work);
-    if (want('startup')) await startupAndHistory(work);
+    // start-up and history are one run
+    if (want('startup') || want('history')) await startupAndHistory(work);
     if (want('provenance')) await provenance(work);
   } finally {
     await fs.rm(work, { recursive: true, force: true });

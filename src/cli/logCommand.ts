@@ -1,8 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { logForCode } from '../repo/codeHistory.js';
 import { describeRecipe, recipeOf } from '../merge/recipe.js';
 import { log, refsByCommit } from '../repo/history.js';
-import { drawGraph, topoOrder } from '../repo/historyGraph.js';
 import { resolveRevision } from '../repo/resolveRevision.js';
 import { numberOption, openRepo, output, type Args } from './context.js';
 import { shortId, table } from './output.js';
@@ -23,6 +21,7 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: string; 
     const out = output(argv);
     const repo = await openRepo(argv);
     if (argv.graph) {
+      const { drawGraph, topoOrder } = await import('../repo/historyGraph.js');
       const starts = argv.all ? [...(await repo.store.refs.list('refs/heads/')).values()] : [];
       const head = await repo.headCommit();
       if (argv.rev) starts.push(await resolveRevision(repo, argv.rev));
@@ -43,7 +42,7 @@ export const logCommand: CommandModule<object, Args<{ rev?: string; n?: string; 
       }
       return;
     }
-    const byCode = argv.code !== undefined ? await logForCode(repo, argv.code) : undefined;
+    const byCode = argv.code !== undefined ? await (await import('../repo/codeHistory.js')).logForCode(repo, argv.code) : undefined;
     const entries = byCode ? byCode.entries.slice(0, limit) : await log(repo, argv.rev ?? 'HEAD', limit);
     const pruned = await repo.store.pruned.all();
     const prunedAt = (id: string) => {

@@ -1,15 +1,17 @@
 /**
- * The `ckpt` command line: yargs commands, one file each. Errors become one clear line on
- * stderr (or a JSON error with --json) and an exit code chosen by the error's code.
+ * The `ckpt` command line: commands, one file each. A plain command line is parsed by the quick
+ * parser (quickArgs.ts), so the run loads only its command's modules; anything else (help, odd
+ * forms, mistakes) by yargs (yargsCli.ts), loaded then. Errors become one clear line on stderr
+ * (or a JSON error with --json) and an exit code chosen by the error's code.
  */
 import { readFileSync } from 'node:fs';
-import yargs from 'yargs';
 import { isCkptError, UsageError } from '../core/errors.js';
 import type { CliRun } from './context.js';
 import { ioError } from '../core/ioError.js';
 import { setLockWaitReporter } from '../backend/lockFile.js';
 import { EXIT_CODES, EXIT_INTERNAL } from './exitCodes.js';
 import { processIo, type CliIo } from './output.js';
+import { quickArgs, quickCommandName } from './quickArgs.js';
 import type { CommandModule } from 'yargs';
 
 type Loader = () => Promise<CommandModule<object, never>>;
@@ -43,16 +45,6 @@ const loaders: Record<string, Loader> = {
   export: async () => (await import('./exportCommand.js')).exportCommand as never,
   watch: async () => (await import('./watchCommand.js')).watchCommand as never,
 };
-
-/**
- * yargs renders the whole help text after every command it runs, to have it ready should the
- * command fail later: 40-80 ms of string-width arithmetic on every start. Our fail handler never
- * prints help, so the text is only ever needed when asked for, and built then.
- */
-function skipHelpCache(cli: unknown): void {
-  const usage = (cli as { getInternalMethods?: () => { getUsageInstance?: () => { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
-  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => undefined;
-}
 
 /** ckpt's own version, from the package.json above this module (dist/src/cli or dist/bundle). */
 function packageVersion(): string {
@@ -139,34 +131,23 @@ export async function main(argv: string[], io: Partial<CliIo> = {}): Promise<num
   setLockWaitReporter(quiet ? undefined : (m) => run.io.stderr.write(`ckpt: ${m}\n`));
   let failure: unknown;
   let usageFailure: string | undefined;
-  const cli = yargs(argv)
-    .scriptName('ckpt')
-    .version(packageVersion())
-    .usage('ckpt: version control for machine-learning checkpoints\n\nUsage: $0 <command> [options]')
-    .option('json', { type: 'boolean', describe: 'machine-readable output on stdout', global: true })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no progress or notes on stderr', global: true })
-    .option('cwd', { type: 'string', describe: 'run as if started in this folder', global: true, hidden: true })
-    .option('store', { type: 'string', describe: 'the store to use instead of .ckpt/: a folder, http://host:port/name or s3://bucket/prefix (or $CKPT_STORE)', global: true })
-    .strict()
-    .demandCommand(1, 'name a command; see ckpt --help')
-    .recommendCommands()
-    .wrap(Math.min(100, run.io.stdout.columns ?? 100))
-    .exitProcess(false)
-    .fail((msg, err) => {
-      if (err) failure = err;
-      else usageFailure = msg;
-    });
-  for (const c of await commandsFor(argv)) cli.command(demandingPositionals(c));
-  skipHelpCache(cli);
-  // With a parse callback yargs hands over what it would print (help, version) instead of
-  // writing it to the console; the context reaches every command's argv as `ckptRun`.
   let printed = '';
-  try {
-    await cli.parseAsync(argv, { ckptRun: run }, (_err, _args, text) => {
-      printed = text ?? '';
-    });
-  } catch (e) {
-    failure ??= e;
+  const name = quickCommandName(argv);
+  const command = name !== undefined && loaders[name] ? demandingPositionals(await loaders[name]()) : undefined;
+  const quick = command && quickArgs(argv, command);
+  if (argv.length === 1 && argv[0] === '--version') printed = packageVersion();
+  else if (command?.handler && quick) {
+    try {
+      // the context reaches the command's argv as `ckptRun`, as through yargs' parse context
+      await command.handler({ ...quick, ckptRun: run } as never);
+    } catch (e) {
+      failure = e;
+    }
+  } else {
+    const { runYargs } = await import('./yargsCli.js');
+    const commands = (await commandsFor(argv)).map(demandingPositionals);
+    const r = await runYargs(argv, packageVersion(), run.io.stdout.columns, commands, { ckptRun: run });
+    ({ failure, usageFailure, printed } = r);
   }
   // scratch folders of a store elsewhere, open connections: gone whatever the outcome
   for (const clean of run.cleanups.splice(0).reverse()) {

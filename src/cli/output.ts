@@ -3,7 +3,11 @@
  * logs to stderr, progress bars only on a TTY and never with -q. The streams, folder and
  * environment of a run are a `CliIo`, so the CLI can run in process with streams of its own.
  */
-import cliProgress from 'cli-progress';
+import { createRequire } from 'node:module';
+import type * as CliProgress from 'cli-progress';
+
+// loaded when a bar is first drawn (on a terminal, without -q): no run's start-up cost otherwise
+const loadCliProgress = () => createRequire(import.meta.url)('cli-progress') as typeof CliProgress;
 
 /** A stream the CLI writes to: process.stdout, or any writable (a terminal when isTTY). */
 export type CliStream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -66,6 +70,7 @@ export class Output {
 
   progress(label: string): Progress {
     if (this.quiet || !this.io.stderr.isTTY) return noProgress;
+    const cliProgress = loadCliProgress();
     const bar = new cliProgress.SingleBar(
       {
         format: `${label} [{bar}] {percentage}% {done}/{all} {rate}`,

@@ -1,15 +1,23 @@
 import type { CommandModule } from 'yargs';
-import { openRemote } from '../sync/remoteConfig.js';
-import { remotePendingGroups } from '../sync/remoteParts.js';
-import { localPendingGroups, type PendingGroup } from '../repo/parts.js';
+import type { PendingGroup } from '../repo/parts.js';
 import type { Repository } from '../repo/repository.js';
 import { status } from '../repo/status.js';
 import { openRepo, output, type Args } from './context.js';
 import { shortId } from './output.js';
 
+/** Where the parts of many-rank commits wait (parts.ts PARTS_PREFIX). */
+const PARTS_REFS = 'refs/parts/';
+
 /** Many-rank commits still waiting for ranks: in this store, or on a remote with --remote. */
 async function pendingParts(repo: Repository, remote: string | undefined): Promise<PendingGroup[]> {
-  if (remote === undefined) return localPendingGroups(repo);
+  if (remote === undefined) {
+    // the parts code (and the commit code it combines with) loads only when parts wait
+    if ((await repo.store.refs.list(PARTS_REFS)).size === 0) return [];
+    const { localPendingGroups } = await import('../repo/parts.js');
+    return localPendingGroups(repo);
+  }
+  const { openRemote } = await import('../sync/remoteConfig.js');
+  const { remotePendingGroups } = await import('../sync/remoteParts.js');
   const { transport } = await openRemote(repo, remote);
   try {
     return await remotePendingGroups(transport, repo);

@@ -15,12 +15,28 @@ interface Backend {
   name: 'native' | 'wasm';
   create(key?: Uint8Array): Hasher;
   deriveKey(context: string): Uint8Array;
+  /** Keyed BLAKE3 of `data` at once, as hex. */
+  keyedHex(key: Uint8Array, data: Uint8Array): string;
+  /** Plain BLAKE3 of `data` at once, as hex. */
+  hex(data: Uint8Array): string;
 }
 
 const require = createRequire(import.meta.url);
 
+/** The package, or on Linux its glibc build directly (the package's loader first probes for musl). */
+function loadNative(): typeof import('@napi-rs/blake-hash') {
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require(`@napi-rs/blake-hash-linux-${process.arch}-gnu`) as typeof import('@napi-rs/blake-hash');
+    } catch {
+      // musl, or not installed beside us: the package's loader decides
+    }
+  }
+  return require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+}
+
 function nativeBackend(): Backend {
-  const mod = require('@napi-rs/blake-hash') as typeof import('@napi-rs/blake-hash');
+  const mod = loadNative();
   const H = mod.Blake3Hasher;
   const wrap = (h: InstanceType<typeof H>): Hasher => {
     const w: Hasher = {
@@ -32,10 +48,23 @@ function nativeBackend(): Backend {
     };
     return w;
   };
+  // One keyed hasher per key for one-shot hashes, reset after each (a reset keeps the key):
+  // making a native hasher costs more than hashing a metadata object, and a long log verifies
+  // thousands. Only synchronous code uses them, so no two hashes ever share one at once.
+  const oneShot = new Map<Uint8Array, InstanceType<typeof H>>();
   return {
     name: 'native',
     create: (key) => wrap(key ? H.newKeyed(Buffer.from(key.buffer, key.byteOffset, key.byteLength)) : new H()),
     deriveKey: (context) => new Uint8Array(H.deriveKey(context, new Uint8Array(0))),
+    keyedHex: (key, data) => {
+      let h = oneShot.get(key);
+      if (!h) oneShot.set(key, (h = H.newKeyed(Buffer.from(key.buffer, key.byteOffset, key.byteLength))));
+      h.update(data);
+      const hex = h.digest('hex');
+      h.reset();
+      return hex;
+    },
+    hex: (data) => mod.blake3(data).toString('hex'),
   };
 }
 
@@ -59,6 +88,8 @@ function wasmBackend(): Backend {
     name: 'wasm',
     create: (key) => wrap(key ? mod.createKeyed(Buffer.from(key)) : mod.createHash()),
     deriveKey: (context) => new Uint8Array(mod.deriveKey(context, new Uint8Array(0))),
+    keyedHex: (key, data) => wrap(mod.createKeyed(Buffer.from(key))).update(data).hex(),
+    hex: (data) => wrap(mod.createHash()).update(data).hex(),
   };
 }
 
@@ -84,7 +115,12 @@ export function createHasher(key?: Uint8Array): Hasher {
 
 /** Plain BLAKE3-256 of bytes, as `b3sum` prints it. */
 export function blake3Hex(data: Uint8Array): string {
-  return backend.create().update(data).hex();
+  return backend.hex(data);
+}
+
+/** Keyed BLAKE3-256 of bytes at once (`key` the same array each time for the same key). */
+export function keyedBlake3Hex(key: Uint8Array, data: Uint8Array): string {
+  return backend.keyedHex(key, data);
 }
 
 /** BLAKE3 derive-key with empty key material: a fixed 32-byte key per context string. */

@@ -3,7 +3,10 @@
  * stable ids. Map keys are sorted, `undefined` fields are dropped, integers use the smallest
  * encoding and other numbers are float64.
  */
-import { Packr, Unpackr } from 'msgpackr';
+// msgpackr's plain entries: its main one for Node also loads the native string extractor
+// (msgpackr-extract), tens of milliseconds of start-up for objects this small
+import { Packr } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
 import { CkptError } from './errors.js';
 
 const packr = new Packr({ useRecords: false, variableMapSize: true, useFloat32: 0 });

@@ -2,7 +2,7 @@
  * Object ids: BLAKE3-256 of an object's uncompressed bytes, keyed per kind of object so that a
  * chunk can never share an id with a manifest, tree or commit holding the same bytes.
  */
-import { createHasher, deriveKey, type Hasher } from './blake3.js';
+import { createHasher, deriveKey, keyedBlake3Hex, type Hasher } from './blake3.js';
 import { UsageError } from './errors.js';
 
 export type ObjectKind = 'chunk' | 'manifest' | 'tree' | 'commit' | 'pack' | 'index';
@@ -18,7 +18,7 @@ const KIND_KEYS: Record<ObjectKind, Uint8Array> = {
 };
 
 export function objectId(kind: ObjectKind, bytes: Uint8Array): ObjectId {
-  return createHasher(KIND_KEYS[kind]).update(bytes).hex();
+  return keyedBlake3Hex(KIND_KEYS[kind], bytes);
 }
 
 /** A streaming hasher for ids of large objects (packs). */

@@ -60,7 +60,7 @@ function figures(reach: Reachable, index: ChunkIndex, commits: Iterable<ObjectId
 
 export async function diskUsage(repo: Repository): Promise<DiskUsage> {
   const index = await repo.store.reloadIndex();
-  const reach = await markReachable(repo, await findRoots(repo), index);
+  const reach = await markReachable(repo, await findRoots(repo), index, new Map(), { forDisplay: true });
   const all = figures(reach, index, reach.commits.keys());
 
   let prunedLogical = 0;

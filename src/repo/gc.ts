@@ -84,7 +84,7 @@ async function readPackRange(store: Store, pack: ObjectId, offset: number, lengt
  * without its sweep). Returns the freshly loaded index.
  */
 export async function assertPacksIntact(store: Store): Promise<ChunkIndex> {
-  const index = await store.reloadIndex();
+  const index = await store.reloadIndex({ verified: true }); // every index file read, not the cache
   for (const [pack, { size }] of index.packs) {
     const st = await store.packInfo(pack);
     // a missing pack is left to the reachability check: gc still runs when nothing needs it

@@ -28,7 +28,8 @@ export async function log(repo: Repository, rev = 'HEAD', limit = Infinity): Pro
   const start = await resolveRevision(repo, rev);
   const names = await refsByCommit(repo);
   const out: LogEntry[] = [];
-  for await (const { id, commit } of firstParentHistory(repo, start)) {
+  // a display of history: through the store's commit cache (one file, not one per commit)
+  for await (const { id, commit } of firstParentHistory(repo, start, (c) => repo.store.meta.getCommitForHistory(c))) {
     if (out.length >= limit) break;
     out.push({ id, commit, refs: names.get(id) ?? [] });
   }

@@ -11,11 +11,15 @@ export function defaultMode(metric: string): MetricMode {
   return /(loss|err|error|perplexity|ppl)$/i.test(metric) ? 'min' : 'max';
 }
 
-/** First-parent history from `start`, newest first. */
-export async function* firstParentHistory(repo: Repository, start: ObjectId): AsyncGenerator<{ id: ObjectId; commit: Commit }> {
+/** First-parent history from `start`, newest first, each commit read by `read`. */
+export async function* firstParentHistory(
+  repo: Repository,
+  start: ObjectId,
+  read: (id: ObjectId) => Promise<Commit> = (id) => repo.readCommit(id),
+): AsyncGenerator<{ id: ObjectId; commit: Commit }> {
   let id: ObjectId | undefined = start;
   while (id) {
-    const commit = await repo.readCommit(id);
+    const commit = await read(id);
     yield { id, commit };
     id = commit.parents[0];
   }

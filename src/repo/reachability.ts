@@ -78,13 +78,15 @@ function missingRoot(ref: string, id: ObjectId): CkptError {
 
 /**
  * Marks everything the roots reach. Throws when a ref's own commit cannot be read.
- * `assumePruned` adds marks not yet written (a prune's dry run).
+ * `assumePruned` adds marks not yet written (a prune's dry run). `forDisplay` (du) reads commits
+ * through the commit cache; gc and fsck read every object file.
  */
 export async function markReachable(
   repo: Repository,
   roots: Roots,
   index: ChunkIndex,
   assumePruned: Map<ObjectId, PrunedMark> = new Map(),
+  opts: { forDisplay?: boolean } = {},
 ): Promise<Reachable> {
   const pruned = new Map([...(await repo.store.pruned.all()), ...assumePruned]);
   const r: Reachable = {
@@ -142,7 +144,9 @@ export async function markReachable(
   const codeTrees = new Set<ObjectId>();
   const readOne = async ({ id, from, required }: { id: ObjectId; from: string; required: boolean }): Promise<Commit | undefined> => {
     try {
-      return await repo.readCommit(id);
+      // a display (du) may take the commits a ref's history needs from the commit cache; a
+      // reflog's commit is read from its file, which gc may have removed
+      return await (opts.forDisplay && required ? repo.store.meta.getCommitForHistory(id) : repo.readCommit(id));
     } catch (e) {
       if (!required && (e as CkptError).code === 'E_NOT_FOUND') return undefined;
       if (required) throw missingRoot(from, id);

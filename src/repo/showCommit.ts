@@ -42,7 +42,8 @@ export async function showCommit(repo: Repository, rev: string): Promise<ShowRes
   const tree = await repo.readTree(commit.tree);
   const files: ShownFile[] = [];
   let shards: Record<string, string> | undefined;
-  const reader = await repo.store.reader();
+  // the chunk index loads only for a sharded model's index file, whose bytes are read
+  let reader: Awaited<ReturnType<Repository['store']['reader']>> | undefined;
   try {
     for (const p of Object.keys(tree.files).sort()) {
       const e = tree.files[p];
@@ -63,6 +64,7 @@ export async function showCommit(repo: Repository, rev: string): Promise<ShowRes
       });
       if (isShardIndexName(p.split('/').pop()!) && m.size < 64 * 1024 * 1024) {
         const parts: Uint8Array[] = [];
+        reader ??= await repo.store.reader();
         for await (const c of reader.stream(m.segments.flatMap((s) => s.chunks.map((x) => x[0])))) parts.push(c);
         const dir = p.includes('/') ? p.slice(0, p.lastIndexOf('/') + 1) : '';
         const { weightMap } = parseShardIndex(Buffer.concat(parts), p);
@@ -70,7 +72,7 @@ export async function showCommit(repo: Repository, rev: string): Promise<ShowRes
       }
     }
   } finally {
-    await reader.close();
+    await reader?.close();
   }
   return { id, commit, files, ...(shards ? { shards } : {}) };
 }

@@ -63,7 +63,20 @@ const zstd = {
   compress: (data: Buffer, level?: number) => (binding ??= loadZstd()).compress(data, level),
   decompress: (data: Buffer) => (binding ??= loadZstd()).decompress(data),
 };
-const loadZstd = () => createRequire(import.meta.url)('@mongodb-js/zstd/bindings') as ZstdBinding;
+function loadZstd(): ZstdBinding {
+  const require = createRequire(import.meta.url);
+  // The package's loader asks process.report whether the C library is glibc: a full diagnostic
+  // report, ~10 ms of every commit. On Linux the glibc build is tried first; where it does not
+  // load (musl, a package manager that placed it elsewhere), the package's loader decides.
+  if (process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64')) {
+    try {
+      return require(`@mongodb-js/zstd-linux-${process.arch}-gnu`) as ZstdBinding;
+    } catch {
+      // fall through
+    }
+  }
+  return require('@mongodb-js/zstd/bindings') as ZstdBinding;
+}
 
 const asBuffer = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
 

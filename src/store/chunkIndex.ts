@@ -164,4 +164,12 @@ export class ChunkIndex {
     idx.preferDecodableCopies();
     return idx;
   }
+
+  /** The index of these index files (read and verified already), in id order. */
+  static fromFiles(files: Iterable<{ id: ObjectId; pack: ObjectId; packSize: number; records: ChunkRecord[] }>): ChunkIndex {
+    const idx = new ChunkIndex();
+    for (const f of files) idx.addPack(f.pack, f.id, f.packSize, f.records);
+    idx.preferDecodableCopies();
+    return idx;
+  }
 }

@@ -6,13 +6,17 @@
 import { decodeCanonical, encodeCanonical } from '../core/canonical.js';
 import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
-import type { MetaObject } from '../core/objects.js';
+import type { Commit, MetaObject } from '../core/objects.js';
+import type { CommitCache } from './commitCache.js';
 import { whereIs, type Backend } from '../backend/backend.js';
 import { META_KINDS, metaKey } from '../backend/objectKeys.js';
 
 const META_PREFIX = 'objects/meta/';
 
 export class MetaStore {
+  /** A local store's cache of commits for history display (commitCache.ts). */
+  commitCache: CommitCache | undefined;
+
   constructor(private readonly backend: Backend) {}
 
   /** Where the object lives, for messages: the backend's URL and its key. */
@@ -28,6 +32,7 @@ export class MetaStore {
   async put(obj: MetaObject): Promise<ObjectId> {
     const { id, bytes } = MetaStore.encode(obj);
     await this.putRaw(id, bytes);
+    if (obj.type === 'commit') await this.commitCache?.append(id, bytes);
     return id;
   }
 
@@ -53,7 +58,19 @@ export class MetaStore {
 
   /** The object, verified (by getRaw), and of the type asked for. */
   async get<T extends MetaObject>(id: ObjectId, type: T['type']): Promise<T> {
-    const bytes = await this.getRaw(id);
+    return this.decode<T>(id, type, await this.getRaw(id));
+  }
+
+  /**
+   * A commit for showing history (log): from the commit cache when it holds it, else as get()
+   * reads it. Not for fsck, gc or anything that must see the object files themselves.
+   */
+  async getCommitForHistory(id: ObjectId): Promise<Commit> {
+    const cached = this.commitCache?.get(id);
+    return cached ? this.decode<Commit>(id, 'commit', cached) : this.get<Commit>(id, 'commit');
+  }
+
+  private decode<T extends MetaObject>(id: ObjectId, type: T['type'], bytes: Uint8Array): T {
     let obj: T | undefined;
     try {
       obj = decodeCanonical<T>(bytes);

@@ -5,7 +5,7 @@
  * this is the one place (with the backend drivers) that knows the store's layout. A local folder
  * adds only its layout check, its scratch folder tmp/ beside the packs, and per-machine files.
  */
-import { promises as fs, type Stats } from 'node:fs';
+import { lstatSync, promises as fs, readdirSync, statSync, type Dirent, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { CkptError, NotFoundError } from '../core/errors.js';
 import { ioError } from '../core/ioError.js';
@@ -16,8 +16,10 @@ import { withLock, type Lock } from '../backend/lockFile.js';
 import { LocalBackend } from '../backend/localBackend.js';
 import { indexKey, isSafeRefName, logKey, metaKey, packKey, parseKey } from '../backend/objectKeys.js';
 import { acquireExclusive, acquireShared, type StoreLockOptions } from '../backend/storeLocks.js';
-import { ChunkIndex } from './chunkIndex.js';
+import { ChunkIndex, decodeIndexFile } from './chunkIndex.js';
+import { readIndexCache, updateIndexCache, type CachedIndexFile, type IndexCache } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
+import { CommitCache } from './commitCache.js';
 import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
 import { PrunedMarks } from './prunedMarks.js';
@@ -46,36 +48,43 @@ const LAYOUT: Array<[string, 'folder' | 'file']> = [
 
 /**
  * A folder that is a file or a file that is a folder (or a pipe, or a device) is damage every
- * command would trip over differently; found on open, it is one E_CORRUPT naming the path.
+ * command would trip over differently; found on open, it is one E_CORRUPT naming the path. Blocking
+ * calls: this runs at every command's start, over folders of a file per pack.
  */
 async function checkLayout(dir: string): Promise<void> {
   for (const [rel, want] of LAYOUT) {
     const p = path.join(dir, ...rel.split('/'));
     let st: Stats;
     try {
-      st = await fs.lstat(p);
+      st = lstatSync(p);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
       if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') continue; // its parent is reported
       throw ioError(e, p);
     }
-    if (st.isSymbolicLink()) st = await fs.stat(p).catch(() => st);
+    if (st.isSymbolicLink()) {
+      try {
+        st = statSync(p);
+      } catch {
+        // a dangling link: reported as what it is
+      }
+    }
     const ok = want === 'folder' ? st.isDirectory() : st.isFile();
     if (!ok) throw new CkptError('E_CORRUPT', `${p} is ${st.isFile() ? 'a file' : kindOfEntry(st)}, not a ${want}; the store is damaged (see \`ckpt fsck\`)`, { file: p });
   }
   // a pack or index file that is a folder or a pipe: listings skip it, so name it here
   for (const [folder, name] of [['objects/index', INDEX_NAME], ['objects/packs', PACK_NAME]] as const) {
     const d = path.join(dir, ...folder.split('/'));
-    let ents;
+    let ents: Dirent[];
     try {
-      ents = await fs.readdir(d, { withFileTypes: true });
+      ents = readdirSync(d, { withFileTypes: true });
     } catch {
       continue;
     }
     for (const e of ents) {
       if (!name.test(e.name) || e.isFile()) continue;
       const p = path.join(d, e.name);
-      const st = await fs.lstat(p);
+      const st = lstatSync(p);
       if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file; the store is damaged (see \`ckpt fsck\`)`, { file: p });
     }
   }
@@ -132,6 +141,7 @@ export class Store {
     this.meta = new MetaStore(backend);
     this.refs = new RefStore(backend, clock);
     this.pruned = new PrunedMarks(backend);
+    if (this.isLocal) this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'));
   }
 
   /** True when the store is a folder on this machine (its backend is the local folder's). */
@@ -247,13 +257,62 @@ export class Store {
   }
 
   async index(): Promise<ChunkIndex> {
-    if (!this.chunkIndex) this.chunkIndex = await ChunkIndex.load(this.backend);
+    if (!this.chunkIndex) this.chunkIndex = this.isLocal ? await this.loadLocalIndex() : await ChunkIndex.load(this.backend);
     return this.chunkIndex;
   }
 
-  /** Drops the cached index so packs written by other processes become visible. */
-  async reloadIndex(): Promise<ChunkIndex> {
+  /**
+   * A local store's index: the index files listed in objects/index/, each from the index cache
+   * (indexCache.ts) when it has it, else read and verified; the cache is rewritten when it lacked
+   * a file or held one no longer listed.
+   */
+  private async loadLocalIndex(): Promise<ChunkIndex> {
+    let ents: Dirent[];
+    try {
+      ents = await fs.readdir(this.indexDir, { withFileTypes: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      ents = [];
+    }
+    // what the backend would list: regular files named like index files
+    const ids = ents.flatMap((e) => (e.isFile() ? (INDEX_NAME.exec(e.name)?.[1] ?? []) : [])).sort();
+    const cacheFile = path.join(this.dir, 'index-cache');
+    const cache = readIndexCache(cacheFile);
+    const listed: CachedIndexFile[] = [];
+    const added: CachedIndexFile[] = [];
+    for (const id of ids) {
+      let f = cache.files.get(id);
+      if (!f) {
+        const key = indexKey(id);
+        const bytes = await this.backend.get(key).catch((e: unknown) => {
+          if (e instanceof NotFoundError) return undefined; // removed by a gc since the listing
+          throw e;
+        });
+        if (!bytes) continue;
+        f = { id, ...decodeIndexFile(bytes, whereIs(this.backend, key)) };
+        added.push(f);
+      }
+      listed.push(f);
+    }
+    // a read never writes the store: the cache catches up when this process writes a pack
+    this.indexCacheView = { file: cacheFile, cache, listed, added };
+    return ChunkIndex.fromFiles(listed);
+  }
+
+  /** What the last load of a local index found in the index cache, for registerPack to update it. */
+  private indexCacheView: { file: string; cache: IndexCache; listed: CachedIndexFile[]; added: CachedIndexFile[] } | undefined;
+
+  /**
+   * Drops the cached index so packs written by other processes become visible. `verified` reads
+   * every index file itself, verified, and not the index cache: what gc and prune check the
+   * store with before changing anything.
+   */
+  async reloadIndex(opts: { verified?: boolean } = {}): Promise<ChunkIndex> {
     this.chunkIndex = undefined;
+    if (opts.verified) {
+      this.indexCacheView = undefined; // the cache catches up at a later write
+      this.chunkIndex = await ChunkIndex.load(this.backend);
+    }
     return this.index();
   }
 
@@ -264,6 +323,15 @@ export class Store {
   /** Makes a finished pack's chunks visible to this process. */
   async registerPack(p: FinishedPack): Promise<void> {
     (await this.index()).addPack(p.pack, p.index, p.size, p.records);
+    // this process wrote an index file: the index cache takes it (and what the load read itself)
+    const view = this.indexCacheView;
+    if (view) {
+      const f: CachedIndexFile = { id: p.index, pack: p.pack, packSize: p.size, records: p.records };
+      view.listed.push(f);
+      view.added.push(f);
+      await updateIndexCache(view.file, this.tmpDir, view.cache, view.listed, view.added);
+      view.added = [];
+    }
   }
 
   /** A chunk reader over the store's index, or over `index` (one being checked or extended). */

@@ -1,13 +1,11 @@
 /**
  * Bytes a store takes on disk, by kind, as the filesystem reports them: one walk of the whole
- * store folder with the stats STAT_LIMIT at a time, each file counted in the kind of the folder
+ * store folder, each file counted in the kind of the folder
  * it lies under (packs, index files, metadata objects) or else as other (refs, logs, locks, tmp,
  * the config and caches).
  */
-import { readdir, stat, type Dirent } from 'node:fs';
+import { readdirSync, statSync, type Dirent } from 'node:fs';
 import * as path from 'node:path';
-import { promisify } from 'node:util';
-import { createLimiter } from '../core/limiter.js';
 
 export interface StoreDiskUsage {
   packs: number;
@@ -17,38 +15,41 @@ export interface StoreDiskUsage {
   total: number;
 }
 
-const STAT_LIMIT = 16;
-// the callback forms: thousands of loose objects make fs.promises' per-call cost the larger part
-const statFile = promisify(stat);
-const readdirTyped = (d: string) =>
-  new Promise<Dirent[]>((resolve, reject) => readdir(d, { withFileTypes: true }, (e, ents) => (e ? reject(e) : resolve(ents))));
-
-/** `dir` is the store folder; `packs`, `index` and `meta` the folders of those kinds inside it. */
+/**
+ * `dir` is the store folder; `packs`, `index` and `meta` the folders of those kinds inside it.
+ * Listings and stats are blocking calls: a store not yet gc'd has thousands of small files, and a
+ * thread-pool round trip each cost more than the stats themselves.
+ */
 export async function storeDiskUsage(dir: string, kinds: { packs: string; index: string; meta: string }): Promise<StoreDiskUsage> {
   const parts = [kinds.packs, kinds.index, kinds.meta];
-  const limit = createLimiter(STAT_LIMIT);
   let total = 0;
   const sums = parts.map(() => 0);
-  const walk = async (d: string): Promise<void> => {
-    let ents;
+  const walk = (d: string): void => {
+    let ents: Dirent[];
     try {
-      ents = await limit(() => readdirTyped(d));
+      ents = readdirSync(d, { withFileTypes: true });
     } catch {
       return;
     }
-    await Promise.all(
-      ents.map(async (e) => {
-        const p = path.join(d, e.name);
-        if (e.isDirectory()) return walk(p);
-        if (!e.isFile()) return;
-        const { size } = await limit(() => statFile(p)).catch(() => ({ size: 0 }));
-        total += size;
-        const i = parts.findIndex((x) => p.startsWith(x + path.sep));
-        if (i >= 0) sums[i] += size;
-      }),
-    );
+    for (const e of ents) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) {
+        walk(p);
+        continue;
+      }
+      if (!e.isFile()) continue;
+      let size = 0;
+      try {
+        size = statSync(p).size;
+      } catch {
+        // gone since the listing
+      }
+      total += size;
+      const i = parts.findIndex((x) => p.startsWith(x + path.sep));
+      if (i >= 0) sums[i] += size;
+    }
   };
-  await walk(dir);
+  walk(dir);
   const [packs, index, meta] = sums;
   return { packs, index, meta, other: total - packs - index - meta, total };
 }
