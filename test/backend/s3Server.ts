@@ -4,12 +4,13 @@
  * them: callers skip the CAS tests and say why).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 
 export interface S3TestServer {
@@ -64,10 +65,20 @@ async function stopChild(child: ChildProcess): Promise<void> {
 /** How long moto may take to answer its first request before the start counts as failed. */
 const MOTO_START_MS = 100_000; // within vitest's 120 s hook timeout
 
-const MOTO_COMMANDS = [
+/**
+ * motoServer.py beside this file (in the source tree; a compiled copy of this module finds it from
+ * dist/) runs moto with its writes one at a time, so a conditional write is atomic as on S3;
+ * moto_server itself lets two racing PUTs with one If-Match both land.
+ */
+const ATOMIC_MOTO = [new URL('./motoServer.py', import.meta.url), new URL('../../../test/backend/motoServer.py', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((f) => existsSync(f));
+
+const MOTO_COMMANDS: readonly (readonly [string, readonly string[]])[] = [
+  ...(ATOMIC_MOTO ? [['python3', [ATOMIC_MOTO]] as const] : []),
   ['moto_server', []],
   ['python3', ['-m', 'moto.server']],
-] as const;
+];
 
 /** Known before tests are registered, so a suite can mark its CAS tests skipped up front. */
 export function motoAvailable(): boolean {

@@ -8,6 +8,7 @@
  * the store over and over from a fifth process.
  */
 import { createHash } from 'node:crypto';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -101,6 +102,14 @@ describe.skipIf(!motoAvailable())('four writers committing to one branch of an S
     expect(log.code, log.stderr).toBe(0);
     const history = JSON.parse(log.stdout) as { id: string; parents: string[] }[];
     const ids = history.map((c) => c.id);
+    // the branch's reflog: one move per commit, and never two moves from the same commit (two
+    // writers whose compare-and-swap both passed: the second overwrote the first's commit)
+    const key = new URL(url).pathname.slice(1) + '/logs/refs/heads/main';
+    const reflog = await (await stores.s3!.client.send(new GetObjectCommand({ Bucket: stores.s3!.bucket, Key: key }))).Body!.transformToString();
+    const moves = reflog.trim().split('\n').map((l) => l.split(' ').slice(0, 2));
+    const from = moves.map(([old]) => old);
+    expect(from.filter((o, i) => from.indexOf(o) !== i), `moves from one commit twice:\n${reflog}`).toEqual([]);
+    expect(moves.map(([, next]) => next).sort()).toEqual(made.map((m) => m.id).sort());
     // every commit made is on the branch, exactly once, and the branch holds nothing else
     expect(new Set(ids).size).toBe(ids.length);
     expect([...ids].sort()).toEqual(made.map((m) => m.id).sort());
@@ -119,7 +128,8 @@ describe.skipIf(!motoAvailable())('four writers committing to one branch of an S
     }
   }
 
-  it('10 rounds of 4 racing commits: none lost, the history a line, fsck --read-data clean', async () => {
+  // the two cases run side by side, each on a store of its own: half the wait of one after the other
+  it.concurrent('10 rounds of 4 racing commits: none lost, the history a line, fsck --read-data clean', async () => {
     const { url, env, admin, made, failures } = await race('plain');
     // re-parenting is the rule; a refusal (out of retries) would be named, never silent
     expect(made.length + failures.length).toBe(WRITERS * ROUNDS);
@@ -127,12 +137,14 @@ describe.skipIf(!motoAvailable())('four writers committing to one branch of an S
     await check(url, env, admin, made);
   }, 600_000);
 
-  it('the same with gc sweeping the store again and again from a fifth process', async () => {
+  it.concurrent('the same with gc sweeping the store again and again from a fifth process', async () => {
     const { url, env, admin, made, failures, sideRuns } = await race('gc', async (u, e, over) => {
       const gcDir = await tempDir('ckpt-writers-gc-');
       const runs: RunResult[] = [];
       while (!over()) {
         runs.push(await start(gcDir, ['--store', u, 'gc', '--json'], { ...e, CKPT_CACHE_DIR: path.join(e.CKPT_CACHE_DIR, 'gc') }).done);
+        // a sweep every few seconds, each landing at another moment of a round
+        await new Promise((r) => setTimeout(r, 2_000));
       }
       return runs;
     });
