@@ -48,7 +48,7 @@ export interface S3LockOptions {
   refreshMs?: number;
   /** How long lockShared waits for gc (default 30 min) and lockExclusive for commits (default 10 min). */
   waitMs?: number;
-  /** Pause between two looks; default 1 s, at most a tenth of the lease. */
+  /** Pause between two looks; default 250 ms (a waiting commit goes on soon after gc ends), at most a tenth of the lease. */
   pollMs?: number;
 }
 
@@ -68,7 +68,7 @@ function settings(o: S3LockOptions): Settings {
   return {
     leaseMs,
     refreshMs: Math.min(o.refreshMs ?? LOCK_RENEW_MS, Math.floor(leaseMs / 3)),
-    pollMs: Math.min(o.pollMs ?? 1000, Math.max(20, Math.floor(leaseMs / 10))),
+    pollMs: Math.min(o.pollMs ?? 250, Math.max(20, Math.floor(leaseMs / 10))),
   };
 }
 
