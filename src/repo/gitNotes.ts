@@ -69,7 +69,9 @@ function addNoteWithGit(gitRoot: string, oid: string, note: string, who: { name:
   return new Promise((resolve) => {
     const child = execFile(
       'git',
-      ['notes', `--ref=${NOTES_REF}`, 'add', '-f', '-F', '-', oid],
+      // no automatic gc or maintenance in the background of the user's repository: a notes commit
+      // would otherwise start one (git notes runs `gc --auto`), which isomorphic-git never did
+      ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'notes', `--ref=${NOTES_REF}`, 'add', '-f', '-F', '-', oid],
       {
         cwd: gitRoot,
         env: { ...process.env, GIT_AUTHOR_NAME: who.name, GIT_AUTHOR_EMAIL: who.email, GIT_COMMITTER_NAME: who.name, GIT_COMMITTER_EMAIL: who.email, LC_ALL: 'C' },
