@@ -8,10 +8,10 @@
  * their read-modify-write on a lock in the ckpt store; a concurrent `git notes` by hand could
  * still race, which costs a line of a note, never checkpoint data.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import { CkptError } from '../core/errors.js';
 import type { ObjectId } from '../core/objectId.js';
+import { runGit } from './runGit.js';
 
 /** isomorphic-git is loaded when a note is read or written, not by every command importing this. */
 const isoGit = async () => (await import('isomorphic-git')).default;
@@ -65,23 +65,12 @@ export async function appendNote(gitRoot: string, oid: string, line: string, exc
 }
 
 /** Writes the note with the `git` program; false when there is none or it fails (isomorphic-git then writes it). */
-function addNoteWithGit(gitRoot: string, oid: string, note: string, who: { name: string; email: string }): Promise<boolean> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      'git',
-      // no automatic gc or maintenance in the background of the user's repository: a notes commit
-      // would otherwise start one (git notes runs `gc --auto`), which isomorphic-git never did
-      ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'notes', `--ref=${NOTES_REF}`, 'add', '-f', '-F', '-', oid],
-      {
-        cwd: gitRoot,
-        env: { ...process.env, GIT_AUTHOR_NAME: who.name, GIT_AUTHOR_EMAIL: who.email, GIT_COMMITTER_NAME: who.name, GIT_COMMITTER_EMAIL: who.email, LC_ALL: 'C' },
-      },
-      (err) => resolve(!err),
-    );
-    child.on('error', () => resolve(false));
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(note);
-  });
+async function addNoteWithGit(gitRoot: string, oid: string, note: string, who: { name: string; email: string }): Promise<boolean> {
+  const env = { GIT_AUTHOR_NAME: who.name, GIT_AUTHOR_EMAIL: who.email, GIT_COMMITTER_NAME: who.name, GIT_COMMITTER_EMAIL: who.email };
+  // no automatic gc or maintenance in the background of the user's repository: a notes commit
+  // would otherwise start one (git notes runs `gc --auto`), which isomorphic-git never did
+  const args = ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false', 'notes', `--ref=${NOTES_REF}`, 'add', '-f', '-F', '-', oid];
+  return (await runGit(gitRoot, args, { input: note, env })) !== undefined;
 }
 
 /** A Git revision (HEAD, a branch, a tag, a full or abbreviated id) as a commit id. */

@@ -11,13 +11,13 @@
  * `ckpt restore-code`. Checkpoint files and files bigger than MAX_CODE_FILE are listed but not
  * stored: a stray dataset or checkpoint in the work tree must not turn every commit into a copy.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import * as path from 'node:path';
 import type { CodeProvenance, Manifest, Tree, TreeEntry } from '../core/objects.js';
 import type { Ingestor } from './ingestFile.js';
 import { readLayout } from './ingestFile.js';
 import { isInStore } from '../store/storeLocation.js';
+import { runGit } from './runGit.js';
 import type { Repository } from './repository.js';
 
 export const MAX_CODE_FILE = 16 * 1024 * 1024;
@@ -57,18 +57,6 @@ export async function readGitState(dir: string, exclude: string[] = []): Promise
 }
 
 const skipSet = (root: string, exclude: string[]) => new Set(exclude.map((f) => path.relative(root, path.resolve(f)).split(path.sep).join('/')));
-
-function runGit(root: string, args: string[]): Promise<Buffer | undefined> {
-  return new Promise((resolve) => {
-    execFile(
-      'git',
-      args,
-      // no optional locks: ckpt reads the index and never rewrites it under the user's git
-      { cwd: root, encoding: 'buffer', maxBuffer: 1 << 30, env: { ...process.env, GIT_OPTIONAL_LOCKS: '0', LC_ALL: 'C' } },
-      (err, stdout) => resolve(err ? undefined : stdout),
-    );
-  });
-}
 
 /**
  * From `git status --porcelain=v2 -z --branch --untracked-files=all`; undefined when there is no
