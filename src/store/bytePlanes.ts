@@ -20,9 +20,12 @@ const SIMD_MIN_BYTES = 4096;
 /**
  * joinPlanes (and with a base, joinUndoZigzag) in WebAssembly SIMD for 2- and 4-byte elements:
  * whole groups of 16 elements there, the few elements after them and the tail bytes here.
- * Undefined when SIMD is not available or does not apply.
+ * Undefined when SIMD is not available or does not apply. With `inPlace` the result overwrites
+ * `src` (a buffer the caller owns and no longer needs, such as a fresh zstd output): no new
+ * buffer of a chunk's size is allocated, and fresh buffers of about a MiB each cost page faults
+ * on every chunk.
  */
-function joinSimd(src: Uint8Array, planes: number, base?: Uint8Array): Uint8Array | undefined {
+function joinSimd(src: Uint8Array, planes: number, base: Uint8Array | undefined, inPlace: boolean): Uint8Array | undefined {
   if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
   const s = simdJoin();
   if (!s) return undefined;
@@ -36,17 +39,20 @@ function joinSimd(src: Uint8Array, planes: number, base?: Uint8Array): Uint8Arra
     mem.set(base, span);
     (planes === 4 ? s.join4z : s.join2z)(0, span, 2 * span, n, groups);
   } else (planes === 4 ? s.join4 : s.join2)(0, 2 * span, n, groups);
-  const out = uninitialized(len);
   const done = groups * 16;
-  out.set(mem.subarray(2 * span, 2 * span + done * planes));
   const m = n - done;
+  // the last elements: their plane bytes gathered into planes of their own (before an in-place
+  // result overwrites them), joined the slow way
+  let rest: Uint8Array | undefined;
   if (m > 0) {
-    // the last elements: their plane bytes gathered into planes of their own, joined the slow way
-    const rest = new Uint8Array(m * planes);
-    for (let k = 0; k < planes; k++) rest.set(src.subarray(k * n + done, k * n + n), k * m);
-    const joined = transpose(rest, planes, false);
-    out.set(base ? elementDelta(joined, base.subarray(done * planes, n * planes), planes, false) : joined, done * planes);
+    const gathered = new Uint8Array(m * planes);
+    for (let k = 0; k < planes; k++) gathered.set(src.subarray(k * n + done, k * n + n), k * m);
+    const joined = transpose(gathered, planes, false);
+    rest = base ? elementDelta(joined, base.subarray(done * planes, n * planes), planes, false) : joined;
   }
+  const out = inPlace ? src : uninitialized(len);
+  out.set(mem.subarray(2 * span, 2 * span + done * planes));
+  if (rest) out.set(rest, done * planes);
   for (let i = n * planes; i < len; i++) out[i] = base ? src[i] ^ base[i] : src[i];
   return out;
 }
@@ -55,8 +61,9 @@ export function splitPlanes(src: Uint8Array, planes: number): Uint8Array {
   return transpose(src, planes, true);
 }
 
-export function joinPlanes(src: Uint8Array, planes: number): Uint8Array {
-  return joinSimd(src, planes) ?? transpose(src, planes, false);
+/** `inPlace`: the result may overwrite `src`, which the caller gives up (see joinSimd). */
+export function joinPlanes(src: Uint8Array, planes: number, inPlace = false): Uint8Array {
+  return joinSimd(src, planes, undefined, inPlace) ?? transpose(src, planes, false);
 }
 
 function transpose(src: Uint8Array, planes: number, split: boolean): Uint8Array {
@@ -219,10 +226,10 @@ export function undoZigzagDelta(delta: Uint8Array, base: Uint8Array, width: numb
  * element is rebuilt from its plane bytes and its base added back without the joined delta ever
  * being written out. Same result as the two calls (test/store/bytePlanes.test.ts).
  */
-export function joinUndoZigzag(src: Uint8Array, base: Uint8Array, width: number): Uint8Array {
+export function joinUndoZigzag(src: Uint8Array, base: Uint8Array, width: number, inPlace = false): Uint8Array {
   if (width !== 2 && width !== 4 && width !== 8) throw new RangeError(`bad element width ${width}`);
   if (base.length !== src.length) throw new RangeError(`base of ${base.length} bytes for ${src.length}`);
-  const fast = joinSimd(src, width, base);
+  const fast = joinSimd(src, width, base, inPlace);
   if (fast) return fast;
   const n = Math.floor(src.length / width);
   const body = n * width;

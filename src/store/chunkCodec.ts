@@ -184,8 +184,9 @@ export async function decodeChunk(
     throw new ChunkDecodeError(`decompressed to ${out.length} bytes, record says ${rawLength}`, { codec, rawLength });
   }
   if (codec === CODEC_ZSTD) return out;
-  if (codec === CODEC_ZIGZAG) return joinUndoZigzag(out, base as Uint8Array, planes);
-  out = joinPlanes(out, planes);
+  // the zstd output is this function's own: the planes are joined over it
+  if (codec === CODEC_ZIGZAG) return joinUndoZigzag(out, base as Uint8Array, planes, true);
+  out = joinPlanes(out, planes, true);
   return codec === CODEC_DELTA ? xorInto(out, out, base as Uint8Array) : out;
 }
 

@@ -5,7 +5,9 @@
  *
  * Delta bases are decoded once per reader: a bounded cache of decoded bases, keyed by chunk id,
  * serves every later chunk coded against the same base, and concurrent decodes of one base share
- * a single read.
+ * a single read. A base decoded only to rebuild another chunk is not hashed on its own: the chunk
+ * built on it is, and a wrong base cannot give that chunk's id. A base asked for in its own right
+ * (`readCached`) is hashed before it is returned.
  */
 import { CorruptObjectError, NotFoundError } from '../core/errors.js';
 import { objectId, type ObjectId } from '../core/objectId.js';
@@ -19,6 +21,12 @@ const WINDOW_BYTES = 32 * 1024 * 1024;
 /** Decoded delta bases kept for reuse, least recently used dropped first. */
 const BASE_CACHE_BYTES = 64 * 1024 * 1024;
 
+/** A decoded chunk and whether it has been hashed against its id yet. */
+interface Decoded {
+  raw: Uint8Array;
+  verified: boolean;
+}
+
 export interface ChunkReadStats {
   chunksRead: number;
   bytesRead: number;
@@ -28,9 +36,9 @@ export class ChunkReader {
   private readonly handles = new Map<ObjectId, Promise<RangeReader>>();
   readonly stats: ChunkReadStats = { chunksRead: 0, bytesRead: 0 };
   /** Decoded bases, in least-recently-used order (a Map iterates in insertion order). */
-  private readonly bases = new Map<ObjectId, Uint8Array>();
+  private readonly bases = new Map<ObjectId, Decoded>();
   private baseBytes = 0;
-  private readonly basesInFlight = new Map<ObjectId, Promise<Uint8Array>>();
+  private readonly basesInFlight = new Map<ObjectId, Promise<Decoded>>();
 
   constructor(
     private readonly backend: Backend,
@@ -71,55 +79,78 @@ export class ChunkReader {
     return buf;
   }
 
-  private async decode(rec: IndexedChunk, stored: Uint8Array): Promise<Uint8Array> {
-    const base = rec.base ? await this.readCached(rec.base) : undefined;
+  private async decode(rec: IndexedChunk, stored: Uint8Array, verify = true): Promise<Uint8Array> {
+    const base = rec.base ? (await this.base(rec.base, false)).raw : undefined;
     let raw: Uint8Array;
     try {
       raw = await decodeChunk({ codec: rec.codec as never, planes: rec.planes, data: stored }, rec.raw, base);
     } catch (e) {
       throw new CorruptObjectError(rec.id, `pack ${rec.pack}`, (e as Error).message);
     }
-    if (objectId('chunk', raw) !== rec.id) throw new CorruptObjectError(rec.id, `pack ${rec.pack}`);
+    if (verify) this.verify(rec, raw);
     this.stats.chunksRead++;
     return raw;
   }
 
-  /** A chunk (a delta base), decoded at most once while it stays in the cache. */
-  readCached(id: ObjectId): Promise<Uint8Array> {
-    const hit = this.bases.get(id);
-    if (hit) {
-      this.bases.delete(id);
-      this.bases.set(id, hit);
-      return Promise.resolve(hit);
+  private verify(rec: IndexedChunk, raw: Uint8Array): void {
+    if (objectId('chunk', raw) !== rec.id) {
+      const detail = rec.base ? `its bytes, or those of a delta base it is built on, do not match its id` : undefined;
+      throw new CorruptObjectError(rec.id, `pack ${rec.pack}`, detail);
     }
-    let p = this.basesInFlight.get(id);
-    if (!p) {
-      p = this.read(id).then(
-        (raw) => {
-          this.basesInFlight.delete(id);
-          this.remember(id, raw);
-          return raw;
-        },
-        (e: unknown) => {
-          this.basesInFlight.delete(id);
-          throw e;
-        },
-      );
-      this.basesInFlight.set(id, p);
-    }
-    return p;
   }
 
-  private remember(id: ObjectId, raw: Uint8Array): void {
-    if (raw.length > BASE_CACHE_BYTES / 4 || this.bases.has(id)) return;
+  /** A chunk (a delta base), decoded at most once while it stays in the cache; verified. */
+  async readCached(id: ObjectId): Promise<Uint8Array> {
+    return (await this.base(id, true)).raw;
+  }
+
+  /** A base from the cache or decoded once, hashed now if `verify` asks and it was not yet. */
+  private async base(id: ObjectId, verify: boolean): Promise<Decoded> {
+    let d = this.bases.get(id);
+    if (d) {
+      this.bases.delete(id);
+      this.bases.set(id, d);
+    } else {
+      let p = this.basesInFlight.get(id);
+      if (!p) {
+        const rec = this.record(id);
+        p = this.readStored(rec.pack, rec.offset, rec.stored)
+          .then((stored) => this.decode(rec, stored, verify))
+          .then(
+            (raw) => {
+              this.basesInFlight.delete(id);
+              return this.remember(id, { raw, verified: verify });
+            },
+            (e: unknown) => {
+              this.basesInFlight.delete(id);
+              throw e;
+            },
+          );
+        this.basesInFlight.set(id, p);
+      }
+      d = await p;
+    }
+    if (verify && !d.verified) {
+      this.verify(this.record(id), d.raw);
+      d.verified = true;
+    }
+    return d;
+  }
+
+  private remember(id: ObjectId, d: Decoded): Decoded {
+    const had = this.bases.get(id);
+    if (had) return had;
+    if (d.raw.length > BASE_CACHE_BYTES / 4) return d;
     // a stored-plain chunk is a view into its whole read; keep only its own bytes
-    this.bases.set(id, raw.buffer.byteLength > raw.length ? raw.slice() : raw);
-    this.baseBytes += raw.length;
+    if (d.raw.buffer.byteLength > d.raw.length) d.raw = d.raw.slice();
+    this.bases.set(id, d);
+    this.baseBytes += d.raw.length;
     for (const [old, b] of this.bases) {
       if (this.baseBytes <= BASE_CACHE_BYTES) break;
       this.bases.delete(old);
-      this.baseBytes -= b.length;
+      this.baseBytes -= b.raw.length;
     }
+    return d;
   }
 
   /** One chunk, verified. */
