@@ -47,7 +47,7 @@ async function interleaved(steps: Record<string, () => number | Promise<number>>
   return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, median(v)]));
 }
 
-const ckpt = (cwd: string, ...args: string[]) => seconds(node, [ckptBin, ...args], cwd);
+const ckpt = (cwd: string, ...args: string[]) => seconds(ckptBin, args, cwd);
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const x = (n: number) => `${n.toFixed(2)}x`;
 const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
@@ -213,8 +213,8 @@ async function provenance(work: string): Promise<void> {
   }
   const sh = (cmd: string, cwd: string) => execFileSync('sh', ['-c', cmd], { cwd, stdio: 'ignore' });
   sh('git init -q && git add -A && git -c user.name=b -c user.email=b@b commit -qm code', inGit);
-  execFileSync(node, [ckptBin, 'init', '-q'], { cwd: inGit });
-  execFileSync(node, [ckptBin, 'init', '-q'], { cwd: outside });
+  execFileSync(ckptBin, ['init', '-q'], { cwd: inGit });
+  execFileSync(ckptBin, ['init', '-q'], { cwd: outside });
   let step = 0;
   const commitIn = (dir: string) => async () => {
     const w = new Float32Array(36 * 1024).fill(++step);

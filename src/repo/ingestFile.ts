@@ -28,6 +28,7 @@ import type { Store } from '../store/store.js';
 
 /** New chunks being encoded at once: both cores busy with zstd while the main thread hashes. */
 const ENCODE_WINDOW = 8;
+const HASH_SLICE = 1024 * 1024;
 
 export interface IngestOptions {
   compress: boolean;
@@ -194,7 +195,8 @@ export class Ingestor {
       fh,
       layout.size,
       (b) => {
-        fileHash.update(b);
+        // in slices of a MiB: the native hasher takes a block of 8 MiB at a third of the speed
+        for (let o = 0; o < b.length; o += HASH_SLICE) fileHash.update(b.subarray(o, o + HASH_SLICE));
         done += b.length;
         onProgress?.(done);
       },

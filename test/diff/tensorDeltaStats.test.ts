@@ -172,6 +172,22 @@ describe('edge cases', () => {
     expect(relErr(chunkSumSquares(new Uint8Array(big.buffer), 'F64'), direct)).toBeLessThan(1e-12);
   });
 
+  it('chunkSumSquares of F32 equals, bit for bit, that of the same values widened to F64', () => {
+    // the stored sums of F32 chunks must not change with the fast path: a manifest names them
+    for (let t = 0; t < 6; t++) {
+      const n = 9000 + 3217 * t;
+      const v = new Float32Array(n).map((_, i) => Math.sin(i * 0.7 + t) * 10 ** ((i % 13) - 6));
+      v[17] = NaN;
+      v[n - 2] = Infinity;
+      v[n >> 1] = -Infinity;
+      const wide = Float64Array.from(v);
+      // unaligned too: a tensor may start at any byte of a file
+      const bytes = new Uint8Array(n * 4 + 3).subarray(t % 4, t % 4 + n * 4);
+      bytes.set(new Uint8Array(v.buffer));
+      expect(chunkSumSquares(bytes, 'F32')).toBe(chunkSumSquares(new Uint8Array(wide.buffer), 'F64'));
+    }
+  });
+
   it('quantized and other undecodable dtypes count bytes changed', () => {
     const s = new TensorDeltaStats('Q4_K');
     expect(s.numeric).toBe(false);
