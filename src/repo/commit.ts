@@ -10,6 +10,7 @@ import type { Layout } from '../core/layout.js';
 import type { ObjectId } from '../core/objectId.js';
 import type { CodeProvenance, Commit, CommitMeta, Manifest, Tree, TreeEntry } from '../core/objects.js';
 import { treePathFault } from '../core/treePath.js';
+import { createLimiter } from '../core/limiter.js';
 import { Ingestor, readLayout, type IngestStats } from './ingestFile.js';
 import type { Repository } from './repository.js';
 import { deltaBaseFinder } from './deltaBase.js';
@@ -97,6 +98,9 @@ async function targetRef(
   return { ref, expected: head, head };
 }
 
+/** Files of one commit ingested at once (see commitLocked). */
+const FILE_JOBS = 2;
+
 export async function commitFiles(repo: Repository, paths: string[], opts: CommitOptions): Promise<CommitResult> {
   if (!opts.message) throw new UsageError('a commit needs a message (-m)');
   const files = await collectFiles(paths);
@@ -169,21 +173,35 @@ async function commitLocked(
   const ingestor = new Ingestor(repo.store, { compress: opts.compress ?? true });
   const manifests: Manifest[] = [];
   let captured: CapturedCode | undefined;
-  let before = 0;
   try {
     const index = await repo.store.index();
-    for (let i = 0; i < files.length; i++) {
-      const base = before;
+    // Files go in FILE_JOBS at a time (a folder of shards): one file's reads, hashing and
+    // compression leave the cores idle in turns that another file's fill.
+    const done = new Array<number>(files.length).fill(0);
+    const progress = () => opts.onProgress?.(done.reduce((a, b) => a + b, 0), total);
+    const ingestOne = async (i: number): Promise<Manifest> => {
       const reused = cached[i];
       // the cached manifest stands only while gc has left every chunk it names
-      if (reused && StatCache.allChunksIndexed(index, reused)) manifests.push(reused);
-      else {
-        ingestor.setDeltaBase(parentTree ? await deltaBaseFinder(repo, parentTree, treePaths[i], files.length) : undefined);
-        const layout = layouts[i] ?? (await readLayout(files[i], { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
-        manifests.push(await ingestor.ingest(files[i], layout, (d) => opts.onProgress?.(base + d, total)));
-      }
-      before += manifests[i].size;
-    }
+      if (reused && StatCache.allChunksIndexed(index, reused)) return reused;
+      const finder = parentTree ? await deltaBaseFinder(repo, parentTree, treePaths[i], files.length) : undefined;
+      const layout = layouts[i] ?? (await readLayout(files[i], { format: opts.format, allowUnsafePickle: opts.allowUnsafePickle }));
+      const m = await ingestor.ingest(
+        files[i],
+        layout,
+        (d) => {
+          done[i] = d;
+          progress();
+        },
+        finder,
+      );
+      done[i] = m.size;
+      return m;
+    };
+    const limit = createLimiter(FILE_JOBS);
+    // every file settles before a failure is reported: the pack is aborted with nothing writing to it
+    const settled = await Promise.allSettled(files.map((_, i) => limit(() => ingestOne(i))));
+    for (const r of settled) if (r.status === 'rejected') throw r.reason;
+    for (const r of settled) if (r.status === 'fulfilled') manifests.push(r.value);
     if (gitState) {
       captured = await captureCode(gitState, opts.provenance?.withCode ? ingestor : undefined);
       for (const s of captured.skipped) warnings.push(`code file not stored: ${s}`);

@@ -89,17 +89,10 @@ export class Ingestor {
   private readonly packLimit = 128 * 1024 * 1024;
   private baseReader: ChunkReader | undefined;
 
-  private deltaBase: DeltaBaseFinder | undefined;
-
   constructor(
     private readonly store: Store,
     private readonly options: IngestOptions,
   ) {}
-
-  /** Where the next file's chunks find their delta bases (the parent's matching file). */
-  setDeltaBase(finder: DeltaBaseFinder | undefined): void {
-    this.deltaBase = finder;
-  }
 
   /**
    * Encodes a new chunk; a delta against `base` only when the base has the same length and the
@@ -124,10 +117,11 @@ export class Ingestor {
   }
 
   private async put(id: ObjectId, raw: number, enc: EncodedChunk & { base?: ObjectId }): Promise<void> {
-    if (!this.pack) this.pack = this.store.newPackWriter();
-    await this.pack.add({ id, raw, codec: enc.codec, planes: enc.planes, ...(enc.base ? { base: enc.base } : {}) }, enc.data);
+    // files ingested at once put in turns: the pack may have been closed by another's put meanwhile
+    const pack = (this.pack ??= this.store.newPackWriter());
+    await pack.add({ id, raw, codec: enc.codec, planes: enc.planes, ...(enc.base ? { base: enc.base } : {}) }, enc.data);
     this.stats.storedBytes += enc.data.length;
-    if (this.pack.bytes >= this.packLimit) await this.flush();
+    if (this.pack === pack && pack.bytes >= this.packLimit) await this.flush();
   }
 
   /** Closes the current pack, making its chunks durable and indexed. */
@@ -184,8 +178,12 @@ export class Ingestor {
     };
   }
 
-  /** Stores `file` and returns its manifest (not yet written). */
-  async ingest(file: string, layout: Layout, onProgress?: (bytes: number) => void): Promise<Manifest> {
+  /**
+   * Stores `file` and returns its manifest (not yet written); `deltaBase` says where its chunks
+   * find their delta bases (the parent's matching file). Several files may be ingested at once:
+   * they share the pack being written and the chunks already seen.
+   */
+  async ingest(file: string, layout: Layout, onProgress?: (bytes: number) => void, deltaBase?: DeltaBaseFinder): Promise<Manifest> {
     const index = await this.store.index();
     const chunkSize = this.store.config.chunkSize;
     const fh = await fs.open(file, 'r');
@@ -217,7 +215,7 @@ export class Ingestor {
             const bytes = await reader.take(c.length);
             tensorHash.update(bytes);
             sumsq?.push(chunkSumSquares(bytes, s.dtype));
-            chunks.push(await addChunk(bytes, s.dtype, this.deltaBase?.(s.name, s.dtype, s.shape, c.index)));
+            chunks.push(await addChunk(bytes, s.dtype, deltaBase?.(s.name, s.dtype, s.shape, c.index)));
           }
           segments.push({ t: 'tensor', name: s.name, dtype: s.dtype, shape: s.shape, len: s.length, hash: tensorHash.hex(), chunks, ...(sumsq ? { sumsq } : {}) });
         } else {

@@ -198,7 +198,6 @@ export async function captureCode(state: GitState, ingestor: Ingestor | undefine
       skipped.push(`${rel} (${st.size} bytes, over ${MAX_CODE_FILE})`);
       continue;
     }
-    ingestor.setDeltaBase(undefined);
     manifests.set(rel, await ingestor.ingest(abs, await readLayout(abs, { format: 'opaque' })));
   }
   return { code, skipped, manifests };
