@@ -11,6 +11,7 @@ import { promises as fs, openSync, writeSync, closeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeCheckpoint } from './syntheticCheckpoint.js';
 import { encodeSafetensorsHeader } from '../src/formats/safetensors.js';
 import { scaleSection } from './scale.js';
 
@@ -36,45 +37,6 @@ function timed(cmd: string, args: string[], cwd: string): { s: number; rssKiB?: 
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/**
- * Trained-like weights without the cost of a Gaussian: random signs and mantissas, exponents in
- * the narrow band real weights occupy (|w| in about [1e-4, 0.25]).
- */
-export function writeCheckpoint(file: string, mb: number, seed: number): void {
-  const bytes = mb * 1024 * 1024;
-  const tensorBytes = 16 * 1024 * 1024;
-  const tensors: { name: string; dtype: string; shape: number[]; length: number }[] = [];
-  for (let i = 0, off = 0; off < bytes; i++, off += tensorBytes) {
-    const bf16 = i % 4 === 3;
-    const len = Math.min(tensorBytes, bytes - off);
-    tensors.push({ name: `layers.${i}.weight`, dtype: bf16 ? 'BF16' : 'F32', shape: [len / (bf16 ? 2 : 4) / 1024, 1024], length: len });
-  }
-  const fd = openSync(file, 'w');
-  writeSync(fd, encodeSafetensorsHeader(tensors));
-  let s = seed >>> 0 || 1;
-  const buf = new Uint32Array(tensorBytes / 4);
-  for (const t of tensors) {
-    for (let i = 0; i < buf.length; i++) {
-      s ^= s << 13;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      const exp = 114 + ((s >>> 8) % 11);
-      buf[i] = ((s & 0x80000000) | (exp << 23) | ((s * 2654435761) >>> 9)) >>> 0;
-    }
-    if (t.dtype === 'BF16') {
-      // two BF16 values per generated word: its high half, and its high half with other low bits
-      const u16 = new Uint16Array(t.length / 2);
-      const n = buf.length;
-      for (let i = 0; i < n; i++) {
-        u16[i] = buf[i] >>> 16;
-        u16[i + n] = (buf[i] >>> 16) ^ (buf[i] & 0x7f);
-      }
-      writeSync(fd, new Uint8Array(u16.buffer, 0, t.length));
-    } else writeSync(fd, new Uint8Array(buf.buffer, 0, t.length));
-  }
-  closeSync(fd);
-}
 
 /**
  * Incompressible tensors (random bytes in a safetensors frame): compression must notice early and

@@ -12,6 +12,8 @@
  * - history: `log`, `status`, `du` and a commit at 1,000 commits against the same at 10.
  * - provenance: a commit inside a Git work tree of many committed files against
  *   `git status` + the same commit outside Git.
+ * - shards: a 20 GiB shard committed and checked out against dd, with peak RSS, and a folder of
+ *   four shards committed at once against one after another (bench/shards.ts).
  *
  * CKPT_SCALE_ONLY (e.g. startup,history) runs only the named sections.
  * CKPT_SCALE_MB (default 64) sets the restore model's size (the issue's figure is 256),
@@ -24,6 +26,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeSafetensors } from '../src/formats/safetensors.js';
+import { shardsSection } from './shards.js';
 import { commitFiles } from '../src/repo/commit.js';
 import { Repository } from '../src/repo/repository.js';
 
@@ -236,7 +239,7 @@ async function provenance(work: string): Promise<void> {
 export async function scaleSection(): Promise<void> {
   const work = await fs.mkdtemp(path.join(process.env.CKPT_BENCH_DIR ?? os.tmpdir(), 'ckpt-scale-'));
   say(`\nscale (${ROUNDS} interleaved rounds, medians; ratios to a peer in the same run):`);
-  // CKPT_SCALE_ONLY=restore (or a comma list of restore, startup, history, provenance) runs only those parts
+  // CKPT_SCALE_ONLY=restore (or a comma list of restore, startup, history, provenance, shards) runs only those parts
   const only = process.env.CKPT_SCALE_ONLY?.split(',');
   const want = (part: string) => !only || only.includes(part);
   try {
@@ -244,6 +247,7 @@ export async function scaleSection(): Promise<void> {
     // start-up and history are one run
     if (want('startup') || want('history')) await startupAndHistory(work);
     if (want('provenance')) await provenance(work);
+    if (want('shards')) await shardsSection(work, ckptBin, say);
   } finally {
     await fs.rm(work, { recursive: true, force: true });
   }
