@@ -29,11 +29,20 @@ export interface StoreConfig {
 
 export const DEFAULT_CHUNK_SIZE = 1 << 20;
 
+/**
+ * A restore decodes up to maxDeltaChain + 1 versions of a chunk, and a shorter bound stores more
+ * versions whole. Measured on the real pretraining run of bench/storage.ts (10 checkpoints, fp32 +
+ * AdamW), stored / file bytes: 0.794 at 1, 0.784 at 2, 0.776 at 3, 0.766 at 4, 0.765 at 8; 4 costs
+ * next to nothing there and halves the longest chain a checkout of the newest commit walks before gc
+ * turns the chains around.
+ */
+export const DEFAULT_MAX_DELTA_CHAIN = 4;
+
 export function defaultConfig(chunkSize = DEFAULT_CHUNK_SIZE): StoreConfig {
   return {
     version: 1,
     chunkSize,
-    compression: { mode: 'auto', level: 1, maxDeltaChain: 8 },
+    compression: { mode: 'auto', level: 1, maxDeltaChain: DEFAULT_MAX_DELTA_CHAIN },
     remotes: {},
   };
 }

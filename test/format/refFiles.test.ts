@@ -20,7 +20,7 @@ describe('store text files', () => {
     const store = await Store.create(dir, undefined, { clock: () => 1_764_000_000_000 });
     const read = (f: string) => fs.readFile(path.join(dir, f), 'utf8');
     expect(await read('config')).toBe(
-      '{\n  "version": 1,\n  "chunkSize": 1048576,\n  "compression": {\n    "mode": "auto",\n    "level": 1,\n    "maxDeltaChain": 8\n  },\n  "remotes": {}\n}\n',
+      '{\n  "version": 1,\n  "chunkSize": 1048576,\n  "compression": {\n    "mode": "auto",\n    "level": 1,\n    "maxDeltaChain": 4\n  },\n  "remotes": {}\n}\n',
     );
     expect(await read('HEAD')).toBe('ref: refs/heads/main\n');
 
