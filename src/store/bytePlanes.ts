@@ -58,7 +58,27 @@ function joinSimd(src: Uint8Array, planes: number, base: Uint8Array | undefined,
 }
 
 export function splitPlanes(src: Uint8Array, planes: number): Uint8Array {
-  return transpose(src, planes, true);
+  return splitSimd(src, planes) ?? transpose(src, planes, true);
+}
+
+/** splitPlanes in WebAssembly SIMD for 2- and 4-byte elements, as joinSimd the other way. */
+function splitSimd(src: Uint8Array, planes: number): Uint8Array | undefined {
+  if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
+  const s = simdJoin();
+  if (!s) return undefined;
+  const len = src.length;
+  const n = Math.floor(len / planes);
+  const groups = n >>> 4;
+  const span = (len + 15) & ~15;
+  const mem = simdMemory(s, 2 * span);
+  mem.set(src, 0);
+  (planes === 4 ? s.split4 : s.split2)(0, span, n, groups);
+  const out = uninitialized(len);
+  out.set(mem.subarray(span, span + n * planes));
+  // the elements after the last group of 16, and the tail bytes, the slow way
+  for (let i = groups * 16; i < n; i++) for (let k = 0; k < planes; k++) out[k * n + i] = src[i * planes + k];
+  out.set(src.subarray(n * planes), n * planes);
+  return out;
 }
 
 /** `inPlace`: the result may overwrite `src`, which the caller gives up (see joinSimd). */

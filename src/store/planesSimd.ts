@@ -1,16 +1,18 @@
 /**
- * Byte-plane joins in WebAssembly SIMD: what every read of a compressed float chunk runs through.
+ * Byte-plane joins and splits in WebAssembly SIMD: what every read and every compressed write of a float chunk runs through.
  * JavaScript moves about 0.5 GB/s here (a 4x4 byte transpose per four elements, in shifts);
  * i8x16.shuffle rebuilds 16 elements from 16 bytes of each plane in eight instructions, several
  * times faster. The module is assembled here from its instructions (no binary blob to review) and
  * compiled on first use; where the runtime lacks WebAssembly SIMD, `simdJoin` returns undefined
  * and the callers take the JavaScript path (bytePlanes.ts), which gives the same bytes.
  *
- * Four functions, each over `groups` blocks of 16 elements, planes `n` bytes apart:
+ * Six functions, each over `groups` blocks of 16 elements, planes `n` bytes apart:
  *   join4(src, dst, n, groups)          4-byte elements
  *   join4z(src, base, dst, n, groups)   and then undo the zigzag delta against base (i32 lanes)
  *   join2(src, dst, n, groups)          2-byte elements
  *   join2z(src, base, dst, n, groups)   and undo the zigzag delta (i16 lanes)
+ *   split4(src, dst, n, groups)         the other way: elements at src, planes from dst on
+ *   split2(src, dst, n, groups)
  * Elements after the last whole group and the tail bytes are left to the caller.
  */
 
@@ -23,6 +25,8 @@ interface Simd {
   join4z: JoinZ;
   join2: Join;
   join2z: JoinZ;
+  split4: Join;
+  split2: Join;
 }
 
 const uleb = (v: number): number[] => {
@@ -78,16 +82,16 @@ const HI16 = [8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31];
 /**
  * The loop shared by the four functions: `body` emits the work for one group with the source
  * pointer in local `src`, base in `base`, destination in `dst`; after it the pointers advance by
- * 16 source bytes and `step` bytes of destination and base.
+ * `srcStep` source bytes and `step` bytes of destination and base.
  */
-function loop(params: { src: number; base?: number; dst: number; n: number; groups: number }, step: number, body: number[]): number[] {
+function loop(params: { src: number; base?: number; dst: number; n: number; groups: number }, step: number, body: number[], srcStep = 16): number[] {
   const { src, base, dst, groups } = params;
   return [
     0x02, 0x40, // block
     0x03, 0x40, // loop
     ...get(groups), ...i32const(0), 0x46, 0x0d, 1, // br_if 1 when groups == 0
     ...body,
-    ...get(src), ...i32const(16), ...ADD, ...set(src),
+    ...get(src), ...i32const(srcStep), ...ADD, ...set(src),
     ...get(dst), ...i32const(step), ...ADD, ...set(dst),
     ...(base === undefined ? [] : [...get(base), ...i32const(step), ...ADD, ...set(base)]),
     ...get(groups), ...i32const(1), ...SUB, ...set(groups),
@@ -159,9 +163,59 @@ function join2Body(zigzag: boolean): { params: number; locals: number[]; code: n
   return { params: zigzag ? 5 : 4, locals: [V128, V128, V128], code: loop(P, 32, body) };
 }
 
+// within one vector of four 4-byte elements: byte k of each element together, plane by plane
+const BY_PLANE4 = [0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15];
+// 32-bit lanes a0 b0 a1 b1 and a2 b2 a3 b3; 64-bit lanes a0 b0 and a1 b1
+const LANES32_LO = [0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23];
+const LANES32_HI = [8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31];
+const LANES64_LO = [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23];
+const LANES64_HI = [8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31];
+const EVEN8 = Array.from({ length: 16 }, (_, i) => 2 * i);
+const ODD8 = Array.from({ length: 16 }, (_, i) => 2 * i + 1);
+
+/**
+ * 16 elements of 4 bytes (64 source bytes, four vectors) to 16 bytes of each plane: bytes grouped
+ * by plane within each vector, then a 4x4 transpose of 32-bit lanes across the four vectors.
+ */
+function split4Body(): { params: number; locals: number[]; code: number[] } {
+  const P = { src: 0, dst: 1, n: 2, groups: 3 };
+  const [n2, n3] = [4, 5];
+  const [t0, t1, t2, t3, u0, u1, u2, u3] = Array.from({ length: 8 }, (_, i) => 6 + i);
+  const grouped = (k: number, t: number) => [...get(P.src), ...load(16 * k), ...get(P.src), ...load(16 * k), ...shuffle(BY_PLANE4), ...set(t)];
+  const pair = (a: number, b: number, lanes: number[], u: number) => [...get(a), ...get(b), ...shuffle(lanes), ...set(u)];
+  const plane = (off: number[], a: number, b: number, lanes: number[]) => [...get(P.dst), ...off, ...get(a), ...get(b), ...shuffle(lanes), ...store(0)];
+  const body = [
+    ...grouped(0, t0), ...grouped(1, t1), ...grouped(2, t2), ...grouped(3, t3),
+    ...pair(t0, t1, LANES32_LO, u0), ...pair(t0, t1, LANES32_HI, u1),
+    ...pair(t2, t3, LANES32_LO, u2), ...pair(t2, t3, LANES32_HI, u3),
+    ...plane([], u0, u2, LANES64_LO),
+    ...plane([...get(P.n), ...ADD], u0, u2, LANES64_HI),
+    ...plane([...get(n2), ...ADD], u1, u3, LANES64_LO),
+    ...plane([...get(n3), ...ADD], u1, u3, LANES64_HI),
+  ];
+  const code = [
+    ...get(P.n), ...get(P.n), ...ADD, ...tee(n2), ...get(P.n), ...ADD, ...set(n3),
+    ...loop(P, 16, body, 64),
+  ];
+  return { params: 4, locals: [I32, I32, ...Array(8).fill(V128)], code };
+}
+
+/** 16 elements of 2 bytes (two vectors) to 16 bytes of each of the two planes. */
+function split2Body(): { params: number; locals: number[]; code: number[] } {
+  const P = { src: 0, dst: 1, n: 2, groups: 3 };
+  const [a, b] = [4, 5];
+  const body = [
+    ...get(P.src), ...load(0), ...set(a),
+    ...get(P.src), ...load(16), ...set(b),
+    ...get(P.dst), ...get(a), ...get(b), ...shuffle(EVEN8), ...store(0),
+    ...get(P.dst), ...get(P.n), ...ADD, ...get(a), ...get(b), ...shuffle(ODD8), ...store(0),
+  ];
+  return { params: 4, locals: [V128, V128], code: loop(P, 16, body, 32) };
+}
+
 function assemble(): Uint8Array<ArrayBuffer> {
-  const fns = [join4Body(false), join4Body(true), join2Body(false), join2Body(true)];
-  const names = ['join4', 'join4z', 'join2', 'join2z'];
+  const fns = [join4Body(false), join4Body(true), join2Body(false), join2Body(true), split4Body(), split2Body()];
+  const names = ['join4', 'join4z', 'join2', 'join2z', 'split4', 'split2'];
   const types = [
     [0x60, ...vec([[I32], [I32], [I32], [I32]]), 0],
     [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), 0],
@@ -191,7 +245,7 @@ export function simdJoin(): Simd | undefined {
       if (process.env.CKPT_NO_SIMD === '1') throw new Error('disabled');
       const inst = new WebAssembly.Instance(new WebAssembly.Module(assemble()));
       const e = inst.exports as unknown as Simd;
-      simdState = { memory: e.memory, join4: e.join4, join4z: e.join4z, join2: e.join2, join2z: e.join2z };
+      simdState = { memory: e.memory, join4: e.join4, join4z: e.join4z, join2: e.join2, join2z: e.join2z, split4: e.split4, split2: e.split2 };
     } catch {
       simdState = null;
     }
