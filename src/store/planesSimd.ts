@@ -1,5 +1,6 @@
 /**
- * Byte-plane joins and splits in WebAssembly SIMD: what every read and every compressed write of a float chunk runs through.
+ * Byte-plane joins and splits in WebAssembly SIMD: what every read and every compressed write of
+ * a float chunk runs through.
  * JavaScript moves about 0.5 GB/s here (a 4x4 byte transpose per four elements, in shifts);
  * i8x16.shuffle rebuilds 16 elements from 16 bytes of each plane in eight instructions, several
  * times faster. The module is assembled here from its instructions (no binary blob to review) and
