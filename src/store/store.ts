@@ -20,7 +20,7 @@ import { ChunkIndex, decodeIndexFile } from './chunkIndex.js';
 import { readIndexCache, updateIndexCache, type CachedIndexFile, type IndexCache } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
 import { CommitCache } from './commitCache.js';
-import { emptyUsage, UsageCache, type UsageEntries } from './usageCache.js';
+import { emptyUsage, UsageCache, type SizedKind, type UsageEntries } from './usageCache.js';
 import { UsageRecorder } from './usageRecorder.js';
 import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
@@ -338,7 +338,6 @@ export class Store {
   /** Makes a finished pack's chunks visible to this process. */
   async registerPack(p: FinishedPack): Promise<void> {
     (await this.index()).addPack(p.pack, p.index, p.size, p.records);
-    this.meta.usage?.size('pack', p.pack, p.size);
     this.meta.usage?.size('index', p.index, p.indexBytes.length);
     // this process wrote an index file: the index cache takes it (and what the load read itself)
     const view = this.indexCacheView;
@@ -671,11 +670,16 @@ export class Store {
 
   /**
    * Bytes the store takes, by kind: on disk for a local folder, as the backend lists them
-   * elsewhere. `known` gives the sizes of content-addressed files seen before (the usage cache),
-   * which a local walk takes instead of a stat.
+   * elsewhere. `known` gives the sizes of content-addressed files written before (the usage
+   * cache), which a local walk takes instead of a stat; a pack's size is its index file's.
    */
   async diskUsage(known?: UsageEntries['sizes']): Promise<StoreDiskUsage> {
-    if (this.isLocal) return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') }, known);
+    if (this.isLocal) {
+      const packs = this.chunkIndex?.packs;
+      const sizes = new Map<SizedKind, { get(id: string): number | undefined }>(known);
+      if (packs) sizes.set('pack', { get: (id: ObjectId) => packs.get(id)?.size ?? known?.get('pack')?.get(id) });
+      return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') }, sizes);
+    }
     const sum = async (prefix: string) => (await this.backend.list(prefix)).reduce((n, k) => n + k.size, 0);
     const [packs, index, meta] = [await sum('objects/packs/'), await sum('objects/index/'), await sum('objects/meta/')];
     const other = (await sum('refs/')) + (await sum('logs/'));

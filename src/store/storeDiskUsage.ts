@@ -8,7 +8,7 @@
  * their sizes can come from `known` (the usage cache, by kind and id), so a long history costs
  * a listing of names instead of a stat per file. Sizes stat'ed here go into `seen`.
  */
-import { readdirSync, statSync, type Dirent } from 'node:fs';
+import { lstatSync, readdirSync, statSync, type Dirent } from 'node:fs';
 import * as path from 'node:path';
 import type { SizedKind } from './usageCache.js';
 
@@ -24,7 +24,7 @@ export interface StoreDiskUsage {
 const SHAPE: Record<SizedKind, [number, string]> = { pack: [64, '.pack'], index: [64, '.idx'], meta: [62, ''] };
 
 /** kind -> id -> bytes, of content-addressed files written before. */
-export type KnownSizes = ReadonlyMap<SizedKind, ReadonlyMap<string, number>>;
+export type KnownSizes = ReadonlyMap<SizedKind, { get(id: string): number | undefined }>;
 
 /**
  * `dir` is the store folder; `packs`, `index` and `meta` the folders of those kinds inside it.
@@ -49,22 +49,38 @@ export async function storeDiskUsage(dir: string, kinds: { packs: string; index:
       return [];
     }
   };
-  /** A folder of content-addressed files of `kind` (meta: a fan-out folder, `prefix` its name). */
+  /**
+   * A folder of content-addressed files of `kind` (meta: a fan-out folder, `prefix` its name).
+   * Names only: a name whose size is known is a file written before; anything else is stat'ed
+   * (and walked when a folder).
+   */
   const walkKind = (d: string, part: number, kind: SizedKind, prefix: string): void => {
     const known = sizes?.get(kind);
     const [idLength, suffix] = SHAPE[kind];
     const named = kind === 'meta' ? prefix.length === 2 : prefix === '';
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      return;
+    }
     let sum = 0;
-    for (const e of list(d)) {
-      const name = e.name;
-      if (e.isDirectory()) {
-        walkKind(path.join(d, name), part, kind, kind === 'meta' && prefix === '' && /^[0-9a-f]{2}$/.test(name) ? name : '-');
+    for (const name of names) {
+      // a content-addressed name: its size is known when it was written by this store
+      const size = known && named && name.length === idLength + suffix.length && name.endsWith(suffix) ? known.get(prefix + name.slice(0, idLength)) : undefined;
+      if (size !== undefined) {
+        sum += size;
         continue;
       }
-      if (!e.isFile()) continue;
-      // a content-addressed name: its size is known when seen before
-      const id = named && name.length === idLength + suffix.length && name.endsWith(suffix) ? prefix + name.slice(0, idLength) : undefined;
-      sum += (id !== undefined ? known?.get(id) : undefined) ?? stat(path.join(d, name));
+      const p = path.join(d, name);
+      let st;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue; // gone since the listing
+      }
+      if (st.isDirectory()) walkKind(p, part, kind, kind === 'meta' && prefix === '' && /^[0-9a-f]{2}$/.test(name) ? name : '-');
+      else if (st.isFile()) sum += st.size;
     }
     sums[part] += sum;
   };
