@@ -151,7 +151,7 @@ export class Store {
     this.refs = new RefStore(backend, clock);
     this.pruned = new PrunedMarks(backend);
     if (this.isLocal) {
-      this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'));
+      this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'), this.tmpDir);
       this.meta.usage = new UsageRecorder(new UsageCache(path.join(dir, 'usage-cache'), this.tmpDir));
     }
   }
