@@ -113,6 +113,12 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
     if (fault) throw new UsageError(`${files[i]} cannot be stored as ${JSON.stringify(p)}: ${fault}`, { file: files[i], path: p });
   });
 
+  // The Git work tree's state is read by `git status` in its own process while this one parses
+  // and stores the checkpoint (inside a big Git work tree it takes as long as the commit itself);
+  // it is awaited where the commit records it.
+  const gitStateRead = opts.provenance && !opts.code ? readGitState(repo.root, files) : Promise.resolve(undefined);
+  gitStateRead.catch(() => {}); // awaited below; this only keeps an early failure from counting as unhandled
+
   // Parse every file before writing anything: bad input leaves the store exactly as it was. A
   // file unchanged since it was last committed (stat cache) is not read at all.
   const cache = await StatCache.load(repo.store);
@@ -130,7 +136,6 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
     total += (hit ?? layout)!.size;
   }
 
-  const gitState = opts.provenance && !opts.code ? await readGitState(repo.root, files) : undefined;
   const warnings: string[] = [];
 
   // The shared lock keeps gc from sweeping while this commit deduplicates against the index; the
@@ -139,7 +144,7 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   let result: CommitResult;
   try {
     await repo.store.reloadIndex();
-    result = await commitLocked(repo, files, treePaths, cached, layouts, total, opts, gitState, warnings);
+    result = await commitLocked(repo, files, treePaths, cached, layouts, total, opts, gitStateRead, warnings);
     if (opts.whileLocked) await opts.whileLocked(result);
   } finally {
     await lock.release();
@@ -147,6 +152,7 @@ export async function commitFiles(repo: Repository, paths: string[], opts: Commi
   // links in the store's tmp/ (a watcher's snapshot of a checkpoint) go away: not worth an entry
   for (let i = 0; i < files.length; i++) if (!repo.store.isScratch(files[i])) await cache.record(files[i], result.files[i].manifest, repo.clock());
   await cache.save();
+  const gitState = await gitStateRead;
   if (gitState && result.code?.commit) {
     try {
       await appendNote(gitState.root, result.code.commit, noteLine(result.id, result.branch, opts.message), (write) => repo.store.withLock('git-notes', write, 60_000));
@@ -165,9 +171,10 @@ async function commitLocked(
   layouts: (Layout | undefined)[],
   total: number,
   opts: CommitOptions,
-  gitState: GitState | undefined,
+  gitStateRead: Promise<GitState | undefined>,
   warnings: string[],
 ): Promise<CommitResult> {
+  let gitState: GitState | undefined;
   let { ref, expected, head } = opts.detached ? { ref: undefined, expected: null, head: null } : await targetRef(repo, opts.branch);
   const parentTree = head ? await repo.readTree((await repo.readCommit(head)).tree) : undefined;
   const ingestor = new Ingestor(repo.store, { compress: opts.compress ?? true });
@@ -202,6 +209,7 @@ async function commitLocked(
     const settled = await Promise.allSettled(files.map((_, i) => limit(() => ingestOne(i))));
     for (const r of settled) if (r.status === 'rejected') throw r.reason;
     for (const r of settled) if (r.status === 'fulfilled') manifests.push(r.value);
+    gitState = await gitStateRead;
     if (gitState) {
       captured = await captureCode(gitState, opts.provenance?.withCode ? ingestor : undefined);
       for (const s of captured.skipped) warnings.push(`code file not stored: ${s}`);

@@ -46,17 +46,30 @@ async function author(gitRoot: string): Promise<{ name: string; email: string }>
   return { name: name || 'ckpt', email: email || 'ckpt@localhost' };
 }
 
+/** user.name and user.email of the repository's own config (as isomorphic-git reads them), with ckpt's defaults. */
+function authorFromConfig(text: string): { name: string; email: string } {
+  const get = (key: string) => text.split('\n').find((l) => l.startsWith(`${key} `))?.slice(key.length + 1);
+  return { name: get('user.name') || 'ckpt', email: get('user.email') || 'ckpt@localhost' };
+}
+
 /**
  * Appends `line` to the note on `oid` (no-op when the checkpoint is already listed), one writer
  * at a time: `exclusive` runs the write under the store's lock of Git notes.
  */
 export async function appendNote(gitRoot: string, oid: string, line: string, exclusive: (write: () => Promise<void>) => Promise<void>): Promise<void> {
   await exclusive(async () => {
-    const old = (await readNote(gitRoot, oid)) ?? '';
+    // with the `git` program: the note and the author from git itself, not isomorphic-git (whose
+    // loading and reading cost more than a commit's checkpoint in a big work tree)
+    const [shown, config] = await Promise.all([
+      runGit(gitRoot, ['notes', `--ref=${NOTES_REF}`, 'show', oid], { okExitCodes: [1] }),
+      runGit(gitRoot, ['config', '--local', '--get-regexp', '^user\\.(name|email)$'], { okExitCodes: [1] }),
+    ]);
+    const viaGit = shown !== undefined && config !== undefined;
+    const old = (viaGit ? shown.toString('utf8') : await readNote(gitRoot, oid)) ?? '';
     const id = LINE_RE.exec(line)?.[1];
     if (id && old.split('\n').some((l) => LINE_RE.exec(l)?.[1] === id)) return;
     const note = `${old}${old && !old.endsWith('\n') ? '\n' : ''}${line}\n`;
-    const who = await author(gitRoot);
+    const who = viaGit ? authorFromConfig(config.toString('utf8')) : await author(gitRoot);
     // isomorphic-git's note commit reads and parses the whole Git index (seconds in a work tree
     // of 50,000 files); `git notes` does not touch it
     if (await addNoteWithGit(gitRoot, oid, note, who)) return;

@@ -9,6 +9,8 @@ export interface RunGitOptions {
   input?: string;
   /** Added to the environment. */
   env?: Record<string, string>;
+  /** Exit codes besides 0 that are answers, not failures (`git notes show` exits 1: no note). */
+  okExitCodes?: number[];
 }
 
 export function runGit(root: string, args: string[], opts: RunGitOptions = {}): Promise<Buffer | undefined> {
@@ -18,7 +20,7 @@ export function runGit(root: string, args: string[], opts: RunGitOptions = {}): 
       args,
       // no optional locks: ckpt reads the index and never rewrites it under the user's git
       { cwd: root, encoding: 'buffer', maxBuffer: 1 << 30, env: { ...process.env, GIT_OPTIONAL_LOCKS: '0', LC_ALL: 'C', ...opts.env } },
-      (err, stdout) => resolve(err ? undefined : stdout),
+      (err, stdout) => resolve(!err || opts.okExitCodes?.includes(err.code as unknown as number) ? stdout : undefined),
     );
     child.on('error', () => resolve(undefined));
     child.stdin?.on('error', () => undefined);

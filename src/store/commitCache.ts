@@ -8,16 +8,22 @@
  * Payload: entries back to back, each 32 B commit id, u32 length, the commit object's bytes.
  */
 import type { ObjectId } from '../core/objectId.js';
-import { appendCacheFile, readCacheFile } from './cacheFile.js';
+import { appendCacheFile, readCacheFile, rewriteCacheFile } from './cacheFile.js';
 
 const MAGIC = 'CKCC';
 const VERSION = 1;
 const HEX_ID = /^[0-9a-f]{64}$/;
+/** Appended segments beyond this are compacted into one by the next write (a reader checks each). */
+const MAX_SEGMENTS = 64;
 
 export class CommitCache {
   private entries: Map<ObjectId, Uint8Array> | undefined;
 
-  constructor(private readonly file: string) {}
+  /** `tmpDir`: where a compacted cache is written before it replaces the file. */
+  constructor(
+    private readonly file: string,
+    private readonly tmpDir?: string,
+  ) {}
 
   private load(): Map<ObjectId, Uint8Array> {
     if (this.entries) return this.entries;
@@ -56,6 +62,15 @@ export class CommitCache {
     payload.write(id, 0, 32, 'hex');
     payload.writeUInt32LE(bytes.length, 32);
     payload.set(bytes, 36);
+    if (this.tmpDir) {
+      // many segments (one per commit) or a damaged one: the intact entries and this one, whole
+      const c = readCacheFile(this.file, MAGIC, VERSION);
+      if (c.size > 0 && (!c.intact || c.segments >= MAX_SEGMENTS)) {
+        await rewriteCacheFile(this.file, MAGIC, VERSION, this.tmpDir, Buffer.concat([...c.payloads, payload]));
+        this.entries?.set(id, bytes);
+        return;
+      }
+    }
     await appendCacheFile(this.file, MAGIC, VERSION, payload);
     this.entries?.set(id, bytes);
   }

@@ -8,6 +8,7 @@ import { CkptError, CorruptObjectError, NotFoundError } from '../core/errors.js'
 import { objectId, type ObjectId } from '../core/objectId.js';
 import type { Commit, MetaObject } from '../core/objects.js';
 import type { CommitCache } from './commitCache.js';
+import type { UsageRecorder } from './usageRecorder.js';
 import { whereIs, type Backend } from '../backend/backend.js';
 import { META_KINDS, metaKey } from '../backend/objectKeys.js';
 
@@ -16,6 +17,8 @@ const META_PREFIX = 'objects/meta/';
 export class MetaStore {
   /** A local store's cache of commits for history display (commitCache.ts). */
   commitCache: CommitCache | undefined;
+  /** A local store's record of what it wrote, for du (usageRecorder.ts). */
+  usage: UsageRecorder | undefined;
 
   constructor(private readonly backend: Backend) {}
 
@@ -33,6 +36,7 @@ export class MetaStore {
     const { id, bytes } = MetaStore.encode(obj);
     await this.putRaw(id, bytes);
     if (obj.type === 'commit') await this.commitCache?.append(id, bytes);
+    await this.usage?.wrote(id, obj, bytes.length, (t) => this.get(t, 'tree'));
     return id;
   }
 

@@ -20,6 +20,8 @@ import { ChunkIndex, decodeIndexFile } from './chunkIndex.js';
 import { readIndexCache, updateIndexCache, type CachedIndexFile, type IndexCache } from './indexCache.js';
 import { ChunkReader } from './chunkReader.js';
 import { CommitCache } from './commitCache.js';
+import { emptyUsage, UsageCache, type SizedKind, type UsageEntries } from './usageCache.js';
+import { UsageRecorder } from './usageRecorder.js';
 import { MetaStore } from './metaStore.js';
 import { PackWriter, type FinishedPack } from './packWriter.js';
 import { PrunedMarks } from './prunedMarks.js';
@@ -49,7 +51,7 @@ const LAYOUT: Array<[string, 'folder' | 'file']> = [
 /**
  * A folder that is a file or a file that is a folder (or a pipe, or a device) is damage every
  * command would trip over differently; found on open, it is one E_CORRUPT naming the path. Blocking
- * calls: this runs at every command's start, over folders of a file per pack.
+ * calls: this runs at every command's start (a fixed number of lstat calls, whatever the history).
  */
 async function checkLayout(dir: string): Promise<void> {
   for (const [rel, want] of LAYOUT) {
@@ -72,21 +74,28 @@ async function checkLayout(dir: string): Promise<void> {
     const ok = want === 'folder' ? st.isDirectory() : st.isFile();
     if (!ok) throw new CkptError('E_CORRUPT', `${p} is ${st.isFile() ? 'a file' : kindOfEntry(st)}, not a ${want}; the store is damaged (see \`ckpt fsck\`)`, { file: p });
   }
-  // a pack or index file that is a folder or a pipe: listings skip it, so name it here
-  for (const [folder, name] of [['objects/index', INDEX_NAME], ['objects/packs', PACK_NAME]] as const) {
-    const d = path.join(dir, ...folder.split('/'));
-    let ents: Dirent[];
-    try {
-      ents = readdirSync(d, { withFileTypes: true });
-    } catch {
-      continue;
-    }
-    for (const e of ents) {
-      if (!name.test(e.name) || e.isFile()) continue;
-      const p = path.join(d, e.name);
-      const st = lstatSync(p);
-      if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file; the store is damaged (see \`ckpt fsck\`)`, { file: p });
-    }
+}
+
+/**
+ * A pack or index file that is a folder or a pipe: listings skip it, so it is named here, by
+ * whatever lists packs or index files of a local store (loading the index, gc, fsck), before it
+ * could be taken for missing. Commands that never list them (log, status, show) do not pay for
+ * a listing that grows with the history.
+ */
+function checkEntries(dir: string, folder: 'objects/index' | 'objects/packs', listed?: Dirent[]): void {
+  const name = folder === 'objects/index' ? INDEX_NAME : PACK_NAME;
+  const d = path.join(dir, ...folder.split('/'));
+  let ents: Dirent[];
+  try {
+    ents = listed ?? readdirSync(d, { withFileTypes: true });
+  } catch {
+    return;
+  }
+  for (const e of ents) {
+    if (e.isFile() || !name.test(e.name)) continue;
+    const p = path.join(d, e.name);
+    const st = lstatSync(p);
+    if (!st.isFile()) throw new CkptError('E_CORRUPT', `${p} is ${kindOfEntry(st)}, not a file; the store is damaged (see \`ckpt fsck\`)`, { file: p });
   }
 }
 
@@ -141,7 +150,10 @@ export class Store {
     this.meta = new MetaStore(backend);
     this.refs = new RefStore(backend, clock);
     this.pruned = new PrunedMarks(backend);
-    if (this.isLocal) this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'));
+    if (this.isLocal) {
+      this.meta.commitCache = new CommitCache(path.join(dir, 'commit-cache'), this.tmpDir);
+      this.meta.usage = new UsageRecorder(new UsageCache(path.join(dir, 'usage-cache'), this.tmpDir));
+    }
   }
 
   /** True when the store is a folder on this machine (its backend is the local folder's). */
@@ -274,6 +286,8 @@ export class Store {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
       ents = [];
     }
+    checkEntries(this.dir, 'objects/index', ents);
+    checkEntries(this.dir, 'objects/packs');
     // what the backend would list: regular files named like index files
     const ids = ents.flatMap((e) => (e.isFile() ? (INDEX_NAME.exec(e.name)?.[1] ?? []) : [])).sort();
     const cacheFile = path.join(this.dir, 'index-cache');
@@ -310,6 +324,7 @@ export class Store {
   async reloadIndex(opts: { verified?: boolean } = {}): Promise<ChunkIndex> {
     this.chunkIndex = undefined;
     if (opts.verified) {
+      if (this.isLocal) for (const f of ['objects/index', 'objects/packs'] as const) checkEntries(this.dir, f);
       this.indexCacheView = undefined; // the cache catches up at a later write
       this.chunkIndex = await ChunkIndex.load(this.backend);
     }
@@ -323,6 +338,7 @@ export class Store {
   /** Makes a finished pack's chunks visible to this process. */
   async registerPack(p: FinishedPack): Promise<void> {
     (await this.index()).addPack(p.pack, p.index, p.size, p.records);
+    this.meta.usage?.size('index', p.index, p.indexBytes.length);
     // this process wrote an index file: the index cache takes it (and what the load read itself)
     const view = this.indexCacheView;
     if (view) {
@@ -431,6 +447,7 @@ export class Store {
 
   /** Every pack of the store. */
   async listPacks(): Promise<PackFileInfo[]> {
+    if (this.isLocal) checkEntries(this.dir, 'objects/packs');
     return (await this.backend.list('objects/packs/')).flatMap((k) => {
       const p = parseKey(k.key);
       return p?.kind === 'pack' ? [{ id: p.name, size: k.size, mtimeMs: k.mtimeMs ?? 0 }] : [];
@@ -495,6 +512,7 @@ export class Store {
 
   /** Ids of the index files, sorted. */
   async listIndexFiles(): Promise<ObjectId[]> {
+    if (this.isLocal) checkEntries(this.dir, 'objects/index');
     return (await this.backend.list('objects/index/'))
       .flatMap((k) => {
         const p = parseKey(k.key);
@@ -642,9 +660,26 @@ export class Store {
     }
   }
 
-  /** Bytes the store takes, by kind: on disk for a local folder, as the backend lists them elsewhere. */
-  async diskUsage(): Promise<StoreDiskUsage> {
-    if (this.isLocal) return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') });
+  /**
+   * What the usage cache (usageCache.ts) holds: empty for a store elsewhere. Read by du, which
+   * never writes it (the write of a commit does).
+   */
+  usageEntries(): UsageEntries {
+    return this.isLocal ? new UsageCache(path.join(this.dir, 'usage-cache'), this.tmpDir).read() : emptyUsage();
+  }
+
+  /**
+   * Bytes the store takes, by kind: on disk for a local folder, as the backend lists them
+   * elsewhere. `known` gives the sizes of content-addressed files written before (the usage
+   * cache), which a local walk takes instead of a stat; a pack's size is its index file's.
+   */
+  async diskUsage(known?: UsageEntries['sizes']): Promise<StoreDiskUsage> {
+    if (this.isLocal) {
+      const packs = this.chunkIndex?.packs;
+      const sizes = new Map<SizedKind, { get(id: string): number | undefined }>(known);
+      if (packs) sizes.set('pack', { get: (id: ObjectId) => packs.get(id)?.size ?? known?.get('pack')?.get(id) });
+      return storeDiskUsage(this.dir, { packs: this.packsDir, index: this.indexDir, meta: path.join(this.objectsDir, 'meta') }, sizes);
+    }
     const sum = async (prefix: string) => (await this.backend.list(prefix)).reduce((n, k) => n + k.size, 0);
     const [packs, index, meta] = [await sum('objects/packs/'), await sum('objects/index/'), await sum('objects/meta/')];
     const other = (await sum('refs/')) + (await sum('logs/'));
