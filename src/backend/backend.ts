@@ -44,15 +44,19 @@ export interface RemoteLock {
 export interface GetToFileOptions {
   /** The size the remote's index file gives the object: more (or fewer) bytes is a fault. */
   size?: number;
+  /** Called as bytes arrive (progress within one large object); a retried download reports bytes again. */
+  onReceived?: (bytes: number) => void;
 }
 
 /**
  * `file` is a local path, streamed: a pack is never read whole into memory. `writtenAs` says the
  * caller itself wrote the file and hashed every byte it wrote to the id the key names (a pack
  * writer); a backend on the same disk may then move the file into place instead of hashing it
- * again. Bytes from anywhere else are always verified.
+ * again. Bytes from anywhere else are always verified. `onSent`, when the driver can tell, is
+ * called as bytes of the file reach the other side (or are found there from an interrupted
+ * upload): progress within one large object. A retried upload may report bytes again.
  */
-export type PutBody = { bytes: Uint8Array } | { file: string; writtenAs?: string };
+export type PutBody = { bytes: Uint8Array } | { file: string; writtenAs?: string; onSent?: (bytes: number) => void };
 
 /** One entry of a ref's reflog, written by casRef under the ref's lock (docs/format.md, reflog). */
 export interface RefLogEntry {
@@ -305,6 +309,7 @@ export async function streamToVerifiedFile(
   source: Readable | AsyncIterable<Uint8Array>,
   dest: string,
   where: string,
+  onReceived?: (bytes: number) => void,
 ): Promise<number> {
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(6).toString('hex')}.part`);
   await fs.mkdir(path.dirname(dest), { recursive: true });
@@ -316,6 +321,7 @@ export async function streamToVerifiedFile(
       v.update(chunk);
       size += chunk.byteLength;
       await writeAll(h, chunk);
+      onReceived?.(chunk.byteLength);
     }
     v.finish(where);
     await h.sync();
