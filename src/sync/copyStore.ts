@@ -297,14 +297,35 @@ class Copy {
   }
 
   private async sendChunks(plan: ChunkPlan): Promise<void> {
-    const { src, dst, result } = this;
-    const jobs = this.opts.jobs;
+    const dst = this.dst;
     const verify = this.opts.home === 'dst';
     const landed: Landed[] = [];
+    // a received pack is verified as soon as it lands, while others still download, when its
+    // delta bases are in it or already in this store; the rest wait for every pack (verifyLanded)
+    const index = verify ? await dst.index() : undefined;
+    const reader = index ? new ChunkReader(dst.backend, index) : undefined;
     const land = async (p: Landed) => {
-      if (verify) landed.push(p);
-      else await this.putIndexFile(plan, p);
+      if (!verify) return this.putIndexFile(plan, p);
+      const own = new Set(p.records.map((r) => r.id));
+      if (!p.records.every((r) => !r.base || own.has(r.base) || plan.dst.has(r.base))) return void landed.push(p);
+      index!.addPack(p.pack, p.index, p.size, p.records);
+      await verifyPackChunks(dst.backend, p.pack, p.records, (id) => reader!.readCached(id));
+      await this.putIndexFile(plan, p);
     };
+    try {
+      await this.sendPacks(plan, land);
+    } catch (e) {
+      if (index) await dst.reloadIndex();
+      throw e;
+    } finally {
+      await reader?.close();
+    }
+    if (verify && landed.length > 0) await this.verifyLanded(plan, landed);
+  }
+
+  private async sendPacks(plan: ChunkPlan, land: (p: Landed) => Promise<void>): Promise<void> {
+    const { src, dst, result } = this;
+    const jobs = this.opts.jobs;
 
     await mapLimit(plan.whole, jobs, async (p) => {
       const meter = this.meter(p.size);
@@ -366,8 +387,6 @@ class Copy {
         throw e;
       }
     }
-
-    if (verify && landed.length > 0) await this.verifyLanded(plan, landed);
   }
 
   /**

@@ -60,7 +60,7 @@ describe.each([
       const s3 = await startS3Server('resume');
       const { hostname, port } = new URL(s3.endpoint);
       const proxy = await startCountingProxy(hostname, Number(port));
-      Object.assign(env, { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, CKPT_S3_PART_MB: '5', CKPT_S3_CONCURRENCY: '1' });
+      Object.assign(env, { AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey, CKPT_S3_PART_MB: '5', CKPT_S3_MULTIPART_MB: '5', CKPT_S3_CONCURRENCY: '1' });
       // the re-run is in this process: the S3 driver reads its settings from process.env
       Object.assign(process.env, env);
       url = `s3://resume/r`;
@@ -69,6 +69,7 @@ describe.each([
         await proxy.close();
         await s3.stop();
         delete process.env.CKPT_S3_PART_MB;
+        delete process.env.CKPT_S3_MULTIPART_MB;
         delete process.env.CKPT_S3_CONCURRENCY;
       };
       var counter = proxy;
