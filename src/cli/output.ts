@@ -146,7 +146,7 @@ export class TransferRate {
 
   add(done: number, now = Date.now()): void {
     this.samples.push([now, done]);
-    while (this.samples.length > 2 && now - this.samples[1][0] >= this.windowMs) this.samples.shift();
+    while (this.samples.length > 2 && now - this.samples[0][0] > this.windowMs) this.samples.shift();
   }
 
   /** Bytes per second over the window (since the start while the window is not yet full). */
