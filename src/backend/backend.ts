@@ -316,13 +316,26 @@ export async function streamToVerifiedFile(
   const v = keyVerifier(key);
   const h = await fs.open(tmp, 'w');
   let size = 0;
+  // socket reads come in pieces of 16-64 KiB: written a MiB at a time, in one writev
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    const parts = pending;
+    pending = [];
+    pendingBytes = 0;
+    if (parts.length === 1) await writeAll(h, parts[0]);
+    else if (parts.length > 1) await writeAll(h, Buffer.concat(parts));
+  };
   try {
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
       v.update(chunk);
       size += chunk.byteLength;
-      await writeAll(h, chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.byteLength;
+      if (pendingBytes >= WRITE_BATCH) await flush();
       onReceived?.(chunk.byteLength);
     }
+    await flush();
     v.finish(where);
     await h.sync();
     await h.close();
@@ -340,6 +353,9 @@ export async function streamToVerifiedFile(
   await fsyncDir(path.dirname(dest));
   return size;
 }
+
+/** Bytes of a download gathered before one write. */
+const WRITE_BATCH = 1024 * 1024;
 
 /** FileHandle.write may write less than asked; loop until the chunk is down. */
 export async function writeAll(h: fs.FileHandle, chunk: Uint8Array): Promise<void> {
