@@ -356,13 +356,19 @@ export class LocalBackend implements Backend {
    * killed), so the next upload of the same key can start at `offset` instead of at 0. The kept
    * bytes up to `offset` are hashed again from disk, so the object is still verified whole. An
    * `offset` beyond what is kept is an E_REMOTE error carrying the kept size (`uploadKept`); a second
-   * upload of the key while one runs is E_LOCKED. Bytes that do not match the key are deleted.
+   * upload of the key while one runs goes through a file of its own (putStream), or is refused
+   * the same way when it asks to resume. Bytes that do not match the key are deleted.
    */
   async putResumable(key: string, source: AsyncIterable<Uint8Array>, offset = 0): Promise<'created' | 'exists'> {
     objectKey(key);
     if (await this.stat(key)) return 'exists';
     const part = this.partialFile(key);
-    if (activeUploads.has(part)) throw new CkptError('E_LOCKED', `${key} is being uploaded by another request`, { key, transient: true });
+    if (activeUploads.has(part)) {
+      // another client sends the same pack meanwhile (two pushes of one commit build the same
+      // packs): this one goes through a file of its own, as before, and is not resumable
+      if (offset === 0) return this.putStream(key, source);
+      throw new CkptError('E_REMOTE', `${key} is being uploaded by another request: send it whole`, { key, uploadKept: 0 });
+    }
     activeUploads.add(part);
     try {
       await fs.mkdir(this.tmpDir, { recursive: true });
