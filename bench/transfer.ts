@@ -4,14 +4,19 @@
  * plain copy, although every transport also hashes every byte and fsyncs, and GNU cp may copy in
  * the kernel (copy_file_range) without the bytes ever reaching user space: a hard peer.
  *
- * Then whole operations: `push` and `clone` of a CKPT_BENCH_CKPT_MB checkpoint (default 1024,
- * one safetensors file of random float32 tensors, stored uncompressed) to a folder, to `ckpt serve`
- * on loopback and to moto S3 on loopback (when moto_server is installed), each next to the peer
- * that moves the same file to the same kind of server in the same run: cp for the folder, curl
- * PUT/GET for HTTP and S3. Ratios are peer time / ckpt time (1 = as fast as the peer).
+ * Then whole operations on a CKPT_BENCH_CKPT_MB checkpoint (default 1024; 4096 for issue 12's
+ * case: one safetensors file of random float32 tensors, stored uncompressed), over `ckpt serve`
+ * (its own process, as users run it) and moto S3 (when installed), all on loopback, each next to
+ * curl moving the same file to the same server in the same round: push against curl PUT, fetch
+ * alone (clone --no-checkout) against curl GET, clone with checkout (which writes the bytes twice)
+ * against curl GET + cp. Ratios are curl time / ckpt time (1 = as fast as curl). Then, in the
+ * first CKPT_BENCH_RESUME_ROUNDS rounds (default 1), a `ckpt push` child SIGKILLed once half the
+ * store's bytes went through a counting proxy, and run again: the bytes the re-run sends against
+ * those that remained.
  *
- *   node dist/bench/transfer.js        CKPT_BENCH_MB (default 256), CKPT_BENCH_ROUNDS (default 3),
- *                                      CKPT_BENCH_CKPT_MB (default 1024; 0 skips push/clone)
+ *   node dist/bench/transfer.js        CKPT_BENCH_MB (default 256; 0 skips the single pack),
+ *                                      CKPT_BENCH_ROUNDS (default 3), CKPT_BENCH_CKPT_MB,
+ *                                      CKPT_BENCH_JOBS (push/fetch --jobs; default theirs)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -289,7 +294,7 @@ async function operations(): Promise<void> {
         await fs.rm(path.join(work, 'curl-copy.bin'), { force: true });
         await tgt.cleanup(round);
         if (round < resumeRounds) {
-          const env = tgt.s3 ? {} : {};
+          const env = {};
           const r = tgt.s3
             ? await killedPush(repo.root, () => `s3://bench/resume${round}`, (p) => ['--endpoint', `http://${p}`, '--region', 'us-east-1'], tgt.s3.endpoint, total, env)
             : await killedPush(repo.root, (p) => `http://${p}/resume${round}`, () => [], server.url, total, env);
