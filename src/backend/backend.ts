@@ -44,15 +44,19 @@ export interface RemoteLock {
 export interface GetToFileOptions {
   /** The size the remote's index file gives the object: more (or fewer) bytes is a fault. */
   size?: number;
+  /** Called as bytes arrive (progress within one large object); a retried download reports bytes again. */
+  onReceived?: (bytes: number) => void;
 }
 
 /**
  * `file` is a local path, streamed: a pack is never read whole into memory. `writtenAs` says the
  * caller itself wrote the file and hashed every byte it wrote to the id the key names (a pack
  * writer); a backend on the same disk may then move the file into place instead of hashing it
- * again. Bytes from anywhere else are always verified.
+ * again. Bytes from anywhere else are always verified. `onSent`, when the driver can tell, is
+ * called as bytes of the file reach the other side (or are found there from an interrupted
+ * upload): progress within one large object. A retried upload may report bytes again.
  */
-export type PutBody = { bytes: Uint8Array } | { file: string; writtenAs?: string };
+export type PutBody = { bytes: Uint8Array } | { file: string; writtenAs?: string; onSent?: (bytes: number) => void };
 
 /** One entry of a ref's reflog, written by casRef under the ref's lock (docs/format.md, reflog). */
 export interface RefLogEntry {
@@ -305,18 +309,33 @@ export async function streamToVerifiedFile(
   source: Readable | AsyncIterable<Uint8Array>,
   dest: string,
   where: string,
+  onReceived?: (bytes: number) => void,
 ): Promise<number> {
   const tmp = path.join(path.dirname(dest), `.${path.basename(dest)}.${randomBytes(6).toString('hex')}.part`);
   await fs.mkdir(path.dirname(dest), { recursive: true });
   const v = keyVerifier(key);
   const h = await fs.open(tmp, 'w');
   let size = 0;
+  // socket reads come in pieces of 16-64 KiB: written a MiB at a time, in one writev
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  const flush = async () => {
+    const parts = pending;
+    pending = [];
+    pendingBytes = 0;
+    if (parts.length === 1) await writeAll(h, parts[0]);
+    else if (parts.length > 1) await writeAll(h, Buffer.concat(parts));
+  };
   try {
     for await (const chunk of source as AsyncIterable<Uint8Array>) {
       v.update(chunk);
       size += chunk.byteLength;
-      await writeAll(h, chunk);
+      pending.push(chunk);
+      pendingBytes += chunk.byteLength;
+      if (pendingBytes >= WRITE_BATCH) await flush();
+      onReceived?.(chunk.byteLength);
     }
+    await flush();
     v.finish(where);
     await h.sync();
     await h.close();
@@ -334,6 +353,9 @@ export async function streamToVerifiedFile(
   await fsyncDir(path.dirname(dest));
   return size;
 }
+
+/** Bytes of a download gathered before one write. */
+const WRITE_BATCH = 1024 * 1024;
 
 /** FileHandle.write may write less than asked; loop until the chunk is down. */
 export async function writeAll(h: fs.FileHandle, chunk: Uint8Array): Promise<void> {

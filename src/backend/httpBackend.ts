@@ -76,6 +76,8 @@ interface Attempt {
 
 /** The header that carries a ref update's reflog entry: `<time ms> <reason, percent-encoded>`. */
 export const REFLOG_HEADER = 'ckpt-reflog';
+/** A resumed pack upload starts at this byte (request); bytes kept of an interrupted one (answer to HEAD <key>?partial). */
+export const UPLOAD_OFFSET = 'upload-offset';
 /** Longest reflog reason sent, in characters (a reason is one line: a commit's subject). */
 const REASON_MAX = 1000;
 
@@ -379,7 +381,7 @@ export class HttpBackend implements Backend {
     await this.request({ method: 'GET', path: key }, async (res) => {
       try {
         const max = opts.size ?? (parseKey(key)?.kind === 'pack' ? Number.MAX_SAFE_INTEGER : maxResponseBytes(key));
-        await streamToVerifiedFile(key, this.guarded(res, max, key, opts.size), dest, this.url);
+        await streamToVerifiedFile(key, this.guarded(res, max, key, opts.size), dest, this.url, opts.onReceived);
       } catch (e) {
         if (e instanceof CkptError) throw e;
         throw transientError(this.url, `transfer of ${key} interrupted: ${(e as Error).message}`, { key });
@@ -389,19 +391,52 @@ export class HttpBackend implements Backend {
 
   async put(key: string, body: PutBody): Promise<void> {
     objectKey(key);
-    let send: Body;
     const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream' };
     if ('bytes' in body) {
       verifyBytes(key, body.bytes, 'upload');
-      send = body.bytes;
-    } else {
-      // the server hashes what it receives; only skip the upload when it already has the object
-      if (await this.stat(key)) return;
-      const file = body.file;
-      headers['Content-Length'] = (await fs.stat(file)).size;
-      send = () => createReadStream(file, { highWaterMark: 1 << 20 });
+      await this.request({ method: 'PUT', path: key, headers, body: body.bytes }, async (res) => void res.resume());
+      return;
     }
+    // the server hashes what it receives; only skip the upload when it already has the object
+    if (await this.stat(key)) return;
+    const file = body.file;
+    const size = (await fs.stat(file)).size;
+    // a pack whose upload was cut off (this push killed, the connection lost) goes on from where the server stopped
+    const kept = parseKey(key)?.kind === 'pack' ? await this.partialUpload(key) : 0;
+    const offset = kept > 0 && kept < size ? kept : 0;
+    if (offset > 0) body.onSent?.(offset);
+    try {
+      await this.putFrom(key, file, size, offset, body.onSent);
+    } catch (e) {
+      // the kept bytes went away meanwhile (409), or were not the pack's (422): once more, whole
+      if (offset === 0 || !(e instanceof CkptError) || e.data.transient === true) throw e;
+      await this.putFrom(key, file, size, 0, body.onSent);
+    }
+  }
+
+  private async putFrom(key: string, file: string, size: number, offset: number, onSent?: (bytes: number) => void): Promise<void> {
+    const headers: Record<string, string | number> = { 'Content-Type': 'application/octet-stream', 'Content-Length': size - offset };
+    if (offset > 0) headers[UPLOAD_OFFSET] = offset;
+    const send = () => {
+      const s = createReadStream(file, { start: offset, highWaterMark: 1 << 20 });
+      if (onSent) s.on('data', (c) => onSent(c.length));
+      return s;
+    };
     await this.request({ method: 'PUT', path: key, headers, body: send }, async (res) => void res.resume());
+  }
+
+  /** Bytes `ckpt serve` kept of an interrupted upload of a pack (HEAD <key>?partial); 0 when none, or an older server. */
+  private async partialUpload(key: string): Promise<number> {
+    try {
+      return await this.request({ method: 'HEAD', path: `${key}?partial` }, async (res) => {
+        res.resume();
+        const n = Number(res.headers[UPLOAD_OFFSET]);
+        return Number.isSafeInteger(n) && n > 0 ? n : 0;
+      }, key);
+    } catch (e) {
+      if (e instanceof CkptError && !e.data.transient) return 0;
+      throw e;
+    }
   }
 
   /** Objects need the admin token, marks too (a mark is a retention decision): docs in storeServer.ts. */

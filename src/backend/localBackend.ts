@@ -47,6 +47,9 @@ import {
 } from './backend.js';
 import { reflogLine } from './reflogLine.js';
 
+/** Partial upload files (putResumable) being written by this process: one writer per key. */
+const activeUploads = new Set<string>();
+
 export interface LocalBackendOptions {
   /** How long casRef waits for another writer's ref lock. */
   lockTimeoutMs?: number;
@@ -279,7 +282,7 @@ export class LocalBackend implements Backend {
     // read no further than the size seen: a file that grows meanwhile does not feed us forever
     const stream = h.createReadStream({ highWaterMark: 1 << 20, end: Math.max(0, size - 1), start: 0, autoClose: true });
     try {
-      await streamToVerifiedFile(key, stream, dest, this.url);
+      await streamToVerifiedFile(key, stream, dest, this.url, opts.onReceived);
     } finally {
       stream.destroy();
       await h.close().catch(() => undefined);
@@ -334,6 +337,97 @@ export class LocalBackend implements Backend {
     }
     await renameIntoPlace(tmp, this.fileFor(key));
     return 'created';
+  }
+
+  /** Where an interrupted upload of `key` is kept: one name per key, so a resumed upload finds it. */
+  private partialFile(key: string): string {
+    return path.join(this.tmpDir, `${key.slice(key.lastIndexOf('/') + 1)}.upload`);
+  }
+
+  /** Bytes kept of an interrupted upload of `key` (putResumable), 0 when none. */
+  async partialSize(key: string): Promise<number> {
+    objectKey(key);
+    return (await fs.stat(this.partialFile(key)).catch(() => undefined))?.size ?? 0;
+  }
+
+  /**
+   * putStream for large objects arriving over a network (`ckpt serve`): the bytes go to
+   * tmp/<name>.upload, which is kept when the source fails midway (a connection cut, a client
+   * killed), so the next upload of the same key can start at `offset` instead of at 0. The kept
+   * bytes up to `offset` are hashed again from disk, so the object is still verified whole. An
+   * `offset` beyond what is kept is an E_REMOTE error carrying the kept size (`uploadKept`); a second
+   * upload of the key while one runs goes through a file of its own (putStream), or is refused
+   * the same way when it asks to resume. Bytes that do not match the key are deleted.
+   */
+  async putResumable(key: string, source: AsyncIterable<Uint8Array>, offset = 0): Promise<'created' | 'exists'> {
+    objectKey(key);
+    if (await this.stat(key)) return 'exists';
+    const part = this.partialFile(key);
+    if (activeUploads.has(part)) {
+      // another client sends the same pack meanwhile (two pushes of one commit build the same
+      // packs): this one goes through a file of its own, as before, and is not resumable
+      if (offset === 0) return this.putStream(key, source);
+      throw new CkptError('E_REMOTE', `${key} is being uploaded by another request: send it whole`, { key, uploadKept: 0 });
+    }
+    activeUploads.add(part);
+    try {
+      await fs.mkdir(this.tmpDir, { recursive: true });
+      const v = keyVerifier(key);
+      let h: fs.FileHandle;
+      if (offset > 0) {
+        const kept = (await fs.stat(part).catch(() => undefined))?.size ?? 0;
+        if (kept < offset) throw new CkptError('E_REMOTE', `${key}: ${kept} bytes kept of an earlier upload, not ${offset}`, { key, uploadKept: kept });
+        h = await fs.open(part, 'r+');
+        try {
+          await h.truncate(offset);
+          const buf = Buffer.allocUnsafe(Math.min(offset, 8 << 20));
+          for (let pos = 0; pos < offset; ) {
+            const { bytesRead } = await h.read(buf, 0, Math.min(buf.byteLength, offset - pos), pos);
+            if (bytesRead === 0) throw new CkptError('E_IO', `${part} shrank`, { key });
+            v.update(buf.subarray(0, bytesRead));
+            pos += bytesRead;
+          }
+        } catch (e) {
+          await h.close().catch(() => undefined);
+          throw e;
+        }
+      } else h = await fs.open(part, 'w');
+      let pos = offset;
+      try {
+        for await (const chunk of source) {
+          v.update(chunk);
+          // positioned writes: the file may be longer than what this upload has reached
+          let done = 0;
+          while (done < chunk.byteLength) {
+            const { bytesWritten } = await h.write(chunk, done, chunk.byteLength - done, pos + done);
+            done += bytesWritten;
+          }
+          pos += chunk.byteLength;
+        }
+      } catch (e) {
+        // what arrived is kept for the next attempt (unless the body was refused as too large)
+        await h.close().catch(() => undefined);
+        if (e instanceof TooLargeError) await fs.rm(part, { force: true });
+        throw e;
+      }
+      try {
+        v.finish('upload');
+        await h.sync();
+        await h.close();
+      } catch (e) {
+        await h.close().catch(() => undefined);
+        await fs.rm(part, { force: true });
+        throw e;
+      }
+      if (await this.stat(key)) {
+        await fs.rm(part, { force: true });
+        return 'exists';
+      }
+      await renameIntoPlace(part, this.fileFor(key));
+      return 'created';
+    } finally {
+      activeUploads.delete(part);
+    }
   }
 
   async delete(key: string): Promise<void> {

@@ -7,7 +7,11 @@
  *   GET|HEAD /<repo>/<key>            object or ref; `Range: bytes=a-b` answers 206
  *   GET|HEAD /<repo>/config|HEAD|logs/<ref>|pruned/<id>   a store file; 404 when missing
  *   GET      /<repo>/?list=<prefix>   JSON [{key, size}]: objects, refs and store files
- *   PUT      /<repo>/<object key>     201 stored, 200 already there, 422 bytes do not match the key
+ *   PUT      /<repo>/<object key>     201 stored, 200 already there, 422 bytes do not match the key;
+ *                                    a pack cut off midway is kept in tmp/<name>.upload
+ *   HEAD     /<repo>/<pack key>?partial   200 with `Upload-Offset: <bytes kept>`, 404 when none
+ *   PUT      /<repo>/<pack key> + `Upload-Offset: N`   the body is the pack from byte N on, after
+ *                                    the N bytes kept (hashed again); 409 when fewer are kept
  *   PUT      /<repo>/refs/...         body "<id>\n" with If-Match: "<old>" or If-None-Match: *;
  *                                    412 with {actual} when the ref holds something else; a
  *                                    `ckpt-reflog: <time ms> <percent-encoded reason>` header is
@@ -60,7 +64,7 @@ import { ServedStore } from '../store/servedStore.js';
 import { guardStream, StallError, TooLargeError } from '../backend/stallGuard.js';
 import { StoreLeases, type LeaseMode } from './storeLeases.js';
 import { listPrefix, STORE_FILE_MAX, type RefLogEntry } from '../backend/backend.js';
-import { REFLOG_HEADER } from '../backend/httpBackend.js';
+import { REFLOG_HEADER, UPLOAD_OFFSET } from '../backend/httpBackend.js';
 import { serveView } from '../view/serveView.js';
 
 export interface RequestLogEntry {
@@ -153,6 +157,8 @@ function statusOf(e: unknown): number {
   if (e instanceof StallError) return 408;
   if ((e as NodeJS.ErrnoException).code === 'ELOOP') return 400;
   if (e instanceof CkptError) {
+    // a resumed upload named more bytes than the server kept
+    if (e.data.uploadKept !== undefined) return 409;
     switch (e.code) {
       case 'E_REF_CONFLICT':
         return 409;
@@ -414,6 +420,13 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
       return;
     }
 
+    if (method === 'HEAD' && query.has('partial')) {
+      // an interrupted upload of this pack: how many bytes of it the server kept
+      const kept = parsed.kind === 'pack' ? await store.partialSize(key) : 0;
+      if (kept === 0) throw new HttpError(404, `no partial upload of ${key}`);
+      res.writeHead(200, { [UPLOAD_OFFSET]: kept, 'Content-Length': 0 }).end();
+      return;
+    }
     if (method === 'GET' || method === 'HEAD') {
       const info = await store.stat(key);
       if (!info) throw new HttpError(404, `no object ${key}`);
@@ -462,9 +475,15 @@ export async function startStoreServer(options: StoreServerOptions): Promise<Sto
     if (declared !== undefined && !(Number.isSafeInteger(declared) && declared >= 0)) throw new HttpError(400, 'bad Content-Length');
     if (declared !== undefined && declared > max) throw new HttpError(413, `body larger than ${max} bytes (the limit for a ${parsed.kind})`);
     if (uploads >= maxUploads) throw new HttpError(503, `${maxUploads} uploads already in progress; try again`, {}, { 'Retry-After': '1' });
+    const offsetHeader = req.headers[UPLOAD_OFFSET];
+    const offset = offsetHeader === undefined ? 0 : Number(offsetHeader);
+    if (!Number.isSafeInteger(offset) || offset < 0 || (offset > 0 && parsed.kind !== 'pack')) throw new HttpError(400, `bad ${UPLOAD_OFFSET}`);
+    if (offset + (declared ?? 0) > max) throw new HttpError(413, `body larger than ${max} bytes (the limit for a ${parsed.kind})`);
     uploads++;
     try {
-      const outcome = await store.putStream(key, limited(req, counter, max, declared));
+      const body = limited(req, counter, max - offset, declared);
+      // a pack's upload cut midway is kept, so the client can resume it from where it stopped
+      const outcome = parsed.kind === 'pack' ? await store.putResumable(key, body, offset) : await store.putStream(key, body);
       res.writeHead(outcome === 'created' ? 201 : 200, { 'Content-Length': 0 }).end();
     } finally {
       uploads--;

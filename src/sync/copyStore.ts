@@ -179,6 +179,26 @@ class Copy {
     this.opts.onProgress?.(this.done, this.total);
   }
 
+  /**
+   * Progress within one object of `size` bytes: `add` as its bytes move (never past its size,
+   * though a retried transfer reports bytes again), `end` for the rest once it is there.
+   */
+  private meter(size: number): { add: (n: number) => void; end: () => void } {
+    let moved = 0;
+    return {
+      add: (n) => {
+        const step = Math.min(n, size - moved);
+        if (step <= 0) return;
+        moved += step;
+        this.progress(step);
+      },
+      end: () => {
+        if (moved < size) this.progress(size - moved);
+        moved = size;
+      },
+    };
+  }
+
   async run(plan: CopyPlan): Promise<void> {
     const { src, dst } = this;
     const jobs = this.opts.jobs;
@@ -277,25 +297,47 @@ class Copy {
   }
 
   private async sendChunks(plan: ChunkPlan): Promise<void> {
-    const { src, dst, result } = this;
-    const jobs = this.opts.jobs;
+    const dst = this.dst;
     const verify = this.opts.home === 'dst';
     const landed: Landed[] = [];
+    // a received pack is verified as soon as it lands, while others still download, when its
+    // delta bases are in it or already in this store; the rest wait for every pack (verifyLanded)
+    const index = verify ? await dst.index() : undefined;
+    const reader = index ? new ChunkReader(dst.backend, index) : undefined;
     const land = async (p: Landed) => {
-      if (verify) landed.push(p);
-      else await this.putIndexFile(plan, p);
+      if (!verify) return this.putIndexFile(plan, p);
+      const own = new Set(p.records.map((r) => r.id));
+      if (!p.records.every((r) => !r.base || own.has(r.base) || plan.dst.has(r.base))) return void landed.push(p);
+      index!.addPack(p.pack, p.index, p.size, p.records);
+      await verifyPackChunks(dst.backend, p.pack, p.records, (id) => reader!.readCached(id));
+      await this.putIndexFile(plan, p);
     };
+    try {
+      await this.sendPacks(plan, land);
+    } catch (e) {
+      if (index) await dst.reloadIndex();
+      throw e;
+    } finally {
+      await reader?.close();
+    }
+    if (verify && landed.length > 0) await this.verifyLanded(plan, landed);
+  }
+
+  private async sendPacks(plan: ChunkPlan, land: (p: Landed) => Promise<void>): Promise<void> {
+    const { src, dst, result } = this;
+    const jobs = this.opts.jobs;
 
     await mapLimit(plan.whole, jobs, async (p) => {
+      const meter = this.meter(p.size);
       if ((await dst.backend.stat(packKey(p.pack)))?.size === p.size) result.packs.reused++;
       else {
-        await this.sendWholePack(p);
+        await this.sendWholePack(p, meter.add);
         result.packs.whole++;
         result.packs.bytes += p.size;
         result.read.requests++;
         result.read.bytes += p.size;
       }
-      this.progress(p.size);
+      meter.end();
       await land(p);
     });
 
@@ -345,8 +387,6 @@ class Copy {
         throw e;
       }
     }
-
-    if (verify && landed.length > 0) await this.verifyLanded(plan, landed);
   }
 
   /**
@@ -354,21 +394,21 @@ class Copy {
    * downloaded, verified against its name as it streams (and cut off at the size its index file
    * gives), straight into this store's packs or through a scratch file to another backend.
    */
-  private async sendWholePack(p: PackListing): Promise<void> {
+  private async sendWholePack(p: PackListing, moved: (n: number) => void): Promise<void> {
     const { src, dst } = this;
     const key = packKey(p.pack);
     if (src.isLocal) {
-      await dst.backend.put(key, src.packBody(p.pack));
+      await dst.backend.put(key, { ...src.packBody(p.pack), onSent: moved });
       return;
     }
     if (dst.isLocal) {
-      await dst.receivePack(p.pack, (dest) => src.backend.getToFile(key, dest, { size: p.size }));
+      await dst.receivePack(p.pack, (dest) => src.backend.getToFile(key, dest, { size: p.size, onReceived: moved }));
       return;
     }
     const tmp = await dst.scratchFile('pack');
     try {
       await src.backend.getToFile(key, tmp, { size: p.size });
-      await dst.backend.put(key, { file: tmp, writtenAs: p.pack });
+      await dst.backend.put(key, { file: tmp, writtenAs: p.pack, onSent: moved });
     } finally {
       await fs.rm(tmp, { force: true });
     }

@@ -379,6 +379,7 @@ describe('over S3', () => {
             region: s3.region,
             credentials: s3.credentials,
             partSize: 5 * 1024 * 1024,
+            multipartThreshold: 5 * 1024 * 1024,
             locks: { leaseMs, waitMs: o.lockWaitMs, pollMs: 100 },
           }),
         plant: async (key, bytes) => {

@@ -157,7 +157,7 @@ describe('store server: uploads', () => {
     expect(JSON.parse(list.body.toString())).toEqual([]);
   });
 
-  it('leaves nothing behind when the client hangs up mid-upload', async () => {
+  it('keeps a pack upload the client hung up on, out of sight in tmp/, and resumes it by Upload-Offset', async () => {
     const p = makePack(4 * 1024 * 1024);
     await new Promise<void>((resolve) => {
       const req = http.request({
@@ -171,11 +171,59 @@ describe('store server: uploads', () => {
       req.on('error', () => resolve());
       req.write(p.bytes.subarray(0, 1024 * 1024), () => setTimeout(() => req.destroy(), 50));
     });
+    const name = `${p.key.split('/').pop()}.upload`;
+    let kept = 0;
     const deadline = Date.now() + 5000;
-    while ((await filesUnder(path.join(root, 'hangup'))).length > 0 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 20));
+    // until the server has seen the hang-up: the size kept no longer changes
+    for (let last = -1; Date.now() < deadline; last = kept) {
+      const head = await raw(server.port, { method: 'HEAD', path: `/hangup/${p.key}?partial`, token: READ });
+      if (head.status === 200) kept = Number(head.headers['upload-offset']);
+      if (kept > 0 && kept === last) break;
+      await new Promise((r) => setTimeout(r, 100));
     }
-    expect(await filesUnder(path.join(root, 'hangup'))).toEqual([]);
+    // nothing under the key, only the bytes that arrived
+    expect(await filesUnder(path.join(root, 'hangup'))).toEqual([`tmp/${name}`]);
+    expect(kept).toBeGreaterThan(0);
+    expect(kept).toBeLessThanOrEqual(1024 * 1024);
+    expect((await raw(server.port, { method: 'HEAD', path: `/hangup/${p.key}`, token: READ })).status).toBe(404);
+
+    // an offset beyond what was kept: 409; the rest from the right offset: stored, verified whole
+    const rest = Buffer.from(p.bytes.subarray(kept));
+    expect((await raw(server.port, { method: 'PUT', path: `/hangup/${p.key}`, body: Buffer.from(p.bytes.subarray(2 * 1024 * 1024)), token: WRITE, headers: { 'Upload-Offset': String(2 * 1024 * 1024) } })).status).toBe(409);
+    expect((await raw(server.port, { method: 'PUT', path: `/hangup/${p.key}`, body: rest, token: WRITE, headers: { 'Upload-Offset': String(kept) } })).status).toBe(201);
+    // (Buffer.compare: toEqual on megabytes takes a minute)
+    expect(Buffer.compare(await fs.readFile(path.join(root, 'hangup', ...p.key.split('/'))), Buffer.from(p.bytes))).toBe(0);
+    expect(await filesUnder(path.join(root, 'hangup'))).toEqual([p.key]);
+  });
+
+  it('refuses (422) a resumed upload whose bytes, with those kept, do not match the key, and drops what it kept', async () => {
+    const p = makePack(2 * 1024 * 1024);
+    const half = 1024 * 1024;
+    // a first upload of the first half, cut off by a wrong length: the server keeps what came
+    await new Promise<void>((resolve) => {
+      const req = http.request({
+        host: '127.0.0.1',
+        port: server.port,
+        method: 'PUT',
+        path: `/badresume/${p.key}`,
+        headers: { Authorization: `Bearer ${WRITE}`, 'Content-Length': p.bytes.byteLength },
+        agent: false,
+      });
+      req.on('error', () => resolve());
+      req.write(p.bytes.subarray(0, half), () => setTimeout(() => req.destroy(), 50));
+    });
+    let kept = 0;
+    for (let last = -1, deadline = Date.now() + 5000; Date.now() < deadline; last = kept) {
+      const head = await raw(server.port, { method: 'HEAD', path: `/badresume/${p.key}?partial`, token: READ });
+      if (head.status === 200) kept = Number(head.headers['upload-offset']);
+      if (kept > 0 && kept === last) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(kept).toBeGreaterThan(0);
+    const wrong = Buffer.from(p.bytes.subarray(kept));
+    wrong[wrong.length - 1] ^= 1;
+    expect((await raw(server.port, { method: 'PUT', path: `/badresume/${p.key}`, body: wrong, token: WRITE, headers: { 'Upload-Offset': String(kept) } })).status).toBe(422);
+    expect(await filesUnder(path.join(root, 'badresume'))).toEqual([]);
   });
 
   it('serves byte ranges (206) and refuses unsatisfiable ones (416)', async () => {
