@@ -18,6 +18,22 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 const SIMD_MIN_BYTES = 4096;
 
 /**
+ * The SIMD module with `src` copied to the start of its memory, room for `spans` buffers of its
+ * (16-byte rounded) size, and the element and group counts; undefined when SIMD does not apply.
+ */
+function simdWork(src: Uint8Array, planes: number, spans: number) {
+  if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
+  const s = simdJoin();
+  if (!s) return undefined;
+  const len = src.length;
+  const n = Math.floor(len / planes);
+  const span = (len + 15) & ~15;
+  const mem = simdMemory(s, spans * span);
+  mem.set(src, 0);
+  return { s, len, n, groups: n >>> 4, span, mem };
+}
+
+/**
  * joinPlanes (and with a base, joinUndoZigzag) in WebAssembly SIMD for 2- and 4-byte elements:
  * whole groups of 16 elements there, the few elements after them and the tail bytes here.
  * Undefined when SIMD is not available or does not apply. With `inPlace` the result overwrites
@@ -26,15 +42,9 @@ const SIMD_MIN_BYTES = 4096;
  * on every chunk.
  */
 function joinSimd(src: Uint8Array, planes: number, base: Uint8Array | undefined, inPlace: boolean): Uint8Array | undefined {
-  if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
-  const s = simdJoin();
-  if (!s) return undefined;
-  const len = src.length;
-  const n = Math.floor(len / planes);
-  const groups = n >>> 4;
-  const span = (len + 15) & ~15;
-  const mem = simdMemory(s, 3 * span);
-  mem.set(src, 0);
+  const w = simdWork(src, planes, 3);
+  if (!w) return undefined;
+  const { s, len, n, groups, span, mem } = w;
   if (base) {
     mem.set(base, span);
     (planes === 4 ? s.join4z : s.join2z)(0, span, 2 * span, n, groups);
@@ -63,15 +73,9 @@ export function splitPlanes(src: Uint8Array, planes: number): Uint8Array {
 
 /** splitPlanes in WebAssembly SIMD for 2- and 4-byte elements, as joinSimd the other way. */
 function splitSimd(src: Uint8Array, planes: number): Uint8Array | undefined {
-  if ((planes !== 2 && planes !== 4) || src.length < SIMD_MIN_BYTES) return undefined;
-  const s = simdJoin();
-  if (!s) return undefined;
-  const len = src.length;
-  const n = Math.floor(len / planes);
-  const groups = n >>> 4;
-  const span = (len + 15) & ~15;
-  const mem = simdMemory(s, 2 * span);
-  mem.set(src, 0);
+  const w = simdWork(src, planes, 2);
+  if (!w) return undefined;
+  const { s, len, n, groups, span, mem } = w;
   (planes === 4 ? s.split4 : s.split2)(0, span, n, groups);
   const out = uninitialized(len);
   out.set(mem.subarray(span, span + n * planes));
