@@ -323,19 +323,33 @@ export class LocalBackend implements Backend {
         v.update(chunk);
         await writeAll(h, chunk);
       }
-      v.finish('upload');
-      await h.sync();
-      await h.close();
     } catch (e) {
       await h.close().catch(() => undefined);
       await fs.rm(tmp, { force: true });
       throw e;
     }
+    return this.land(key, tmp, h, v);
+  }
+
+  /**
+   * The end of an upload written to `file` through `h`: checked against the key, made durable and
+   * renamed into place, unless the object arrived meanwhile. A file that fails the check is deleted.
+   */
+  private async land(key: string, file: string, h: fs.FileHandle, v: ReturnType<typeof keyVerifier>): Promise<'created' | 'exists'> {
+    try {
+      v.finish('upload');
+      await h.sync();
+      await h.close();
+    } catch (e) {
+      await h.close().catch(() => undefined);
+      await fs.rm(file, { force: true });
+      throw e;
+    }
     if (await this.stat(key)) {
-      await fs.rm(tmp, { force: true });
+      await fs.rm(file, { force: true });
       return 'exists';
     }
-    await renameIntoPlace(tmp, this.fileFor(key));
+    await renameIntoPlace(file, this.fileFor(key));
     return 'created';
   }
 
@@ -396,7 +410,7 @@ export class LocalBackend implements Backend {
       try {
         for await (const chunk of source) {
           v.update(chunk);
-          // positioned writes: the file may be longer than what this upload has reached
+          // positioned writes: a file opened to resume is at position 0, its kept bytes before `pos`
           let done = 0;
           while (done < chunk.byteLength) {
             const { bytesWritten } = await h.write(chunk, done, chunk.byteLength - done, pos + done);
@@ -410,21 +424,7 @@ export class LocalBackend implements Backend {
         if (e instanceof TooLargeError) await fs.rm(part, { force: true });
         throw e;
       }
-      try {
-        v.finish('upload');
-        await h.sync();
-        await h.close();
-      } catch (e) {
-        await h.close().catch(() => undefined);
-        await fs.rm(part, { force: true });
-        throw e;
-      }
-      if (await this.stat(key)) {
-        await fs.rm(part, { force: true });
-        return 'exists';
-      }
-      await renameIntoPlace(part, this.fileFor(key));
-      return 'created';
+      return await this.land(key, part, h, v);
     } finally {
       activeUploads.delete(part);
     }
